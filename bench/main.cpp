@@ -1,0 +1,206 @@
+// marmot_bench: measures marmot against a baseline run in the same invocation.
+//
+//   marmot_bench [--quick] [--runs N] [--json FILE] [scenario...]
+//
+// Scenarios (default: all):
+//   capture_bulk                200k rows, one prepared INSERT per row, in one transaction
+//   capture_bulk_one_statement  200k rows, one INSERT ... SELECT
+//   capture_autocommit          2k rows, one autocommit INSERT each (SQLite's default durability)
+// Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
+// so the program cannot rot). Ratios are captured/plain on the same machine in the same process.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "db/capture.h"
+#include "db/schema.h"
+#include "db/sqlite.h"
+
+namespace marmot::bench {
+namespace {
+
+struct Options {
+  bool quick = false;
+  int runs = 5;
+  std::string json_path;
+  std::vector<std::string> scenarios;
+};
+
+struct Figure {
+  std::string scenario;
+  std::string metric;
+  double value;
+  std::string unit;
+};
+
+void Check(const Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "marmot_bench: %s: %s\n", what, s.message().c_str());
+    std::exit(1);
+  }
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+class Scratch {
+ public:
+  Scratch() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "marmot-bench-XXXXXX").string();
+    dir_ = mkdtemp(tmpl.data());
+  }
+  ~Scratch() { std::filesystem::remove_all(dir_); }
+  std::string File(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  std::string dir_;
+};
+
+enum class Capture { kNone, kMarmot, kFloor };
+
+// A fresh WAL database with the benchmark table and, depending on `capture`: nothing, marmot's
+// capture, or the cheapest trigger SQLite allows (one INSERT of the key into a bare table: the
+// floor any trigger-based capture pays).
+Database MakeDb(const std::string& path, Capture capture) {
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  Database::Options options;
+  options.create = true;
+  Result<Database> db = Database::Open(path, options);
+  Check(db.status(), "opening database");
+  Check(db->Exec("PRAGMA journal_mode=WAL;"
+                 "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL);"),
+        "creating table");
+  if (capture == Capture::kFloor) {
+    Check(db->Exec("CREATE TABLE floor_log(k); CREATE TRIGGER floor AFTER INSERT ON items BEGIN "
+                   "INSERT INTO floor_log VALUES (NEW.id); END;"),
+          "creating floor trigger");
+  }
+  if (capture == Capture::kMarmot) {
+    Result<std::vector<TableSchema>> tables = ReadSchema(*db);
+    Check(tables.status(), "reading schema");
+    Check(InstallCapture(*db, *tables), "installing capture");
+  }
+  return std::move(*db);
+}
+
+double Seconds(const std::function<void()>& fn) {
+  auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+enum class InsertForm { kStatementPerRowInOneTransaction, kOneStatement, kAutocommitPerRow };
+
+// Inserts `rows` rows in the given form and returns the seconds it took.
+double InsertRows(Database& db, int rows, InsertForm form) {
+  if (form == InsertForm::kOneStatement) {
+    std::string sql = "INSERT INTO items WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < " +
+                      std::to_string(rows) + ") SELECT i, 'item-' || i, i * 7, i * 0.25 FROM s";
+    return Seconds([&] { Check(db.Exec(sql), "insert"); });
+  }
+  bool one_transaction = form == InsertForm::kStatementPerRowInOneTransaction;
+  Result<Statement> stmt = db.Prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)");
+  Check(stmt.status(), "preparing insert");
+  return Seconds([&] {
+    if (one_transaction) Check(db.Exec("BEGIN"), "begin");
+    char name[32];
+    for (int i = 1; i <= rows; ++i) {
+      std::snprintf(name, sizeof(name), "item-%d", i);
+      stmt->BindInt(1, i);
+      stmt->BindText(2, name);
+      stmt->BindInt(3, i * 7);
+      stmt->BindDouble(4, i * 0.25);
+      Check(stmt->Run(), "insert");
+      stmt->Reset();
+    }
+    if (one_transaction) Check(db.Exec("COMMIT"), "commit");
+  });
+}
+
+void CaptureOverhead(const Options& o, const std::string& name, int rows, InsertForm form,
+                     std::vector<Figure>* out) {
+  Scratch scratch;
+  const Capture kSides[] = {Capture::kNone, Capture::kMarmot, Capture::kFloor};
+  std::vector<double> seconds[3];
+  for (int run = 0; run < o.runs; ++run) {
+    // Rotate the order so drift on a shared machine hits every side alike.
+    for (int k = 0; k < 3; ++k) {
+      int side = (k + run) % 3;
+      Database db = MakeDb(scratch.File("side" + std::to_string(side) + ".db"), kSides[side]);
+      seconds[side].push_back(InsertRows(db, rows, form));
+    }
+  }
+  double plain = Median(seconds[0]), marmot = Median(seconds[1]), floor = Median(seconds[2]);
+  out->push_back({name, "rows", static_cast<double>(rows), "rows"});
+  out->push_back({name, "plain_seconds", plain, "s"});
+  out->push_back({name, "captured_seconds", marmot, "s"});
+  out->push_back({name, "ratio_captured_to_plain", marmot / plain, "x"});
+  out->push_back({name, "ratio_floor_trigger_to_plain", floor / plain, "x"});
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      o.quick = true;
+      o.runs = 1;
+    } else if (a == "--runs" && i + 1 < argc) {
+      o.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--json" && i + 1 < argc) {
+      o.json_path = argv[++i];
+    } else if (a == "--help" || a == "-h") {
+      std::printf("usage: marmot_bench [--quick] [--runs N] [--json FILE] [capture_bulk] [capture_bulk_one_statement] [capture_autocommit]\n");
+      return 0;
+    } else if (!a.empty() && a[0] != '-') {
+      o.scenarios.push_back(a);
+    } else {
+      std::fprintf(stderr, "marmot_bench: unknown argument %s (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  auto wanted = [&](const std::string& s) {
+    return o.scenarios.empty() || std::find(o.scenarios.begin(), o.scenarios.end(), s) != o.scenarios.end();
+  };
+  spdlog::set_level(spdlog::level::warn);
+  std::vector<Figure> figures;
+  int bulk_rows = o.quick ? 20000 : 200000;
+  if (wanted("capture_bulk"))
+    CaptureOverhead(o, "capture_bulk", bulk_rows, InsertForm::kStatementPerRowInOneTransaction, &figures);
+  if (wanted("capture_bulk_one_statement"))
+    CaptureOverhead(o, "capture_bulk_one_statement", bulk_rows, InsertForm::kOneStatement, &figures);
+  if (wanted("capture_autocommit"))
+    CaptureOverhead(o, "capture_autocommit", o.quick ? 200 : 2000, InsertForm::kAutocommitPerRow, &figures);
+
+  std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
+  for (const Figure& f : figures) std::printf("%-22s %-26s %12.4f %s\n", f.scenario.c_str(), f.metric.c_str(), f.value, f.unit.c_str());
+  if (!o.json_path.empty()) {
+    std::ofstream json(o.json_path);
+    json << "{\"runs\": " << o.runs << ", \"quick\": " << (o.quick ? "true" : "false") << ", \"figures\": [";
+    for (size_t i = 0; i < figures.size(); ++i) {
+      const Figure& f = figures[i];
+      json << (i ? ", " : "") << "{\"scenario\": \"" << f.scenario << "\", \"metric\": \"" << f.metric
+           << "\", \"value\": " << f.value << ", \"unit\": \"" << f.unit << "\"}";
+    }
+    json << "]}\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace marmot::bench
+
+int main(int argc, char** argv) { return marmot::bench::Main(argc, argv); }

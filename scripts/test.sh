@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, builds in Release, runs every test with
+# ctest; then (in CI, or with MARMOT_SANITIZE=1) the same suite built with ASan+UBSan.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+jobs="${MARMOT_JOBS:-2}"
+
+bash "$root/scripts/setup.sh"
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs" --timeout 600
+
+if [ "${CI:-}" = "true" ] || [ "${MARMOT_SANITIZE:-0}" = "1" ]; then
+  echo "== sanitizer build (ASan + UBSan) =="
+  MARMOT_BUILD_DIR="$root/build-asan" MARMOT_BUILD_TYPE=RelWithDebInfo \
+    MARMOT_CMAKE_ARGS="-DMARMOT_SANITIZE=ON" bash "$root/scripts/setup.sh"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs" --timeout 900
+fi

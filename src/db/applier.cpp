@@ -1,0 +1,156 @@
+#include "db/applier.h"
+
+#include <spdlog/spdlog.h>
+
+#include "db/marmot_tables.h"
+
+namespace marmot {
+namespace {
+
+std::string CacheKey(const RowChange& change) {
+  std::string key(1, static_cast<char>(change.op));
+  key += change.table;
+  for (const std::string& c : *change.columns) {
+    key.push_back('\0');
+    key += c;
+  }
+  return key;
+}
+
+// The statement text for `change`, with ?N placeholders, or with literals when `values` is set.
+std::string BuildSql(const RowChange& change, const std::vector<Value>* values) {
+  const std::vector<std::string>& cols = *change.columns;
+  auto param = [&](size_t i) {
+    if (values) return (*values)[i].ToDebugString();
+    std::string placeholder = "?";
+    placeholder += std::to_string(i + 1);
+    return placeholder;
+  };
+  std::string sql;
+  if (change.op == RowChange::Op::kUpsert) {
+    sql = "INSERT OR REPLACE INTO " + QuoteIdent(change.table) + " (";
+    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + QuoteIdent(cols[i]);
+    sql += ") VALUES (";
+    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + param(i);
+    sql += ")";
+  } else {
+    sql = "DELETE FROM " + QuoteIdent(change.table) + " WHERE ";
+    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? " AND " : "") + QuoteIdent(cols[i]) + " IS " + param(i);
+  }
+  return sql;
+}
+
+}  // namespace
+
+std::string ChangeToSql(const RowChange& change) { return BuildSql(change, &change.values); }
+
+Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
+  Result<Database> db = Database::Open(db_path);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<Applier> applier(new Applier(std::move(*db)));
+  Database& d = applier->db_;
+  std::string what = "opening applier on " + db_path;
+  MARMOT_RETURN_IF_ERROR(d.DisableTriggersAndForeignKeys().WithContext(what));
+  {
+    Transaction txn(&d);
+    MARMOT_RETURN_IF_ERROR(txn.Begin(true).WithContext(what));
+    Result<int> width = ChangeLogKeyColumns(d);
+    if (!width.ok()) return width.status().WithContext(what);
+    MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(d, std::max(*width, 1)).WithContext(what));
+    MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
+  }
+  Result<Statement> save = d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) + "(stream, seq) VALUES (?1, ?2)");
+  if (!save.ok()) return save.status().WithContext(what);
+  applier->save_position_ = std::move(*save);
+  Result<Statement> dead = d.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
+                                     "(stream, stream_seq, tbl, op, reason, statement) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  if (!dead.ok()) return dead.status().WithContext(what);
+  applier->dead_letter_ = std::move(*dead);
+  return applier;
+}
+
+Result<Statement*> Applier::StatementFor(const RowChange& change, std::string* sql_out) {
+  std::string key = CacheKey(change);
+  auto found = statements_.find(key);
+  if (found == statements_.end()) {
+    std::string sql = BuildSql(change, nullptr);
+    Result<Statement> stmt = db_.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    found = statements_.emplace(std::move(key), std::make_pair(std::move(sql), std::move(*stmt))).first;
+  }
+  *sql_out = found->second.first;
+  return &found->second.second;
+}
+
+Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
+                           const std::optional<StreamPosition>& position) {
+  ++dead_lettered_total_;
+  std::string statement = ChangeToSql(change);
+  spdlog::warn("dead-lettered a change to table {} ({}): {}", QuoteIdent(change.table), reason,
+               statement.substr(0, 300));
+  if (position) {
+    dead_letter_.BindText(1, position->stream);
+    dead_letter_.BindInt(2, static_cast<int64_t>(position->seq));
+  }
+  dead_letter_.BindText(3, change.table);
+  dead_letter_.BindText(4, change.op == RowChange::Op::kUpsert ? "upsert" : "delete");
+  dead_letter_.BindText(5, reason);
+  dead_letter_.BindText(6, statement);
+  Status s = dead_letter_.Run();
+  dead_letter_.Reset();
+  return s.WithContext("writing to " + std::string(kDeadLetterTable));
+}
+
+Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
+                                  const std::optional<StreamPosition>& position) {
+  ApplyStats stats;
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
+  for (const RowChange& change : changes) {
+    std::string sql;
+    Result<Statement*> stmt = StatementFor(change, &sql);
+    Status applied;
+    if (!stmt.ok()) {
+      applied = stmt.status();
+    } else if (change.values.size() != change.columns->size()) {
+      applied = Status::Error("change has " + std::to_string(change.values.size()) + " values for " +
+                              std::to_string(change.columns->size()) + " columns");
+    } else {
+      Statement* s = *stmt;
+      for (size_t i = 0; i < change.values.size(); ++i) s->Bind(static_cast<int>(i + 1), change.values[i]);
+      applied = s->Run();
+      s->Reset();
+    }
+    if (applied.ok()) {
+      ++stats.applied;
+      continue;
+    }
+    // A failed statement leaves the transaction open unless SQLite had to roll it back
+    // (I/O error, disk full, ...); only then does the whole batch fail.
+    if (sqlite3_get_autocommit(db_.get())) {
+      return applied.WithContext("applying batch to " + db_.path() + " (rolled back)");
+    }
+    MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
+    ++stats.dead_lettered;
+  }
+  if (position) {
+    save_position_.BindText(1, position->stream);
+    save_position_.BindInt(2, static_cast<int64_t>(position->seq));
+    Status s = save_position_.Run();
+    save_position_.Reset();
+    MARMOT_RETURN_IF_ERROR(s.WithContext("storing position of stream " + position->stream));
+  }
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
+  return stats;
+}
+
+Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
+  Result<Statement> stmt = db_.Prepare("SELECT seq FROM " + QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, stream);
+  Result<bool> row = stmt->Step();
+  if (!row.ok()) return row.status().WithContext("reading position of stream " + stream);
+  return *row ? static_cast<uint64_t>(stmt->ColumnInt(0)) : uint64_t{0};
+}
+
+}  // namespace marmot

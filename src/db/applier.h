@@ -1,0 +1,80 @@
+// Applier: writes replicated row changes into the local database.
+//
+// A batch is applied in ONE transaction on a connection that has triggers and foreign keys
+// switched off, so neither marmot's capture nor the application's own triggers fire for rows that
+// come from elsewhere (their effects arrive as replicated rows themselves). An upsert is
+// INSERT OR REPLACE of the full row, so it also removes rows that conflict on another UNIQUE
+// constraint, just as it happened on the node that wrote it; a delete removes by key. Generated
+// columns are never written (they are not in the change).
+//
+// A change that cannot be applied (unknown table or column, constraint failure, ...) is written
+// to __marmot__dead_letter with the reason and a replayable SQL statement; the rest of the batch
+// goes on. The position handed in with the batch (stream, sequence) is stored in the same
+// transaction, so after a crash the rows and the position agree.
+//
+// REQUIRES: external synchronization (one thread uses an applier).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "db/sqlite.h"
+#include "db/value.h"
+#include "util/status.h"
+
+namespace marmot {
+
+struct StreamPosition {
+  std::string stream;
+  uint64_t seq = 0;
+};
+
+struct ApplyStats {
+  size_t applied = 0;
+  size_t dead_lettered = 0;
+};
+
+class Applier {
+ public:
+  // Opens its own connection to `db_path` and creates marmot's tables if needed.
+  static Result<std::unique_ptr<Applier>> Open(const std::string& db_path);
+
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+
+  // Applies `changes` in order in one transaction and records `position` (if given) in it.
+  // Fails only when the transaction itself fails (disk full, I/O error, busy beyond the timeout):
+  // then nothing of the batch is applied and the caller retries it.
+  Result<ApplyStats> Apply(const std::vector<RowChange>& changes, const std::optional<StreamPosition>& position);
+
+  // The last sequence stored for `stream`, 0 when none.
+  Result<uint64_t> LoadPosition(const std::string& stream);
+
+  // Total number of dead-lettered changes since this applier was opened (a metric).
+  uint64_t dead_lettered_total() const { return dead_lettered_total_; }
+
+  Database& database() { return db_; }
+
+ private:
+  explicit Applier(Database db) : db_(std::move(db)) {}
+  Result<Statement*> StatementFor(const RowChange& change, std::string* sql_out);
+  Status DeadLetter(const RowChange& change, const std::string& reason,
+                    const std::optional<StreamPosition>& position);
+
+  Database db_;
+  // Keyed by op, table and column list; SQLite re-prepares them itself after schema changes.
+  std::unordered_map<std::string, std::pair<std::string, Statement>> statements_;
+  Statement save_position_;
+  Statement dead_letter_;
+  uint64_t dead_lettered_total_ = 0;
+};
+
+// The SQL statement (with values inlined as literals) that would apply `change` by hand; stored in
+// the dead-letter table so an operator can fix the cause and replay it.
+std::string ChangeToSql(const RowChange& change);
+
+}  // namespace marmot

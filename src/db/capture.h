@@ -1,0 +1,27 @@
+// Capture: the triggers that record every row change the application makes.
+//
+// For each replicated table, AFTER INSERT / UPDATE / DELETE triggers append the key of the
+// changed row to __marmot__change_log. A trigger does one small INSERT and nothing else: no
+// function lookups, no scans (the original's pragma_function_list check made bulk writes ~100x
+// slower). An UPDATE that changes the key also logs the old key, so replicas delete the old row.
+// Replicated writes are not captured because the applier's connection runs with triggers off.
+#pragma once
+
+#include <vector>
+
+#include "db/schema.h"
+#include "util/status.h"
+
+namespace marmot {
+
+class Database;
+
+// Installs capture for `tables` in one transaction: creates marmot's tables, registers each table
+// under a stable id, and (re)creates its triggers. Triggers of tables not in `tables` (dropped or
+// renamed since) are removed. Safe to run on every start.
+Status InstallCapture(Database& db, const std::vector<TableSchema>& tables);
+
+// Removes every trigger and table marmot created (the -cleanup flag), in one transaction.
+Status RemoveCapture(Database& db);
+
+}  // namespace marmot

@@ -1,0 +1,231 @@
+#include "db/change_reader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "db/marmot_tables.h"
+
+namespace marmot {
+namespace {
+
+constexpr char kConfirmedStateName[] = "reader_confirmed_seq";
+
+// Appends a byte encoding of `v` that differs for any two values that differ (type included).
+void AppendKeyBytes(const Value& v, std::string* out) {
+  out->push_back(static_cast<char>(v.type()));
+  switch (v.type()) {
+    case Value::Type::kNull:
+      break;
+    case Value::Type::kInteger: {
+      int64_t i = v.integer();
+      out->append(reinterpret_cast<const char*>(&i), sizeof(i));
+      break;
+    }
+    case Value::Type::kReal: {
+      double d = v.real();
+      out->append(reinterpret_cast<const char*>(&d), sizeof(d));
+      break;
+    }
+    default: {
+      uint64_t n = v.bytes().size();
+      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
+      out->append(v.bytes());
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path) {
+  Result<Database> db = Database::Open(db_path);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<ChangeReader> reader(new ChangeReader(std::move(*db)));
+  MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext("opening change reader on " + db_path));
+  MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext("opening change reader on " + db_path));
+  Result<int64_t> confirmed = reader->db_.QueryInt(std::string("SELECT value FROM ") +
+                                                   QuoteIdent(kStateTable) + " WHERE name = '" +
+                                                   kConfirmedStateName + "'");
+  if (!confirmed.ok()) return confirmed.status().WithContext("reading confirmed change-log position");
+  reader->cursor_ = reader->confirmed_ = reader->persisted_confirmed_ = static_cast<uint64_t>(*confirmed);
+  return reader;
+}
+
+Status ChangeReader::PrepareLogRead() {
+  Result<int> width = ChangeLogKeyColumns(db_);
+  if (!width.ok()) return width.status();
+  if (*width == 0) return Status::Error("change log is missing: capture is not installed");
+  key_width_ = *width;
+  std::string sql = "SELECT seq, tbl";
+  for (int k = 1; k <= key_width_; ++k) sql += ", k" + std::to_string(k);
+  sql += " FROM " + QuoteIdent(kChangeLogTable) + " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  Result<Statement> stmt = db_.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  read_log_ = std::move(*stmt);
+  return Status();
+}
+
+Status ChangeReader::LoadTables() {
+  Result<Statement> stmt = db_.Prepare(std::string("SELECT id, name FROM ") + QuoteIdent(kTablesTable));
+  if (!stmt.ok()) return stmt.status();
+  table_names_.clear();
+  while (true) {
+    Result<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    table_names_[stmt->ColumnInt(0)] = stmt->ColumnText(1);
+  }
+  return Status();
+}
+
+Result<ChangeReader::TableReader*> ChangeReader::Table(int64_t id) {
+  auto found = tables_.find(id);
+  if (found != tables_.end()) return found->second.get();
+  if (!table_names_.count(id)) MARMOT_RETURN_IF_ERROR(LoadTables());
+  auto name = table_names_.find(id);
+  if (name == table_names_.end()) return static_cast<TableReader*>(nullptr);
+  Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, name->second);
+  if (!schema.ok()) return schema.status();
+  if (!*schema) return static_cast<TableReader*>(nullptr);  // dropped since it was logged
+
+  auto table = std::make_unique<TableReader>();
+  table->schema = std::move(**schema);
+  auto stored = std::make_shared<std::vector<std::string>>(table->schema.StoredColumns());
+  auto keys = std::make_shared<std::vector<std::string>>(table->schema.KeyColumns());
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < stored->size(); ++i) sql += (i ? ", " : "") + QuoteIdent((*stored)[i]);
+  sql += " FROM " + QuoteIdent(table->schema.name) + " WHERE ";
+  for (size_t i = 0; i < keys->size(); ++i) {
+    sql += (i ? " AND " : "") + QuoteIdent((*keys)[i]) + " IS ?" + std::to_string(i + 1);
+  }
+  Result<Statement> lookup = db_.Prepare(sql);
+  if (!lookup.ok()) return lookup.status().WithContext("reading rows of table " + QuoteIdent(name->second));
+  table->lookup = std::move(*lookup);
+  table->stored_columns = std::move(stored);
+  table->key_columns = std::move(keys);
+  TableReader* raw = table.get();
+  tables_[id] = std::move(table);
+  return raw;
+}
+
+Result<bool> ChangeReader::DatabaseChanged() {
+  Result<int64_t> version = db_.QueryInt("PRAGMA data_version");
+  if (!version.ok()) return version.status();
+  bool changed = *version != data_version_;
+  data_version_ = *version;
+  return changed;
+}
+
+Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
+  struct Entry {
+    uint64_t seq;
+    TableReader* table;
+    std::vector<Value> key;
+  };
+  ChangeBatch batch;
+  Transaction read_txn(&db_);
+  MARMOT_RETURN_IF_ERROR(read_txn.Begin(/*immediate=*/false).WithContext("reading change log"));
+
+  // 1. The log entries, oldest first.
+  std::vector<Entry> entries;
+  read_log_.BindInt(1, static_cast<int64_t>(cursor_));
+  read_log_.BindInt(2, static_cast<int64_t>(max_entries));
+  while (true) {
+    Result<bool> row = read_log_.Step();
+    if (!row.ok()) {
+      read_log_.Reset();
+      return row.status().WithContext("reading change log");
+    }
+    if (!*row) break;
+    uint64_t seq = static_cast<uint64_t>(read_log_.ColumnInt(0));
+    if (batch.entries++ == 0) batch.first_seq = seq;
+    batch.last_seq = seq;
+    Result<TableReader*> table = Table(read_log_.ColumnInt(1));
+    if (!table.ok()) {
+      read_log_.Reset();
+      return table.status();
+    }
+    if (*table == nullptr) continue;  // the table was dropped: nothing left to replicate
+    Entry entry{seq, *table, {}};
+    size_t width = (*table)->key_columns->size();
+    entry.key.reserve(width);
+    for (size_t k = 0; k < width; ++k) entry.key.push_back(read_log_.ColumnValue(2 + static_cast<int>(k)));
+    entries.push_back(std::move(entry));
+  }
+  read_log_.Reset();
+
+  // 2. Only the last entry of each row matters: it will read the row's newest state.
+  std::unordered_map<std::string, size_t> last_entry;
+  last_entry.reserve(entries.size());
+  std::vector<std::string> row_ids(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::string& id = row_ids[i];
+    id.append(reinterpret_cast<const char*>(&entries[i].table), sizeof(TableReader*));
+    for (const Value& v : entries[i].key) AppendKeyBytes(v, &id);
+    last_entry[id] = i;
+  }
+
+  // 3. The current values of each row: present -> upsert, gone -> delete.
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (last_entry[row_ids[i]] != i) continue;
+    Entry& entry = entries[i];
+    TableReader* table = entry.table;
+    for (size_t k = 0; k < entry.key.size(); ++k) table->lookup.Bind(static_cast<int>(k + 1), entry.key[k]);
+    Result<bool> found = table->lookup.Step();
+    if (!found.ok()) {
+      table->lookup.Reset();
+      return found.status().WithContext("reading row of table " + QuoteIdent(table->schema.name));
+    }
+    RowChange change;
+    change.table = table->schema.name;
+    if (*found) {
+      change.op = RowChange::Op::kUpsert;
+      change.columns = table->stored_columns;
+      change.values.reserve(table->stored_columns->size());
+      for (size_t c = 0; c < table->stored_columns->size(); ++c) {
+        change.values.push_back(table->lookup.ColumnValue(static_cast<int>(c)));
+      }
+    } else {
+      change.op = RowChange::Op::kDelete;
+      change.columns = table->key_columns;
+      change.values = std::move(entry.key);
+    }
+    table->lookup.Reset();
+    batch.changes.push_back(std::move(change));
+  }
+  MARMOT_RETURN_IF_ERROR(read_txn.Commit().WithContext("reading change log"));
+  if (batch.entries > 0) cursor_ = batch.last_seq;
+  return batch;
+}
+
+void ChangeReader::Confirm(uint64_t seq) {
+  if (seq > confirmed_) confirmed_ = seq;
+}
+
+Result<size_t> ChangeReader::DeleteConfirmed() {
+  if (confirmed_ == persisted_confirmed_) return size_t{0};
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("deleting confirmed change-log entries"));
+  std::string log = QuoteIdent(kChangeLogTable);
+  // Keep the newest row: seq is max(seq)+1 for new rows, so deleting it would let a seq repeat.
+  Result<Statement> del = db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
+  if (!del.ok()) return del.status();
+  del->BindInt(1, static_cast<int64_t>(confirmed_));
+  MARMOT_RETURN_IF_ERROR(del->Run().WithContext("deleting confirmed change-log entries"));
+  size_t deleted = static_cast<size_t>(sqlite3_changes(db_.get()));
+  Result<Statement> save = db_.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + "(name, value) VALUES(?1, ?2)");
+  if (!save.ok()) return save.status();
+  save->BindText(1, kConfirmedStateName);
+  save->BindInt(2, static_cast<int64_t>(confirmed_));
+  MARMOT_RETURN_IF_ERROR(save->Run().WithContext("saving confirmed change-log position"));
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("deleting confirmed change-log entries"));
+  persisted_confirmed_ = confirmed_;
+  return deleted;
+}
+
+Result<int64_t> ChangeReader::PendingEntries() {
+  return db_.QueryInt("SELECT count(*) FROM " + QuoteIdent(kChangeLogTable) + " WHERE seq > " +
+                      std::to_string(confirmed_));
+}
+
+}  // namespace marmot

@@ -1,0 +1,57 @@
+#include "db/marmot_tables.h"
+
+#include <vector>
+
+#include "db/schema.h"
+#include "db/sqlite.h"
+
+namespace marmot {
+
+Result<int> ChangeLogKeyColumns(Database& db) {
+  Result<int64_t> n = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
+                                  kChangeLogTable + "') WHERE name GLOB 'k[0-9]*'");
+  if (!n.ok()) return n.status();
+  return static_cast<int>(*n);
+}
+
+Status EnsureMarmotTables(Database& db, int key_columns) {
+  std::string q_log = QuoteIdent(kChangeLogTable);
+  MARMOT_RETURN_IF_ERROR(db.Exec(
+      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kTablesTable) +
+      " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+      "CREATE TABLE IF NOT EXISTS " + q_log + " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
+      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kStateTable) +
+      " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kPositionsTable) +
+      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kDeadLetterTable) +
+      " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+      " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+      " reason TEXT NOT NULL, statement TEXT NOT NULL);"));
+  Result<int> have = ChangeLogKeyColumns(db);
+  if (!have.ok()) return have.status();
+  for (int k = *have + 1; k <= key_columns; ++k) {
+    MARMOT_RETURN_IF_ERROR(db.Exec("ALTER TABLE " + q_log + " ADD COLUMN k" + std::to_string(k)));
+  }
+  return Status();
+}
+
+Status DropMarmotObjects(Database& db) {
+  Result<Statement> list = db.Prepare(
+      "SELECT type, name FROM sqlite_schema WHERE type IN ('trigger', 'table') "
+      "AND substr(name, 1, 10) = '__marmot__' ORDER BY type = 'table'");
+  if (!list.ok()) return list.status();
+  std::vector<std::string> drops;
+  while (true) {
+    Result<bool> row = list->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    std::string type = list->ColumnText(0);
+    drops.push_back((type == "trigger" ? "DROP TRIGGER IF EXISTS " : "DROP TABLE IF EXISTS ") +
+                    QuoteIdent(list->ColumnText(1)));
+  }
+  for (const std::string& sql : drops) MARMOT_RETURN_IF_ERROR(db.Exec(sql));
+  return Status();
+}
+
+}  // namespace marmot

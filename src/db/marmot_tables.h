@@ -1,0 +1,38 @@
+// The tables marmot keeps inside the application's database, all named __marmot__*.
+//
+//   __marmot__tables       id -> table name; the change log refers to tables by this id.
+//   __marmot__change_log   one row per captured row change: (seq, tbl, k1..kN) = the key of the
+//                          row that changed. seq is an INTEGER PRIMARY KEY, so it follows commit
+//                          order. The row's values are read when the change is read (docs/CAPTURE.md).
+//   __marmot__state        name -> value; the reader's confirmed change-log position lives here.
+//   __marmot__positions    stream -> last applied sequence, written in the apply transaction.
+//   __marmot__dead_letter  changes that could not be applied, with the reason.
+//
+// -cleanup drops all of them, and every __marmot__ trigger.
+#pragma once
+
+#include <string>
+
+#include "util/status.h"
+
+namespace marmot {
+
+class Database;
+
+inline constexpr char kTablesTable[] = "__marmot__tables";
+inline constexpr char kChangeLogTable[] = "__marmot__change_log";
+inline constexpr char kStateTable[] = "__marmot__state";
+inline constexpr char kPositionsTable[] = "__marmot__positions";
+inline constexpr char kDeadLetterTable[] = "__marmot__dead_letter";
+
+// Creates marmot's tables when missing. The change log gets at least `key_columns` key columns
+// (k1..kN), added with ALTER TABLE when a wider key appears. Call inside a write transaction.
+Status EnsureMarmotTables(Database& db, int key_columns);
+
+// Number of key columns (k1..kN) the change log has now; 0 when it does not exist.
+Result<int> ChangeLogKeyColumns(Database& db);
+
+// Drops every __marmot__ trigger and table. Leaves everything else untouched.
+Status DropMarmotObjects(Database& db);
+
+}  // namespace marmot

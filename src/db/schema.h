@@ -1,0 +1,53 @@
+// Schema introspection: which tables marmot replicates and what their rows look like.
+//
+// Every ordinary table of the `main` schema is replicated, except SQLite's internal tables
+// (sqlite_%), marmot's own (__marmot__%), virtual tables and their shadow tables (a virtual table
+// cannot carry triggers; see docs/CAPTURE.md). A row is identified by its declared primary key,
+// in key order, or by its rowid when the table declares none.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace marmot {
+
+class Database;
+
+// Prefix of every object (table, trigger) that marmot creates in the application's database.
+inline constexpr std::string_view kMarmotPrefix = "__marmot__";
+bool IsMarmotObject(std::string_view name);
+
+struct ColumnSchema {
+  std::string name;
+  std::string declared_type;  // as written in CREATE TABLE, may be empty
+  bool generated = false;     // VIRTUAL or STORED generated column: never written on apply
+  int key_position = 0;       // 1-based position in the primary key, 0 when not a key column
+};
+
+struct TableSchema {
+  std::string name;
+  std::vector<ColumnSchema> columns;  // in declaration order, generated ones included
+  bool without_rowid = false;
+  // When the table declares no primary key, rows are keyed by the rowid, read and written through
+  // this name ("rowid", or "_rowid_"/"oid" when a real column is called "rowid").
+  std::optional<std::string> rowid_alias;
+
+  // The columns that identify a row, in key order (the rowid alias for tables without a key).
+  std::vector<std::string> KeyColumns() const;
+  // The columns an upsert writes: the rowid alias first (if keyed by rowid), then every
+  // non-generated column in declaration order.
+  std::vector<std::string> StoredColumns() const;
+};
+
+// Reads every replicated table of `db`, sorted by name. Tables that cannot be keyed (no declared
+// key and every rowid alias taken by a real column) are skipped with a warning in the log.
+Result<std::vector<TableSchema>> ReadSchema(Database& db);
+
+// Reads one table; nullopt when it does not exist or is not replicated.
+Result<std::optional<TableSchema>> ReadTableSchema(Database& db, const std::string& table);
+
+}  // namespace marmot

@@ -1,0 +1,247 @@
+#include "db/sqlite.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "db/value.h"
+
+namespace marmot {
+
+std::string QuoteIdent(std::string_view name) {
+  std::string out;
+  out.reserve(name.size() + 2);
+  out.push_back('"');
+  for (char c : name) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+// ---- Value ----
+
+std::string Value::ToDebugString() const {
+  static const char kHex[] = "0123456789ABCDEF";
+  switch (type_) {
+    case Type::kNull:
+      return "NULL";
+    case Type::kInteger:
+      return std::to_string(i_);
+    case Type::kReal: {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.17g", d_);
+      return buf;
+    }
+    case Type::kText: {
+      std::string out = "'";
+      for (char c : bytes_) {
+        if (c == '\'') out.push_back('\'');
+        out.push_back(c);
+      }
+      return out + "'";
+    }
+    case Type::kBlob: {
+      std::string out = "X'";
+      for (unsigned char c : bytes_) {
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+      return out + "'";
+    }
+  }
+  return "?";
+}
+
+// ---- Statement ----
+
+void Statement::BindNull(int index) { sqlite3_bind_null(stmt_.get(), index); }
+void Statement::BindInt(int index, int64_t v) { sqlite3_bind_int64(stmt_.get(), index, v); }
+void Statement::BindDouble(int index, double v) { sqlite3_bind_double(stmt_.get(), index, v); }
+void Statement::BindText(int index, std::string_view v) {
+  sqlite3_bind_text64(stmt_.get(), index, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+void Statement::BindBlob(int index, std::string_view bytes) {
+  // A zero-length blob must stay a BLOB, not become NULL: sqlite3_bind_zeroblob does that.
+  if (bytes.empty()) {
+    sqlite3_bind_zeroblob(stmt_.get(), index, 0);
+    return;
+  }
+  sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+}
+
+void Statement::Bind(int index, const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kNull:
+      BindNull(index);
+      break;
+    case Value::Type::kInteger:
+      BindInt(index, v.integer());
+      break;
+    case Value::Type::kReal:
+      BindDouble(index, v.real());
+      break;
+    case Value::Type::kText:
+      BindText(index, v.bytes());
+      break;
+    case Value::Type::kBlob:
+      BindBlob(index, v.bytes());
+      break;
+  }
+}
+
+Result<bool> Statement::Step() {
+  int rc = sqlite3_step(stmt_.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Status::Error(std::string(sqlite3_errmsg(db_)) + " (running: " + sqlite3_sql(stmt_.get()) +
+                       ")");
+}
+
+Status Statement::Run() {
+  while (true) {
+    Result<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status();
+  }
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_.get());
+  sqlite3_clear_bindings(stmt_.get());
+}
+
+std::string Statement::ColumnText(int col) const {
+  const void* p = sqlite3_column_blob(stmt_.get(), col);
+  int n = sqlite3_column_bytes(stmt_.get(), col);
+  return p ? std::string(static_cast<const char*>(p), n) : std::string();
+}
+
+Value Statement::ColumnValue(int col) const {
+  switch (sqlite3_column_type(stmt_.get(), col)) {
+    case SQLITE_INTEGER:
+      return Value::Integer(sqlite3_column_int64(stmt_.get(), col));
+    case SQLITE_FLOAT:
+      return Value::Real(sqlite3_column_double(stmt_.get(), col));
+    case SQLITE_TEXT: {
+      // Read the bytes as stored; column_text would stop at nothing, but blob access avoids any
+      // conversion and keeps embedded NULs.
+      const unsigned char* p = sqlite3_column_text(stmt_.get(), col);
+      int n = sqlite3_column_bytes(stmt_.get(), col);
+      return Value::Text(std::string(reinterpret_cast<const char*>(p), n));
+    }
+    case SQLITE_BLOB: {
+      const void* p = sqlite3_column_blob(stmt_.get(), col);
+      int n = sqlite3_column_bytes(stmt_.get(), col);
+      return Value::Blob(p ? std::string(static_cast<const char*>(p), n) : std::string());
+    }
+    default:
+      return Value::Null();
+  }
+}
+
+// ---- Database ----
+
+Result<Database> Database::Open(const std::string& path, const Options& options) {
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  Database db(raw, path);
+  if (rc != SQLITE_OK) {
+    std::string why = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    return Status::Error("opening database " + path + ": " + why);
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  // Fail here, not at first use, when the file is not a database.
+  Result<int64_t> probe = db.QueryInt("SELECT count(*) FROM sqlite_schema");
+  if (!probe.ok()) return probe.status().WithContext("opening database " + path);
+  return db;
+}
+
+Status Database::Exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Status::Error(msg + " (running: " + sql.substr(0, 200) + ")");
+  }
+  return Status();
+}
+
+Result<Statement> Database::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return Status::Error(std::string(sqlite3_errmsg(db_.get())) +
+                         " (preparing: " + std::string(sql.substr(0, 200)) + ")");
+  }
+  return Statement(stmt, db_.get());
+}
+
+Result<int64_t> Database::QueryInt(const std::string& sql) {
+  Result<Statement> stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt->ColumnInt(0) : 0;
+}
+
+Result<std::string> Database::QueryText(const std::string& sql) {
+  Result<Statement> stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt->ColumnText(0) : std::string();
+}
+
+Status Database::DisableTriggersAndForeignKeys() {
+  int enabled = 1;
+  if (sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &enabled) != SQLITE_OK ||
+      enabled != 0) {
+    return Status::Error("cannot disable triggers on the apply connection to " + path_);
+  }
+  return Exec("PRAGMA foreign_keys=OFF");
+}
+
+Status Database::EnsureWal(bool* switched) {
+  *switched = false;
+  Result<std::string> mode = QueryText("PRAGMA journal_mode");
+  if (!mode.ok()) return mode.status().WithContext("reading journal mode of " + path_);
+  if (*mode == "wal") return Status();
+  Result<std::string> now = QueryText("PRAGMA journal_mode=WAL");
+  if (!now.ok() || *now != "wal") {
+    std::string why = now.ok() ? "journal mode stayed '" + *now + "'" : now.status().message();
+    return Status::Error(
+        "database " + path_ + " is in '" + *mode +
+        "' journal mode and could not be switched to WAL (" + why +
+        "); marmot needs WAL. Stop the applications using it and run "
+        "`sqlite3 " + path_ + " 'PRAGMA journal_mode=WAL'` once, then start marmot again");
+  }
+  *switched = true;
+  return Status();
+}
+
+// ---- Transaction ----
+
+Transaction::~Transaction() {
+  if (open_) (void)db_->Exec("ROLLBACK");
+}
+
+Status Transaction::Begin(bool immediate) {
+  MARMOT_RETURN_IF_ERROR(db_->Exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"));
+  open_ = true;
+  return Status();
+}
+
+Status Transaction::Commit() {
+  Status s = db_->Exec("COMMIT");
+  if (s.ok()) open_ = false;
+  return s;
+}
+
+}  // namespace marmot

@@ -1,0 +1,95 @@
+// Value: one SQLite column value, kept exactly as SQLite stored it.
+//
+// The five storage classes round-trip bit-exactly: INTEGER as int64, REAL as the double's bits
+// (including -0.0 and infinities), TEXT and BLOB as raw bytes (TEXT may hold embedded NULs and is
+// never re-encoded). A RowChange is what capture produces and the applier consumes.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace marmot {
+
+class Value {
+ public:
+  enum class Type : uint8_t { kNull = 0, kInteger = 1, kReal = 2, kText = 3, kBlob = 4 };
+
+  Value() = default;
+  static Value Null() { return Value(); }
+  static Value Integer(int64_t v) {
+    Value x;
+    x.type_ = Type::kInteger;
+    x.i_ = v;
+    return x;
+  }
+  static Value Real(double v) {
+    Value x;
+    x.type_ = Type::kReal;
+    x.d_ = v;
+    return x;
+  }
+  static Value Text(std::string v) {
+    Value x;
+    x.type_ = Type::kText;
+    x.bytes_ = std::move(v);
+    return x;
+  }
+  static Value Blob(std::string v) {
+    Value x;
+    x.type_ = Type::kBlob;
+    x.bytes_ = std::move(v);
+    return x;
+  }
+
+  Type type() const { return type_; }
+  bool is_null() const { return type_ == Type::kNull; }
+  int64_t integer() const { return i_; }
+  double real() const { return d_; }
+  const std::string& bytes() const { return bytes_; }  // TEXT or BLOB content
+
+  // Exact equality: REAL compares bit patterns, so -0.0 != 0.0 and equal NaNs are equal.
+  friend bool operator==(const Value& a, const Value& b) {
+    if (a.type_ != b.type_) return false;
+    switch (a.type_) {
+      case Type::kNull:
+        return true;
+      case Type::kInteger:
+        return a.i_ == b.i_;
+      case Type::kReal:
+        return std::memcmp(&a.d_, &b.d_, sizeof(double)) == 0;
+      default:
+        return a.bytes_ == b.bytes_;
+    }
+  }
+
+  // A short human-readable rendering for logs and the dead-letter table (SQL literal style).
+  std::string ToDebugString() const;
+
+ private:
+  Type type_ = Type::kNull;
+  union {
+    int64_t i_ = 0;
+    double d_;
+  };
+  std::string bytes_;
+};
+
+// What a row looks like on the wire: the table, the operation and named column values.
+// Columns are shared between the changes of one table in one batch (one allocation per batch,
+// not per row).
+struct RowChange {
+  enum class Op : uint8_t { kUpsert = 1, kDelete = 2 };
+
+  std::string table;
+  Op op = Op::kUpsert;
+  // For kUpsert: every stored (non-generated) column, plus the rowid for tables keyed by rowid.
+  // For kDelete: the key columns only.
+  std::shared_ptr<const std::vector<std::string>> columns;
+  std::vector<Value> values;  // parallel to *columns
+};
+
+}  // namespace marmot

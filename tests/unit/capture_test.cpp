@@ -1,0 +1,274 @@
+#include "db/capture.h"
+
+#include "db/change_reader.h"
+#include "db/marmot_tables.h"
+#include "test_util.h"
+
+namespace marmot {
+namespace {
+
+using test::Exec;
+using test::OpenDb;
+using test::QueryInt;
+using test::TempDir;
+
+class CaptureTest : public ::testing::Test {
+ protected:
+  void Install() {
+    Result<std::vector<TableSchema>> tables = ReadSchema(db_);
+    ASSERT_TRUE(tables.ok()) << tables.status().message();
+    Status s = InstallCapture(db_, *tables);
+    ASSERT_TRUE(s.ok()) << s.message();
+    Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(path_);
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    reader_ = std::move(*reader);
+  }
+  ChangeBatch Read(size_t max = 1000) {
+    Result<ChangeBatch> batch = reader_->ReadBatch(max);
+    EXPECT_TRUE(batch.ok()) << batch.status().message();
+    return batch.ok() ? std::move(*batch) : ChangeBatch();
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.File("app.db");
+  Database db_ = OpenDb(path_);
+  std::unique_ptr<ChangeReader> reader_;
+};
+
+TEST_F(CaptureTest, InsertUpdateDeleteBecomeUpsertsAndDeletes) {
+  Exec(db_, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT, year INT)");
+  Install();
+  Exec(db_, "INSERT INTO books VALUES (1, 'Dune', 1965), (2, 'Emma', 1815)");
+  ChangeBatch batch = Read();
+  ASSERT_EQ(batch.changes.size(), 2u);
+  EXPECT_EQ(batch.entries, 2u);
+  const RowChange& first = batch.changes[0];
+  EXPECT_EQ(first.table, "books");
+  EXPECT_EQ(first.op, RowChange::Op::kUpsert);
+  EXPECT_EQ(*first.columns, (std::vector<std::string>{"id", "title", "year"}));
+  EXPECT_EQ(first.values, (std::vector<Value>{Value::Integer(1), Value::Text("Dune"), Value::Integer(1965)}));
+
+  Exec(db_, "UPDATE books SET year = 1966 WHERE id = 1; DELETE FROM books WHERE id = 2");
+  batch = Read();
+  ASSERT_EQ(batch.changes.size(), 2u);
+  EXPECT_EQ(batch.changes[0].values[2], Value::Integer(1966));
+  EXPECT_EQ(batch.changes[1].op, RowChange::Op::kDelete);
+  EXPECT_EQ(*batch.changes[1].columns, (std::vector<std::string>{"id"}));
+  EXPECT_EQ(batch.changes[1].values, (std::vector<Value>{Value::Integer(2)}));
+  EXPECT_TRUE(Read().empty());
+}
+
+TEST_F(CaptureTest, PrimaryKeyChangeIsDeleteOldPlusWriteNew) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  Exec(db_, "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+  Install();
+  Exec(db_, "UPDATE t SET id = id + 1000000");
+  ChangeBatch batch = Read();
+  int deletes = 0, upserts = 0;
+  for (const RowChange& c : batch.changes) {
+    if (c.op == RowChange::Op::kDelete) {
+      ++deletes;
+      EXPECT_LT(c.values[0].integer(), 1000000);
+    } else {
+      ++upserts;
+      EXPECT_GT(c.values[0].integer(), 1000000);
+    }
+  }
+  EXPECT_EQ(deletes, 2);
+  EXPECT_EQ(upserts, 2);
+}
+
+TEST_F(CaptureTest, RepeatedChangesToOneRowCollapseToItsNewestState) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INT)");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (1, 0); UPDATE t SET v = 1; UPDATE t SET v = 2; INSERT INTO t VALUES (2, 9)");
+  Exec(db_, "INSERT INTO t VALUES (3, 3); DELETE FROM t WHERE id = 3");
+  ChangeBatch batch = Read();
+  EXPECT_EQ(batch.entries, 6u);
+  ASSERT_EQ(batch.changes.size(), 3u);
+  EXPECT_EQ(batch.changes[0].values[0], Value::Integer(1));
+  EXPECT_EQ(batch.changes[0].values[1], Value::Integer(2));
+  EXPECT_EQ(batch.changes[2].op, RowChange::Op::kDelete);
+  EXPECT_EQ(batch.changes[2].values[0], Value::Integer(3));
+}
+
+TEST_F(CaptureTest, EveryValueTypeIsReadExactly) {
+  Exec(db_, "CREATE TABLE v(id INTEGER PRIMARY KEY, x)");
+  Install();
+  Result<Statement> ins = db_.Prepare("INSERT INTO v VALUES (?1, ?2)");
+  ASSERT_TRUE(ins.ok());
+  std::vector<Value> values = {
+      Value::Null(),
+      Value::Integer(INT64_MIN),
+      Value::Integer(INT64_MAX),
+      Value::Real(-0.0),
+      Value::Real(std::numeric_limits<double>::infinity()),
+      Value::Real(0.1 + 0.2),
+      Value::Real(std::numeric_limits<double>::denorm_min()),
+      Value::Text(std::string("nul\0inside", 10)),
+      Value::Text("unicode \xF0\x9F\xA6\xAB \xC3\xA9"),
+      Value::Text(""),
+      Value::Blob(""),
+      Value::Blob(std::string(3 * 1024 * 1024, '\xAB')),
+  };
+  for (size_t i = 0; i < values.size(); ++i) {
+    ins->BindInt(1, static_cast<int64_t>(i));
+    ins->Bind(2, values[i]);
+    ASSERT_TRUE(ins->Run().ok());
+    ins->Reset();
+  }
+  ChangeBatch batch = Read();
+  ASSERT_EQ(batch.changes.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(batch.changes[i].values[1], values[i]) << "value #" << i << " " << values[i].ToDebugString();
+  }
+}
+
+TEST_F(CaptureTest, WeirdIdentifiersNoKeyWithoutRowidCompositeAndGenerated) {
+  Exec(db_,
+       "CREATE TABLE \"odd \"\"table\"\" name\"(\"select\" INTEGER PRIMARY KEY, \"a.b c\" TEXT, \"ü\" INT);"
+       "CREATE TABLE nokey(a TEXT, b INT);"
+       "CREATE TABLE wr(k TEXT, j INT, v, PRIMARY KEY(j, k)) WITHOUT ROWID;"
+       "CREATE TABLE gen(id INTEGER PRIMARY KEY, a INT, g INT GENERATED ALWAYS AS (a * 2) STORED);");
+  Install();
+  Exec(db_,
+       "INSERT INTO \"odd \"\"table\"\" name\" VALUES (7, 'x', 1);"
+       "INSERT INTO nokey VALUES ('n', 5);"
+       "INSERT INTO wr VALUES ('key', 3, 'val');"
+       "INSERT INTO gen(id, a) VALUES (1, 21);");
+  ChangeBatch batch = Read();
+  ASSERT_EQ(batch.changes.size(), 4u);
+  EXPECT_EQ(batch.changes[0].table, "odd \"table\" name");
+  EXPECT_EQ(*batch.changes[0].columns, (std::vector<std::string>{"select", "a.b c", "ü"}));
+  EXPECT_EQ(*batch.changes[1].columns, (std::vector<std::string>{"rowid", "a", "b"}));
+  EXPECT_EQ(batch.changes[1].values[0], Value::Integer(1));
+  EXPECT_EQ(*batch.changes[2].columns, (std::vector<std::string>{"k", "j", "v"}));
+  EXPECT_EQ(*batch.changes[3].columns, (std::vector<std::string>{"id", "a"}));
+
+  Exec(db_, "UPDATE wr SET k = 'key2'; DELETE FROM nokey;");
+  batch = Read();
+  ASSERT_EQ(batch.changes.size(), 3u);
+  // Order: wr new key (upsert), wr old key (delete), nokey delete — all keyed correctly.
+  int wr_deletes = 0;
+  for (const RowChange& c : batch.changes) {
+    if (c.table == "wr" && c.op == RowChange::Op::kDelete) {
+      ++wr_deletes;
+      EXPECT_EQ(*c.columns, (std::vector<std::string>{"j", "k"}));
+      EXPECT_EQ(c.values, (std::vector<Value>{Value::Integer(3), Value::Text("key")}));
+    }
+    if (c.table == "nokey") {
+      EXPECT_EQ(c.op, RowChange::Op::kDelete);
+      EXPECT_EQ(c.values, (std::vector<Value>{Value::Integer(1)}));
+    }
+  }
+  EXPECT_EQ(wr_deletes, 1);
+}
+
+TEST_F(CaptureTest, EntriesStayUntilConfirmedAndSequencesAreNeverReused) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (1), (2), (3)");
+  ChangeBatch batch = Read(2);
+  EXPECT_EQ(batch.changes.size(), 2u);
+  // Not confirmed: a restarted reader starts over.
+  Result<std::unique_ptr<ChangeReader>> again = ChangeReader::Open(path_);
+  ASSERT_TRUE(again.ok());
+  Result<ChangeBatch> reread = (*again)->ReadBatch(10);
+  ASSERT_TRUE(reread.ok());
+  EXPECT_EQ(reread->changes.size(), 3u);
+
+  reader_->Confirm(batch.last_seq);
+  Result<size_t> deleted = reader_->DeleteConfirmed();
+  ASSERT_TRUE(deleted.ok()) << deleted.status().message();
+  EXPECT_EQ(*deleted, 2u);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__change_log"), 1);
+
+  batch = Read();
+  ASSERT_EQ(batch.changes.size(), 1u);
+  reader_->Confirm(batch.last_seq);
+  ASSERT_TRUE(reader_->DeleteConfirmed().ok());
+  // The newest entry is kept so the next change gets a higher sequence.
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__change_log"), 1);
+  Exec(db_, "INSERT INTO t VALUES (4)");
+  EXPECT_GT(QueryInt(db_, "SELECT max(seq) FROM __marmot__change_log"), static_cast<int64_t>(batch.last_seq));
+
+  // A new reader resumes after the confirmed position.
+  Result<std::unique_ptr<ChangeReader>> resumed = ChangeReader::Open(path_);
+  ASSERT_TRUE(resumed.ok());
+  Result<ChangeBatch> next = (*resumed)->ReadBatch(10);
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->changes.size(), 1u);
+  EXPECT_EQ(next->changes[0].values[0], Value::Integer(4));
+}
+
+TEST_F(CaptureTest, RewindReadsUnconfirmedEntriesAgain) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (1), (2)");
+  EXPECT_EQ(Read().changes.size(), 2u);
+  EXPECT_TRUE(Read().empty());
+  reader_->Rewind();
+  EXPECT_EQ(Read().changes.size(), 2u);
+}
+
+TEST_F(CaptureTest, DataVersionSeesOtherConnectionsCommits) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
+  Install();
+  ASSERT_TRUE(reader_->DatabaseChanged().ok());
+  Result<bool> changed = reader_->DatabaseChanged();
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed);
+  Exec(db_, "INSERT INTO t VALUES (1)");
+  changed = reader_->DatabaseChanged();
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(*changed);
+}
+
+TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
+  Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(id INTEGER PRIMARY KEY);");
+  Install();
+  Install();
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE type='trigger'"), 8);
+  Exec(db_, "DROP TABLE b");
+  Install();
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE type='trigger'"), 4);
+}
+
+TEST_F(CaptureTest, WiderKeysAddChangeLogColumns) {
+  Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY)");
+  Install();
+  Result<int> width = ChangeLogKeyColumns(db_);
+  ASSERT_TRUE(width.ok());
+  EXPECT_EQ(*width, 1);
+  Exec(db_, "CREATE TABLE c(p, q, r, s, t, PRIMARY KEY(p, q, r, s, t))");
+  Install();
+  width = ChangeLogKeyColumns(db_);
+  EXPECT_EQ(*width, 5);
+  Exec(db_, "INSERT INTO c VALUES (1, 2, 3, 4, 5); DELETE FROM c");
+  ChangeBatch batch = Read();
+  ASSERT_EQ(batch.changes.size(), 1u);
+  EXPECT_EQ(batch.changes[0].op, RowChange::Op::kDelete);
+  EXPECT_EQ(batch.changes[0].values.size(), 5u);
+}
+
+TEST_F(CaptureTest, RemoveCaptureRestoresTheSchemaAndKeepsTheData) {
+  Exec(db_,
+       "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);"
+       "CREATE TABLE audit(n); CREATE TRIGGER app_trigger AFTER INSERT ON t BEGIN INSERT INTO audit VALUES (NEW.id); END;"
+       "INSERT INTO t VALUES (1, 'one');");
+  std::vector<std::string> schema_before = test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (2, 'two'); UPDATE t SET v = 'uno' WHERE id = 1;");
+  std::vector<std::string> rows_before = test::Rows(db_, "SELECT * FROM t ORDER BY id");
+  std::vector<std::string> audit_before = test::Rows(db_, "SELECT * FROM audit ORDER BY rowid");
+  reader_.reset();
+  Status s = RemoveCapture(db_);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"), schema_before);
+  EXPECT_EQ(test::Rows(db_, "SELECT * FROM t ORDER BY id"), rows_before);
+  EXPECT_EQ(test::Rows(db_, "SELECT * FROM audit ORDER BY rowid"), audit_before);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_marmot\\_\\_%' ESCAPE '\\'"), 0);
+}
+
+}  // namespace
+}  // namespace marmot

@@ -1,0 +1,84 @@
+// Helpers shared by the unit tests: a temp directory removed on exit, and quick SQL helpers that
+// fail the test with SQLite's message.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "db/sqlite.h"
+#include "db/value.h"
+
+namespace marmot::test {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "marmot-test-XXXXXX").string();
+    char* made = mkdtemp(tmpl.data());
+    if (made == nullptr) std::abort();
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Opens (creating) a WAL database.
+inline Database OpenDb(const std::string& path) {
+  Database::Options options;
+  options.create = true;
+  Result<Database> db = Database::Open(path, options);
+  if (!db.ok()) ADD_FAILURE() << db.status().message();
+  EXPECT_TRUE(db->Exec("PRAGMA journal_mode=WAL").ok());
+  return std::move(*db);
+}
+
+inline void Exec(Database& db, const std::string& sql) {
+  Status s = db.Exec(sql);
+  ASSERT_TRUE(s.ok()) << s.message();
+}
+
+// All rows of a query, each row rendered with Value::ToDebugString and typeof(), for comparisons.
+inline std::vector<std::string> Rows(Database& db, const std::string& sql) {
+  std::vector<std::string> rows;
+  Result<Statement> stmt = db.Prepare(sql);
+  if (!stmt.ok()) {
+    ADD_FAILURE() << stmt.status().message();
+    return rows;
+  }
+  while (true) {
+    Result<bool> row = stmt->Step();
+    if (!row.ok()) {
+      ADD_FAILURE() << row.status().message();
+      break;
+    }
+    if (!*row) break;
+    std::string line;
+    for (int c = 0; c < stmt->ColumnCount(); ++c) {
+      Value v = stmt->ColumnValue(c);
+      line += (c ? "|" : "") + std::to_string(static_cast<int>(v.type())) + ":" + v.ToDebugString();
+    }
+    rows.push_back(line);
+  }
+  return rows;
+}
+
+inline int64_t QueryInt(Database& db, const std::string& sql) {
+  Result<int64_t> v = db.QueryInt(sql);
+  if (!v.ok()) ADD_FAILURE() << v.status().message();
+  return v.ok() ? *v : -1;
+}
+
+}  // namespace marmot::test
