@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "db/marmot_tables.h"
+#include "db/schema.h"
 
 namespace marmot {
 namespace {
@@ -101,12 +104,93 @@ Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
   return s.WithContext("writing to " + std::string(kDeadLetterTable));
 }
 
+Result<const std::vector<std::string>*> Applier::KeyColumns(const std::string& table) {
+  auto found = key_columns_.find(table);
+  if (found != key_columns_.end()) return &found->second;
+  Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, table);
+  if (!schema.ok()) return schema.status();
+  std::vector<std::string> keys;
+  if (*schema) keys = (*schema)->KeyColumns();
+  return &key_columns_.emplace(table, std::move(keys)).first->second;
+}
+
+Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change) {
+  Result<const std::vector<std::string>*> keys = KeyColumns(change.table);
+  if (!keys.ok()) return keys.status();
+  if ((*keys)->empty()) return std::optional<std::string>();
+  std::string id = change.table;
+  id.push_back('\0');
+  for (const std::string& key : **keys) {
+    auto at = std::find(change.columns->begin(), change.columns->end(), key);
+    if (at == change.columns->end()) return std::optional<std::string>();
+    AppendKeyBytes(change.values[at - change.columns->begin()], &id);
+  }
+  return std::optional<std::string>(std::move(id));
+}
+
+Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
+                                                                          uint64_t after) {
+  std::unordered_set<std::string> superseded;
+  std::string log = QuoteIdent(kChangeLogTable);
+  // The common case, nothing unread, costs one lookup of the log's last entry.
+  Result<int64_t> newest = db_.QueryInt("SELECT max(seq) FROM " + log);
+  if (!newest.ok()) return newest.status();
+  if (*newest <= static_cast<int64_t>(after)) return superseded;
+
+  // Identities of the incoming rows: table name, NUL, key value bytes.
+  std::unordered_set<std::string> incoming;
+  for (const RowChange& change : changes) {
+    Result<std::optional<std::string>> id = RowIdentity(change);
+    if (!id.ok()) return id.status();
+    if (*id) incoming.insert(std::move(**id));
+  }
+  if (incoming.empty()) return superseded;
+
+  // Stream through the unread entries; memory stays bounded by the incoming batch.
+  Result<int> width = ChangeLogKeyColumns(db_);
+  if (!width.ok()) return width.status();
+  std::string sql = "SELECT t.name";
+  for (int k = 1; k <= *width; ++k) sql += ", l.k" + std::to_string(k);
+  sql += " FROM " + log + " AS l JOIN " + QuoteIdent(kTablesTable) + " AS t ON t.id = l.tbl WHERE l.seq > ?1";
+  Result<Statement> unread = db_.Prepare(sql);
+  if (!unread.ok()) return unread.status();
+  unread->BindInt(1, static_cast<int64_t>(after));
+  while (true) {
+    Result<bool> row = unread->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    std::string id = unread->ColumnText(0);
+    Result<const std::vector<std::string>*> keys = KeyColumns(id);
+    if (!keys.ok()) return keys.status();
+    id.push_back('\0');
+    for (size_t k = 0; k < (*keys)->size() && static_cast<int>(k) < *width; ++k) {
+      AppendKeyBytes(unread->ColumnValue(static_cast<int>(k + 1)), &id);
+    }
+    if (incoming.count(id)) superseded.insert(std::move(id));
+  }
+  return superseded;
+}
+
 Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
-                                  const std::optional<StreamPosition>& position) {
+                                  const std::optional<StreamPosition>& position,
+                                  std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
+  std::unordered_set<std::string> superseded;
+  if (local_unread_after) {
+    Result<std::unordered_set<std::string>> rows = RowsWithUnreadLocalWrites(changes, *local_unread_after);
+    if (!rows.ok()) return rows.status().WithContext("checking for unpublished local writes");
+    superseded = std::move(*rows);
+  }
   for (const RowChange& change : changes) {
+    if (!superseded.empty()) {
+      Result<std::optional<std::string>> id = RowIdentity(change);
+      if (id.ok() && *id && superseded.count(**id)) {
+        ++stats.superseded;
+        continue;
+      }
+    }
     std::string sql;
     Result<Statement*> stmt = StatementFor(change, &sql);
     Status applied;

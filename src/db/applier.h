@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "db/sqlite.h"
@@ -36,6 +37,7 @@ struct StreamPosition {
 struct ApplyStats {
   size_t applied = 0;
   size_t dead_lettered = 0;
+  size_t superseded = 0;  // skipped: a newer local write to the same row is not published yet
 };
 
 class Applier {
@@ -49,7 +51,14 @@ class Applier {
   // Applies `changes` in order in one transaction and records `position` (if given) in it.
   // Fails only when the transaction itself fails (disk full, I/O error, busy beyond the timeout):
   // then nothing of the batch is applied and the caller retries it.
-  Result<ApplyStats> Apply(const std::vector<RowChange>& changes, const std::optional<StreamPosition>& position);
+  //
+  // `local_unread_after` is the change reader's cursor when this database also captures local
+  // writes. A row whose local change-log entries after that cursor are not read yet was written
+  // here after everything now in the stream, so its local write will be published later and win;
+  // applying the incoming change would overwrite the values the reader is about to publish. Such
+  // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument.
+  Result<ApplyStats> Apply(const std::vector<RowChange>& changes, const std::optional<StreamPosition>& position,
+                           std::optional<uint64_t> local_unread_after = std::nullopt);
 
   // The last sequence stored for `stream`, 0 when none.
   Result<uint64_t> LoadPosition(const std::string& stream);
@@ -62,12 +71,21 @@ class Applier {
  private:
   explicit Applier(Database db) : db_(std::move(db)) {}
   Result<Statement*> StatementFor(const RowChange& change, std::string* sql_out);
+  // Row identities (table + key bytes) of `changes` that have local log entries after `after`.
+  Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
+                                                                   uint64_t after);
+  // "table NUL key-bytes" for the row `change` touches; nullopt when the table or a key column is
+  // unknown here (the change will be dead-lettered anyway).
+  Result<std::optional<std::string>> RowIdentity(const RowChange& change);
+  // The key columns of `table` (cached); empty when the table does not exist here.
+  Result<const std::vector<std::string>*> KeyColumns(const std::string& table);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
 
   Database db_;
   // Keyed by op, table and column list; SQLite re-prepares them itself after schema changes.
   std::unordered_map<std::string, std::pair<std::string, Statement>> statements_;
+  std::unordered_map<std::string, std::vector<std::string>> key_columns_;
   Statement save_position_;
   Statement dead_letter_;
   uint64_t dead_lettered_total_ = 0;

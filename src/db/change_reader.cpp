@@ -11,30 +11,6 @@ namespace {
 
 constexpr char kConfirmedStateName[] = "reader_confirmed_seq";
 
-// Appends a byte encoding of `v` that differs for any two values that differ (type included).
-void AppendKeyBytes(const Value& v, std::string* out) {
-  out->push_back(static_cast<char>(v.type()));
-  switch (v.type()) {
-    case Value::Type::kNull:
-      break;
-    case Value::Type::kInteger: {
-      int64_t i = v.integer();
-      out->append(reinterpret_cast<const char*>(&i), sizeof(i));
-      break;
-    }
-    case Value::Type::kReal: {
-      double d = v.real();
-      out->append(reinterpret_cast<const char*>(&d), sizeof(d));
-      break;
-    }
-    default: {
-      uint64_t n = v.bytes().size();
-      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
-      out->append(v.bytes());
-    }
-  }
-}
-
 }  // namespace
 
 Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path) {

@@ -53,6 +53,29 @@ std::string Value::ToDebugString() const {
   return "?";
 }
 
+void AppendKeyBytes(const Value& v, std::string* out) {
+  out->push_back(static_cast<char>(v.type()));
+  switch (v.type()) {
+    case Value::Type::kNull:
+      break;
+    case Value::Type::kInteger: {
+      int64_t i = v.integer();
+      out->append(reinterpret_cast<const char*>(&i), sizeof(i));
+      break;
+    }
+    case Value::Type::kReal: {
+      double d = v.real();
+      out->append(reinterpret_cast<const char*>(&d), sizeof(d));
+      break;
+    }
+    default: {
+      uint64_t n = v.bytes().size();
+      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
+      out->append(v.bytes());
+    }
+  }
+}
+
 // ---- Statement ----
 
 void Statement::BindNull(int index) { sqlite3_bind_null(stmt_.get(), index); }

@@ -78,6 +78,10 @@ class Value {
   std::string bytes_;
 };
 
+// Appends a byte encoding of `v` to `out` such that two values get the same bytes exactly when
+// they are equal (type included). Used to build hash keys that identify rows.
+void AppendKeyBytes(const Value& v, std::string* out);
+
 // What a row looks like on the wire: the table, the operation and named column values.
 // Columns are shared between the changes of one table in one batch (one allocation per batch,
 // not per row).

@@ -1,5 +1,6 @@
 #include "db/capture.h"
 
+#include "db/applier.h"
 #include "db/change_reader.h"
 #include "db/marmot_tables.h"
 #include "test_util.h"
@@ -222,6 +223,35 @@ TEST_F(CaptureTest, DataVersionSeesOtherConnectionsCommits) {
   changed = reader_->DatabaseChanged();
   ASSERT_TRUE(changed.ok());
   EXPECT_TRUE(*changed);
+}
+
+TEST_F(CaptureTest, IncomingChangesDoNotOverwriteLocalWritesTheReaderHasNotRead) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  Install();
+  Result<std::unique_ptr<Applier>> applier = Applier::Open(path_);
+  ASSERT_TRUE(applier.ok());
+  Exec(db_, "INSERT INTO t VALUES (1, 'published'), (2, 'published')");
+  ChangeBatch first = Read();
+  ASSERT_EQ(first.changes.size(), 2u);
+  // A newer local write to row 1 that the reader has not read yet.
+  Exec(db_, "UPDATE t SET v = 'newer local' WHERE id = 1");
+  // The stream now delivers the older version of row 1 (our own echo) and a remote write to row 2.
+  RowChange echo = first.changes[0];
+  RowChange remote = first.changes[1];
+  remote.values[1] = Value::Text("remote");
+  Result<ApplyStats> stats = (*applier)->Apply({echo, remote}, StreamPosition{"s", 1}, reader_->cursor());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->superseded, 1u);
+  EXPECT_EQ(stats->applied, 1u);
+  EXPECT_EQ(test::Rows(db_, "SELECT v FROM t ORDER BY id"), (std::vector<std::string>{"3:'newer local'", "3:'remote'"}));
+  // Once read, the local write is in the reader's hands and incoming changes apply again.
+  ChangeBatch second = Read();
+  ASSERT_EQ(second.changes.size(), 1u);
+  EXPECT_EQ(second.changes[0].values[1], Value::Text("newer local"));
+  stats = (*applier)->Apply({echo}, StreamPosition{"s", 2}, reader_->cursor());
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->superseded, 0u);
+  EXPECT_EQ(stats->applied, 1u);
 }
 
 TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
