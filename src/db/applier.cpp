@@ -228,6 +228,19 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
   return stats;
 }
 
+Status Applier::DeadLetterMessage(const StreamPosition& position, const std::string& reason) {
+  ++dead_lettered_total_;
+  dead_letter_.BindText(1, position.stream);
+  dead_letter_.BindInt(2, static_cast<int64_t>(position.seq));
+  dead_letter_.BindText(3, "");
+  dead_letter_.BindText(4, "undecodable message");
+  dead_letter_.BindText(5, reason);
+  dead_letter_.BindText(6, "");
+  Status s = dead_letter_.Run();
+  dead_letter_.Reset();
+  return s.WithContext("writing to " + std::string(kDeadLetterTable));
+}
+
 Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
   Result<Statement> stmt = db_.Prepare("SELECT seq FROM " + QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
   if (!stmt.ok()) return stmt.status();

@@ -60,6 +60,9 @@ class Applier {
   Result<ApplyStats> Apply(const std::vector<RowChange>& changes, const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
 
+  // Records a stream message that could not be decoded at all, in its own transaction.
+  Status DeadLetterMessage(const StreamPosition& position, const std::string& reason);
+
   // The last sequence stored for `stream`, 0 when none.
   Result<uint64_t> LoadPosition(const std::string& stream);
 

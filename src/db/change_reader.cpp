@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "db/marmot_tables.h"
@@ -154,6 +155,9 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
     }
     RowChange change;
     change.table = table->schema.name;
+    std::vector<const Value*> key;
+    for (const Value& v : entry.key) key.push_back(&v);
+    change.row_hash = RowHash(change.table, key);
     if (*found) {
       change.op = RowChange::Op::kUpsert;
       change.columns = table->stored_columns;

@@ -19,63 +19,6 @@ std::string QuoteIdent(std::string_view name) {
   return out;
 }
 
-// ---- Value ----
-
-std::string Value::ToDebugString() const {
-  static const char kHex[] = "0123456789ABCDEF";
-  switch (type_) {
-    case Type::kNull:
-      return "NULL";
-    case Type::kInteger:
-      return std::to_string(i_);
-    case Type::kReal: {
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), "%.17g", d_);
-      return buf;
-    }
-    case Type::kText: {
-      std::string out = "'";
-      for (char c : bytes_) {
-        if (c == '\'') out.push_back('\'');
-        out.push_back(c);
-      }
-      return out + "'";
-    }
-    case Type::kBlob: {
-      std::string out = "X'";
-      for (unsigned char c : bytes_) {
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-      }
-      return out + "'";
-    }
-  }
-  return "?";
-}
-
-void AppendKeyBytes(const Value& v, std::string* out) {
-  out->push_back(static_cast<char>(v.type()));
-  switch (v.type()) {
-    case Value::Type::kNull:
-      break;
-    case Value::Type::kInteger: {
-      int64_t i = v.integer();
-      out->append(reinterpret_cast<const char*>(&i), sizeof(i));
-      break;
-    }
-    case Value::Type::kReal: {
-      double d = v.real();
-      out->append(reinterpret_cast<const char*>(&d), sizeof(d));
-      break;
-    }
-    default: {
-      uint64_t n = v.bytes().size();
-      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
-      out->append(v.bytes());
-    }
-  }
-}
-
 // ---- Statement ----
 
 void Statement::BindNull(int index) { sqlite3_bind_null(stmt_.get(), index); }

@@ -82,6 +82,12 @@ class Value {
 // they are equal (type included). Used to build hash keys that identify rows.
 void AppendKeyBytes(const Value& v, std::string* out);
 
+// Identifies a row across nodes and platforms (it picks the row's shard): 64-bit FNV-1a over the
+// table name, a 0 byte, then each key value as: type byte (0 NULL,
+// 1 INTEGER, 2 REAL, 3 TEXT, 4 BLOB) followed by the 8 big-endian bytes of the integer or of the
+// double's bits, or by the 8-byte big-endian length and the bytes for TEXT and BLOB.
+uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key);
+
 // What a row looks like on the wire: the table, the operation and named column values.
 // Columns are shared between the changes of one table in one batch (one allocation per batch,
 // not per row).
@@ -94,6 +100,7 @@ struct RowChange {
   // For kDelete: the key columns only.
   std::shared_ptr<const std::vector<std::string>> columns;
   std::vector<Value> values;  // parallel to *columns
+  uint64_t row_hash = 0;      // RowHash(table, key values); set by the change reader
 };
 
 }  // namespace marmot

@@ -48,6 +48,8 @@ TEST_F(CaptureTest, InsertUpdateDeleteBecomeUpsertsAndDeletes) {
   EXPECT_EQ(first.op, RowChange::Op::kUpsert);
   EXPECT_EQ(*first.columns, (std::vector<std::string>{"id", "title", "year"}));
   EXPECT_EQ(first.values, (std::vector<Value>{Value::Integer(1), Value::Text("Dune"), Value::Integer(1965)}));
+  Value key = Value::Integer(1);
+  EXPECT_EQ(first.row_hash, RowHash("books", {&key}));
 
   Exec(db_, "UPDATE books SET year = 1966 WHERE id = 1; DELETE FROM books WHERE id = 2");
   batch = Read();
@@ -56,6 +58,8 @@ TEST_F(CaptureTest, InsertUpdateDeleteBecomeUpsertsAndDeletes) {
   EXPECT_EQ(batch.changes[1].op, RowChange::Op::kDelete);
   EXPECT_EQ(*batch.changes[1].columns, (std::vector<std::string>{"id"}));
   EXPECT_EQ(batch.changes[1].values, (std::vector<Value>{Value::Integer(2)}));
+  Value deleted_key = Value::Integer(2);
+  EXPECT_EQ(batch.changes[1].row_hash, RowHash("books", {&deleted_key}));
   EXPECT_TRUE(Read().empty());
 }
 

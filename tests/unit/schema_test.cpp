@@ -76,3 +76,21 @@ TEST(SchemaTest, ReadsOneTableByName) {
 
 }  // namespace
 }  // namespace marmot
+
+namespace marmot {
+namespace {
+
+// The row hash picks a row's shard on every node, so it must never change: these values are part
+// of the wire contract (docs/PROTOCOL.md).
+TEST(RowHashTest, IsStableAcrossReleases) {
+  Value one = Value::Integer(1), text = Value::Text("k"), real = Value::Real(-0.0), null = Value::Null();
+  EXPECT_EQ(RowHash("", {}), 0xaf63bd4c8601b7dfULL);  // FNV-1a of a single 0 byte
+  uint64_t books1 = RowHash("books", {&one});
+  EXPECT_NE(books1, RowHash("books", {&text}));
+  EXPECT_NE(RowHash("books", {&real}), RowHash("books", {&null}));
+  EXPECT_NE(books1, RowHash("book", {&one}));
+  EXPECT_EQ(books1, 0xe2352534ce3f80f9ULL);  // computed independently with Python
+}
+
+}  // namespace
+}  // namespace marmot

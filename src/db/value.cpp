@@ -1,0 +1,116 @@
+#include "db/value.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace marmot {
+
+std::string Value::ToDebugString() const {
+  static const char kHex[] = "0123456789ABCDEF";
+  switch (type_) {
+    case Type::kNull:
+      return "NULL";
+    case Type::kInteger:
+      return std::to_string(i_);
+    case Type::kReal: {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.17g", d_);
+      return buf;
+    }
+    case Type::kText: {
+      std::string out = "'";
+      for (char c : bytes_) {
+        if (c == '\'') out.push_back('\'');
+        out.push_back(c);
+      }
+      return out + "'";
+    }
+    case Type::kBlob: {
+      std::string out = "X'";
+      for (unsigned char c : bytes_) {
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+      return out + "'";
+    }
+  }
+  return "?";
+}
+
+void AppendKeyBytes(const Value& v, std::string* out) {
+  out->push_back(static_cast<char>(v.type()));
+  switch (v.type()) {
+    case Value::Type::kNull:
+      break;
+    case Value::Type::kInteger: {
+      int64_t i = v.integer();
+      out->append(reinterpret_cast<const char*>(&i), sizeof(i));
+      break;
+    }
+    case Value::Type::kReal: {
+      double d = v.real();
+      out->append(reinterpret_cast<const char*>(&d), sizeof(d));
+      break;
+    }
+    default: {
+      uint64_t n = v.bytes().size();
+      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
+      out->append(v.bytes());
+    }
+  }
+}
+
+namespace {
+
+constexpr uint64_t kFnvOffset = 14695981039346656037ULL;
+constexpr uint64_t kFnvPrime = 1099511628211ULL;
+
+void Mix(uint64_t* h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    *h ^= p[i];
+    *h *= kFnvPrime;
+  }
+}
+
+void MixBigEndian(uint64_t* h, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 7; i >= 0; --i) {
+    b[i] = static_cast<unsigned char>(v & 0xff);
+    v >>= 8;
+  }
+  Mix(h, b, 8);
+}
+
+}  // namespace
+
+uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key) {
+  uint64_t h = kFnvOffset;
+  Mix(&h, table.data(), table.size());
+  unsigned char zero = 0;
+  Mix(&h, &zero, 1);
+  for (const Value* v : key) {
+    unsigned char type = static_cast<unsigned char>(v->type());
+    Mix(&h, &type, 1);
+    switch (v->type()) {
+      case Value::Type::kNull:
+        break;
+      case Value::Type::kInteger:
+        MixBigEndian(&h, static_cast<uint64_t>(v->integer()));
+        break;
+      case Value::Type::kReal: {
+        double d = v->real();
+        uint64_t bits;
+        std::memcpy(&bits, &d, sizeof(bits));
+        MixBigEndian(&h, bits);
+        break;
+      }
+      default:
+        MixBigEndian(&h, v->bytes().size());
+        Mix(&h, v->bytes().data(), v->bytes().size());
+    }
+  }
+  return h;
+}
+
+}  // namespace marmot

@@ -1,0 +1,137 @@
+#include "stream/nats_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "telemetry/logging.h"
+
+namespace marmot {
+
+std::string NatsError(natsStatus s) {
+  std::string text = natsStatus_GetText(s);
+  const char* detail = nats_GetLastError(nullptr);
+  if (detail && *detail && text.find(detail) == std::string::npos) text += " (" + std::string(detail) + ")";
+  return text;
+}
+
+namespace {
+
+void OnDisconnected(natsConnection*, void*) { spdlog::warn("disconnected from NATS; changes wait in the change log"); }
+void OnReconnected(natsConnection* nc, void*) {
+  char url[256] = {0};
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  spdlog::info("reconnected to NATS at {}", RedactUrl(url));
+}
+
+natsStatus SignNonce(char** error_text, unsigned char** signature, int* length, const char* nonce, void* closure) {
+  Result<std::string> sig = static_cast<const NKey*>(closure)->Sign(nonce);
+  if (!sig.ok()) {
+    *error_text = strdup(sig.status().message().c_str());
+    return NATS_ERR;
+  }
+  // nats.c frees the signature with free().
+  *signature = static_cast<unsigned char*>(malloc(sig->size()));
+  if (*signature == nullptr) return NATS_NO_MEMORY;
+  memcpy(*signature, sig->data(), sig->size());
+  *length = static_cast<int>(sig->size());
+  return NATS_OK;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions& o) {
+  if (o.urls.empty()) return Status::Error("no NATS URL to connect to");
+  std::unique_ptr<NatsClient> client(new NatsClient());
+  std::string urls_for_log;
+  std::vector<const char*> servers;
+  for (const std::string& u : o.urls) {
+    servers.push_back(u.c_str());
+    urls_for_log += (urls_for_log.empty() ? "" : ",") + RedactUrl(u);
+  }
+  auto check = [&](natsStatus s, const char* what) -> Status {
+    return s == NATS_OK ? Status() : Status::Error(std::string(what) + ": " + NatsError(s));
+  };
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_Create(&client->opts_), "creating NATS options"));
+  natsOptions* opts = client->opts_;
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())), "[nats] urls"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetName(opts, o.name.c_str()), "client name"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxReconnect(opts, -1), "reconnect policy"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectWait(opts, o.reconnect_wait.count() * 1000), "[nats] reconnect_wait_seconds"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024), "reconnect buffer"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxPendingMsgs(opts, 1 << 20), "pending limit"));
+  natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
+  natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
+  if (!o.user_name.empty()) {
+    MARMOT_RETURN_IF_ERROR(check(natsOptions_SetUserInfo(opts, o.user_name.c_str(), o.user_password.c_str()),
+                                 "[nats] user_name/user_password"));
+  }
+  if (!o.seed_file.empty()) {
+    Result<NKey> key = NKey::FromSeedFile(o.seed_file);
+    if (!key.ok()) return key.status();
+    client->nkey_ = std::make_unique<NKey>(std::move(*key));
+    MARMOT_RETURN_IF_ERROR(check(natsOptions_SetNKey(opts, client->nkey_->public_key().c_str(), SignNonce,
+                                                     client->nkey_.get()),
+                                 "[nats] seed_file"));
+  }
+  if (!o.ca_file.empty() || !o.cert_file.empty()) {
+    MARMOT_RETURN_IF_ERROR(check(natsOptions_SetSecure(opts, true), "TLS"));
+    if (!o.ca_file.empty()) {
+      MARMOT_RETURN_IF_ERROR(check(natsOptions_LoadCATrustedCertificates(opts, o.ca_file.c_str()),
+                                   ("[nats] ca_file " + o.ca_file).c_str()));
+    }
+    if (!o.cert_file.empty()) {
+      MARMOT_RETURN_IF_ERROR(check(natsOptions_LoadCertificatesChain(opts, o.cert_file.c_str(), o.key_file.c_str()),
+                                   ("[nats] cert_file " + o.cert_file + " / key_file " + o.key_file).c_str()));
+    }
+  }
+  natsStatus s = NATS_OK;
+  for (int attempt = 0; attempt <= o.connect_retries; ++attempt) {
+    s = natsConnection_Connect(&client->conn_, opts);
+    if (s == NATS_OK) break;
+    spdlog::warn("connecting to NATS at {} failed ({}); attempt {} of {}", urls_for_log, NatsError(s), attempt + 1,
+                 o.connect_retries + 1);
+    if (attempt < o.connect_retries) std::this_thread::sleep_for(o.reconnect_wait);
+  }
+  if (s != NATS_OK) {
+    return Status::Error("cannot connect to NATS at " + urls_for_log + ": " + NatsError(s) +
+                         "; check [nats] urls and that the servers are running");
+  }
+  MARMOT_RETURN_IF_ERROR(check(natsConnection_JetStream(&client->js_, client->conn_, nullptr), "JetStream context"));
+  spdlog::info("connected to NATS at {}", urls_for_log);
+  return client;
+}
+
+Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (true) {
+    jsAccountInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetAccountInfo(&info, js_, nullptr, &jerr);
+    if (s == NATS_OK) {
+      jsAccountInfo_Destroy(info);
+      return Status();
+    }
+    last = NatsError(s);
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::Error("JetStream is not available after " + std::to_string(timeout.count()) + " s: " + last +
+                           " (a clustered JetStream needs a majority of its servers up)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+NatsClient::~NatsClient() {
+  if (js_) jsCtx_Destroy(js_);
+  if (conn_) {
+    natsConnection_FlushTimeout(conn_, 2000);
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+  }
+  if (opts_) natsOptions_Destroy(opts_);
+}
+
+}  // namespace marmot

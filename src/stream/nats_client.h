@@ -1,0 +1,59 @@
+// NatsClient: one NATS connection plus its JetStream context, with marmot's connection policy.
+//
+// Connects to any of `urls` (retrying `connect_retries` times, `reconnect_wait` apart), then
+// reconnects forever: while NATS is away, publishes fail, changes stay in the change log and go
+// out after the reconnect, so nothing is lost. Credentials: user + password, or TLS client
+// certificates with a CA, or an NKey seed file. URLs are logged with passwords redacted.
+//
+// Thread-safe as nats.c is: the connection and JetStream context may be used from several threads.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stream/nkey.h"
+#include "util/status.h"
+
+namespace marmot {
+
+struct NatsClientOptions {
+  std::vector<std::string> urls;
+  std::string name = "marmot";
+  std::string user_name, user_password;
+  std::string seed_file;  // NKey user seed for nkey authentication
+  std::string ca_file, cert_file, key_file;
+  int connect_retries = 5;
+  std::chrono::seconds reconnect_wait{2};
+};
+
+// A natsStatus as text, with nats.c's last error detail when there is one.
+std::string NatsError(natsStatus s);
+
+class NatsClient {
+ public:
+  static Result<std::unique_ptr<NatsClient>> Connect(const NatsClientOptions& options);
+  ~NatsClient();
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  natsConnection* connection() const { return conn_; }
+  jsCtx* jetstream() const { return js_; }
+  // Largest payload the server accepts (headers included).
+  int64_t max_payload() const { return natsConnection_GetMaxPayload(conn_); }
+
+  // Waits until JetStream answers (a clustered JetStream needs an elected meta leader first).
+  Status WaitForJetStream(std::chrono::seconds timeout);
+
+ private:
+  NatsClient() = default;
+  std::unique_ptr<NKey> nkey_;  // must outlive the connection: nats.c signs with it on reconnects
+  natsOptions* opts_ = nullptr;
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+}  // namespace marmot

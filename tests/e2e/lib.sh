@@ -1,0 +1,85 @@
+# Shared helpers for the end-to-end tests. Source it; it sets `set -euo pipefail`, makes a temp
+# dir ($WORK), and on exit stops every process started with `start_bg` (by PID) and removes $WORK
+# (kept when KEEP_WORK=1 or the test failed, for inspection).
+set -euo pipefail
+MARMOT="${1:?usage: $0 path/to/marmot}"
+WORK="$(mktemp -d /tmp/marmot-e2e-XXXXXX)"
+PIDS=()
+FAILED=1
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ] || [ "$FAILED" = 1 ]; then
+    echo "FAILED (work dir kept: $WORK); last log lines:" >&2
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
+  elif [ "${KEEP_WORK:-0}" != 1 ]; then
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { FAILED=0; echo "PASS: $*"; }
+
+# A TCP port nobody listens on right now (picked by the kernel).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# Two consecutive free ports (cluster port and its leaf-node port + 1).
+free_port_pair() {
+  while true; do
+    local p; p=$(free_port)
+    python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',$p+1)); s.close()" 2>/dev/null && { echo "$p"; return; }
+  done
+}
+
+# start_bg NAME CMD...: runs CMD in the background, output to $WORK/NAME.log; sets LAST_PID.
+start_bg() {
+  local name="$1"; shift
+  "$@" >>"$WORK/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+stop_pid() {  # stop_pid PID: SIGTERM and wait for it to exit
+  local pid="$1"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  fail "process $pid did not stop within 30 s"
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: retries CMD until it succeeds.
+wait_for() {
+  local seconds="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${seconds}s waiting for: $what"
+    sleep 0.2
+  done
+}
+
+sql() { sqlite3 -cmd ".timeout 10000" "$@"; }
+
+# A dump of every row of every table (marmot's own excluded), each value as typeof:quote(value)
+# (quote() of a REAL round-trips exactly), ordered by the table's first columns.
+dump_db() {
+  local db="$1" t cols q
+  local tables
+  tables=$(sql "$db" "SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite%' AND substr(name,1,10) <> '__marmot__' ORDER BY name")
+  while IFS= read -r t; do
+    [ -n "$t" ] || continue
+    q="\"${t//\"/\"\"}\""
+    cols=$(sql "$db" "SELECT group_concat('typeof(\"' || replace(name, '\"', '\"\"') || '\") || '':'' || quote(\"' || replace(name, '\"', '\"\"') || '\")', ' || ''|'' || ') FROM pragma_table_info(${t@Q})")
+    echo "== $t"
+    sql "$db" "SELECT $cols FROM $q ORDER BY 1"
+  done <<<"$tables"
+}
+
+same_dbs() {  # same_dbs DB...: true when every DB's dump equals the first one's
+  local first; first=$(dump_db "$1")
+  shift
+  for db in "$@"; do [ "$(dump_db "$db")" = "$first" ] || return 1; done
+}

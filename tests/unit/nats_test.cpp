@@ -1,0 +1,170 @@
+// Tests of the NATS layer against a real nats-server started by EmbeddedNatsServer on a random
+// loopback port in a temp dir.
+#include <signal.h>
+
+#include <fstream>
+#include <thread>
+
+#include "stream/nats_client.h"
+#include "stream/nats_server.h"
+#include "stream/nkey.h"
+#include "stream/streams.h"
+#include "test_util.h"
+
+namespace marmot {
+namespace {
+
+using test::TempDir;
+
+EmbeddedNatsOptions ServerOptions(const TempDir& dir, const std::string& name) {
+  EmbeddedNatsOptions o;
+  o.server_name = name;
+  o.work_dir = dir.File("nats");
+  o.bind_address = "127.0.0.1:-1";
+  return o;
+}
+
+NatsClientOptions ClientOptions(const EmbeddedNatsServer& server) {
+  NatsClientOptions o;
+  o.urls = {server.client_url()};
+  o.connect_retries = 0;
+  o.reconnect_wait = std::chrono::seconds(1);
+  return o;
+}
+
+TEST(NKeyTest, SeedRoundTripsAndSigns) {
+  Result<NKey> key = NKey::Generate();
+  ASSERT_TRUE(key.ok()) << key.status().message();
+  EXPECT_EQ(key->seed().substr(0, 2), "SU");
+  EXPECT_EQ(key->public_key().substr(0, 1), "U");
+  EXPECT_EQ(key->public_key().size(), 56u);
+  Result<NKey> again = NKey::FromSeed(key->seed());
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->public_key(), key->public_key());
+  Result<std::string> sig = key->Sign("nonce");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_EQ(sig->size(), 64u);
+  std::string broken = key->seed();
+  broken[10] = broken[10] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(NKey::FromSeed(broken).ok());
+  EXPECT_FALSE(NKey::FromSeed("not a seed").ok());
+}
+
+TEST(NatsTest, NKeyAuthenticationAgainstARealServer) {
+  TempDir dir;
+  Result<NKey> allowed = NKey::Generate();
+  Result<NKey> stranger = NKey::Generate();
+  ASSERT_TRUE(allowed.ok() && stranger.ok());
+  std::ofstream(dir.File("auth.conf")) << "authorization { users = [ { nkey: \"" << allowed->public_key() << "\" } ] }\n";
+  std::ofstream(dir.File("good.nk")) << "-----BEGIN USER NKEY SEED-----\n" << allowed->seed() << "\n------END USER NKEY SEED------\n";
+  std::ofstream(dir.File("bad.nk")) << stranger->seed() << "\n";
+  EmbeddedNatsOptions so = ServerOptions(dir, "nkey-test");
+  so.server_config = dir.File("auth.conf");
+  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+
+  NatsClientOptions co = ClientOptions(**server);
+  Result<std::unique_ptr<NatsClient>> anonymous = NatsClient::Connect(co);
+  EXPECT_FALSE(anonymous.ok());
+  co.seed_file = dir.File("bad.nk");
+  EXPECT_FALSE(NatsClient::Connect(co).ok());
+  co.seed_file = dir.File("good.nk");
+  Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_TRUE((*client)->WaitForJetStream(std::chrono::seconds(10)).ok());
+}
+
+TEST(NatsTest, UserPasswordAndRedactedErrors) {
+  TempDir dir;
+  EmbeddedNatsOptions so = ServerOptions(dir, "userpass-test");
+  so.user_name = "app";
+  so.user_password = "s3cret-pw";
+  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  NatsClientOptions co = ClientOptions(**server);
+  co.user_name = "app";
+  co.user_password = "wrong";
+  Result<std::unique_ptr<NatsClient>> refused = NatsClient::Connect(co);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message().find("s3cret"), std::string::npos);
+  co.user_password = "s3cret-pw";
+  EXPECT_TRUE(NatsClient::Connect(co).ok());
+}
+
+TEST(NatsTest, EmbeddedServerIsRestartedWhenItDies) {
+  TempDir dir;
+  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(ServerOptions(dir, "restart-test"));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  std::string url = (*server)->client_url();
+  pid_t first = (*server)->pid();
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  // The supervisor restarts it (after 1 s) on the same port.
+  pid_t second = first;
+  for (int i = 0; i < 100 && (second == first || second <= 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    second = (*server)->pid();
+  }
+  EXPECT_NE(second, first);
+  EXPECT_EQ((*server)->client_url(), url);
+  NatsClientOptions co = ClientOptions(**server);
+  co.connect_retries = 20;
+  Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  server->reset();
+  EXPECT_NE(kill(second, 0), 0) << "nats-server still running after the supervisor was destroyed";
+}
+
+TEST(NatsTest, StreamsAreCreatedCheckedAndUpdated) {
+  TempDir dir;
+  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(ServerOptions(dir, "streams-test"));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(ClientOptions(**server));
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->WaitForJetStream(std::chrono::seconds(10)).ok());
+  StreamLayout layout;
+  layout.shards = 3;
+  ASSERT_TRUE(EnsureStreams((*client)->jetstream(), layout).ok());
+  EXPECT_EQ(layout.StreamName(2), "marmot-changes-c-2");
+  EXPECT_EQ(layout.Subject(2), "marmot-change-log-2");
+  for (int shard = 1; shard <= 3; ++shard) {
+    jsStreamInfo* info = nullptr;
+    ASSERT_EQ(js_GetStreamInfo(&info, (*client)->jetstream(), layout.StreamName(shard).c_str(), nullptr, nullptr), NATS_OK);
+    EXPECT_EQ(info->Config->MaxMsgs, 1024);
+    EXPECT_TRUE(info->Config->DenyDelete);
+    EXPECT_TRUE(info->Config->AllowDirect);
+    jsStreamInfo_Destroy(info);
+  }
+  // Idempotent; a changed setting is refused unless update_existing.
+  ASSERT_TRUE(EnsureStreams((*client)->jetstream(), layout).ok());
+  layout.max_entries = 50;
+  Status refused = EnsureStreams((*client)->jetstream(), layout);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("marmot-changes-c-1"), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find("update_existing"), std::string::npos) << refused.message();
+  layout.update_existing = true;
+  Status updated = EnsureStreams((*client)->jetstream(), layout);
+  EXPECT_TRUE(updated.ok()) << updated.message();
+}
+
+TEST(NatsTest, SplitHostPortAndDnsPeers) {
+  std::string host;
+  int port = 0;
+  ASSERT_TRUE(SplitHostPort(":3010", &host, &port).ok());
+  EXPECT_EQ(host, "");
+  EXPECT_EQ(port, 3010);
+  ASSERT_TRUE(SplitHostPort("[::1]:-1", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, -1);
+  EXPECT_FALSE(SplitHostPort("localhost", &host, &port).ok());
+  EXPECT_FALSE(SplitHostPort("h:70000", &host, &port).ok());
+  Result<std::vector<std::string>> peers = ResolvePeers({"nats://a:1/", "dns://localhost:4248/?min=1&interval_ms=10"}, 2000);
+  ASSERT_TRUE(peers.ok()) << peers.status().message();
+  EXPECT_EQ(peers->front(), "nats://a:1/");
+  EXPECT_NE(std::find(peers->begin(), peers->end(), "nats://127.0.0.1:4248"), peers->end());
+  EXPECT_FALSE(ResolvePeers({"dns://localhost:4248/?min=50&interval_ms=10"}, 100).ok());
+  EXPECT_FALSE(ResolvePeers({"dns://localhost:4248/?bogus=1"}, 100).ok());
+}
+
+}  // namespace
+}  // namespace marmot
