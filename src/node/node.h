@@ -1,0 +1,78 @@
+// Node: one marmot process's pipeline, from start to clean stop.
+//
+//   application writes -> capture triggers -> change log -> ChangeReader -> ChangePublisher
+//        -> JetStream shard streams -> ShardConsumer (one per shard) -> Applier -> database
+//
+// Start() opens the database (switching it to WAL when it is the only user), installs capture,
+// starts the embedded nats-server when no URLs are configured, connects, makes sure the shard
+// streams exist, and starts one publisher thread (publish = true) and one consumer thread per shard
+// (replicate = true). Stop() asks every stage to finish what it holds: the publisher publishes what
+// is already captured (while NATS is reachable) and consumers finish the batch being applied; then
+// the connection closes and the embedded server stops.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "stream/nats_client.h"
+#include "stream/nats_server.h"
+#include "stream/streams.h"
+#include "util/status.h"
+
+namespace marmot {
+
+class ChangeReader;
+class ChangeWatcher;
+class ChangePublisher;
+class ShardConsumer;
+
+struct NodeOptions {
+  std::string db_path;
+  uint64_t node_id = 0;
+  bool publish = true;
+  bool replicate = true;
+  size_t scan_max_changes = 512;
+  std::chrono::milliseconds cleanup_interval{5000};
+  std::chrono::milliseconds polling_interval{0};
+  StreamLayout layout;
+  NatsClientOptions nats;                       // urls empty -> embedded server
+  std::optional<EmbeddedNatsOptions> embedded;  // set when urls is empty
+};
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> Start(NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Asks every thread to finish and waits for them. Safe to call more than once.
+  void Stop();
+
+  std::string nats_url() const { return nats_url_; }
+
+ private:
+  explicit Node(NodeOptions options) : options_(std::move(options)) {}
+  Status PrepareDatabase();
+  Status ConnectNats();
+  Status StartPipeline();
+
+  NodeOptions options_;
+  std::unique_ptr<EmbeddedNatsServer> server_;
+  std::unique_ptr<NatsClient> client_;
+  std::string nats_url_;
+  std::unique_ptr<ChangeReader> reader_;
+  std::unique_ptr<ChangeWatcher> watcher_;
+  std::unique_ptr<ChangePublisher> publisher_;
+  std::vector<std::unique_ptr<ShardConsumer>> consumers_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace marmot

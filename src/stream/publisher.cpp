@@ -1,0 +1,193 @@
+#include "stream/publisher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <thread>
+
+#include "codec/compression.h"
+#include "codec/wire_format.h"
+
+namespace marmot {
+namespace {
+
+// Room left in each message for headers (Nats-Msg-Id, Marmot-Chunk).
+constexpr size_t kHeaderAllowance = 512;
+
+struct Encoder {
+  const PublisherOptions& options;
+  const ChangeBatch& batch;
+  size_t limit;
+  std::vector<OutgoingMessage>* out;
+
+  std::string MsgId(int shard, size_t part) const {
+    return std::to_string(options.node_id) + "-" + std::to_string(batch.first_seq) + "-" +
+           std::to_string(batch.last_seq) + "-" + std::to_string(shard) + "-" + std::to_string(part);
+  }
+
+  Result<std::string> Encode(std::vector<RowChange> changes) const {
+    ChangeMessage message;
+    message.node_id = options.node_id;
+    message.first_seq = batch.first_seq;
+    message.last_seq = batch.last_seq;
+    message.changes = std::move(changes);
+    std::string bytes = EncodeChangeMessage(message);
+    if (!options.layout.compress) return bytes;
+    return ZstdCompress(bytes);
+  }
+
+  // Emits `changes` as one message, or as several when they do not fit, or as chunks when a single
+  // change does not fit.
+  Status Emit(int shard, std::vector<RowChange> changes) {
+    size_t count = changes.size();
+    std::vector<RowChange> second_half;
+    if (count > 1) second_half.assign(changes.begin() + count / 2, changes.end());
+    Result<std::string> payload = Encode(changes);
+    if (!payload.ok()) return payload.status();
+    if (payload->size() <= limit) {
+      out->push_back({shard, MsgId(shard, out->size()), "", std::move(*payload)});
+      return Status();
+    }
+    if (count > 1) {
+      changes.resize(count / 2);
+      MARMOT_RETURN_IF_ERROR(Emit(shard, std::move(changes)));
+      return Emit(shard, std::move(second_half));
+    }
+    // One row larger than a message: send its encoding in chunks the consumer puts together.
+    std::string group = MsgId(shard, out->size());
+    size_t chunks = (payload->size() + limit - 1) / limit;
+    for (size_t i = 0; i < chunks; ++i) {
+      OutgoingMessage chunk;
+      chunk.shard = shard;
+      chunk.msg_id = group + "-c" + std::to_string(i);
+      chunk.chunk_header = group + " " + std::to_string(i) + " " + std::to_string(chunks);
+      chunk.payload = payload->substr(i * limit, limit);
+      out->push_back(std::move(chunk));
+    }
+    return Status();
+  }
+};
+
+}  // namespace
+
+Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
+                                                   size_t max_payload) {
+  std::map<int, std::vector<RowChange>> by_shard;
+  for (const RowChange& change : batch.changes) {
+    by_shard[ShardOf(change.row_hash, options.layout.shards)].push_back(change);
+  }
+  std::vector<OutgoingMessage> out;
+  size_t limit = max_payload > 2 * kHeaderAllowance ? max_payload - kHeaderAllowance : max_payload / 2;
+  Encoder encoder{options, batch, limit, &out};
+  for (auto& [shard, changes] : by_shard) {
+    MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, std::move(changes)));
+  }
+  return out;
+}
+
+void OnPublishError(jsCtx*, jsPubAckErr* pae, void* closure) {
+  auto* publisher = static_cast<ChangePublisher*>(closure);
+  // Written before the counter is raised; read only after js_PublishAsyncComplete returned.
+  if (publisher->failed_acks_.load() == 0) {
+    publisher->last_ack_error_ = pae->ErrText ? pae->ErrText : NatsError(pae->Err);
+  }
+  publisher->failed_acks_.fetch_add(1);
+}
+
+ChangePublisher::ChangePublisher(NatsClient* client, ChangeReader* reader, ChangeWatcher* watcher,
+                                 PublisherOptions options)
+    : client_(client), reader_(reader), watcher_(watcher), options_(std::move(options)) {
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.PublishAsync.ErrHandler = OnPublishError;
+  js_options.PublishAsync.ErrHandlerClosure = this;
+  // Bounded window: publishing blocks while this many acks are outstanding.
+  js_options.PublishAsync.MaxPending = 4096;
+  natsConnection_JetStream(&js_, client_->connection(), &js_options);
+  cursor_.store(reader_->cursor());
+}
+
+ChangePublisher::~ChangePublisher() {
+  if (js_) jsCtx_Destroy(js_);
+}
+
+Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
+  Result<std::vector<OutgoingMessage>> messages =
+      BuildMessages(batch, options_, static_cast<size_t>(client_->max_payload()));
+  if (!messages.ok()) return messages.status().WithContext("encoding changes");
+  failed_acks_.store(0);
+  for (const OutgoingMessage& m : *messages) {
+    std::string subject = options_.layout.Subject(m.shard);
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
+    if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Nats-Msg-Id", m.msg_id.c_str());
+    if (s == NATS_OK && !m.chunk_header.empty()) s = natsMsgHeader_Set(msg, "Marmot-Chunk", m.chunk_header.c_str());
+    if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);  // takes ownership on success
+    if (msg) natsMsg_Destroy(msg);
+    if (s != NATS_OK) return Status::Error("publishing to " + subject + ": " + NatsError(s));
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = options_.ack_timeout.count();
+  natsStatus s = js_PublishAsyncComplete(js_, &wait);
+  if (s != NATS_OK) {
+    // Forget what is still pending; the retry publishes it again under the same ids.
+    natsMsgList pending{};
+    if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+    return Status::Error("waiting for JetStream acks: " + NatsError(s));
+  }
+  if (failed_acks_.load() > 0) {
+    return Status::Error(std::to_string(failed_acks_.load()) + " publish(es) not acknowledged: " + last_ack_error_);
+  }
+  published_rows_.fetch_add(batch.changes.size());
+  return Status();
+}
+
+void ChangePublisher::Run(const std::atomic<bool>& stop) {
+  auto backoff = std::chrono::milliseconds(100);
+  auto next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
+  bool more = true;  // read again without waiting: the last batch was full or failed
+  while (true) {
+    if (!more) {
+      if (stop.load()) break;
+      // Returns at a change, a poll tick, or Stop(); after Stop() one more pass below publishes
+      // what was written before it.
+      watcher_->Wait(std::chrono::milliseconds(500));
+    }
+    Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
+    if (!batch.ok()) {
+      spdlog::error("reading changes: {}; retrying in {} ms", batch.status().message(), backoff.count());
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      more = !stop.load();
+      continue;
+    }
+    cursor_.store(reader_->cursor(), std::memory_order_release);
+    if (!batch->empty()) {
+      Status s = PublishBatch(*batch);
+      if (!s.ok()) {
+        reader_->Rewind();
+        spdlog::warn("{}; {} change(s) stay in the change log, retrying in {} ms", s.message(), batch->changes.size(),
+                     backoff.count());
+        if (stop.load()) break;
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        more = true;
+        continue;
+      }
+      backoff = std::chrono::milliseconds(100);
+      reader_->Confirm(batch->last_seq);
+      spdlog::debug("published {} change(s) from log entries {}..{}", batch->changes.size(), batch->first_seq,
+                    batch->last_seq);
+    }
+    more = batch->entries >= options_.scan_max_changes;
+    if (std::chrono::steady_clock::now() >= next_cleanup || (stop.load() && !more)) {
+      Result<size_t> deleted = reader_->DeleteConfirmed();
+      if (!deleted.ok()) spdlog::warn("cleaning the change log: {}", deleted.status().message());
+      next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
+    }
+    if (stop.load() && !more) break;
+  }
+}
+
+}  // namespace marmot
