@@ -1,1 +1,140 @@
-int main() { return 0; }  // replaced once config lands
+// marmot: keeps many copies of one SQLite database in sync over NATS JetStream.
+//
+// Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or a finished one-shot command; 1 when the
+// node cannot start or run (database, NATS); 2 for bad flags or configuration.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "config/config.h"
+#include "config/flags.h"
+#include "db/capture.h"
+#include "db/sqlite.h"
+#include "node/node.h"
+#include "telemetry/logging.h"
+
+namespace marmot {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Cleanup(const Config& config) {
+  if (!std::filesystem::exists(config.db_path)) {
+    spdlog::error("-cleanup: database {} does not exist", config.db_path);
+    return kExitFailure;
+  }
+  Result<Database> db = Database::Open(config.db_path);
+  if (!db.ok()) {
+    spdlog::error("-cleanup: {}", db.status().message());
+    return kExitFailure;
+  }
+  Status s = RemoveCapture(*db);
+  if (!s.ok()) {
+    spdlog::error("-cleanup: {}", s.message());
+    return kExitFailure;
+  }
+  spdlog::info("removed marmot's triggers and tables from {}", config.db_path);
+  return 0;
+}
+
+NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
+  NodeOptions o;
+  o.db_path = c.db_path;
+  o.node_id = c.node_id;
+  o.publish = c.publish;
+  o.replicate = c.replicate;
+  o.scan_max_changes = static_cast<size_t>(c.scan_max_changes);
+  o.cleanup_interval = c.cleanup_interval;
+  o.polling_interval = c.polling_interval;
+  o.layout.stream_prefix = c.nats.stream_prefix;
+  o.layout.subject_prefix = c.nats.subject_prefix;
+  o.layout.shards = static_cast<int>(c.replication_log.shards);
+  o.layout.replicas = EffectiveReplicas(c.replication_log);
+  o.layout.max_entries = c.replication_log.max_entries;
+  o.layout.compress = c.replication_log.compress;
+  o.layout.update_existing = c.replication_log.update_existing;
+  o.nats.urls = c.nats.urls;
+  o.nats.name = "marmot-node-" + std::to_string(c.node_id);
+  o.nats.user_name = c.nats.user_name;
+  o.nats.user_password = c.nats.user_password;
+  o.nats.seed_file = c.nats.seed_file;
+  o.nats.ca_file = c.nats.ca_file;
+  o.nats.cert_file = c.nats.cert_file;
+  o.nats.key_file = c.nats.key_file;
+  o.nats.connect_retries = static_cast<int>(c.nats.connect_retries);
+  o.nats.reconnect_wait = std::chrono::seconds(c.nats.reconnect_wait_seconds);
+  if (c.nats.urls.empty()) {
+    EmbeddedNatsOptions e;
+    e.server_name = "marmot-node-" + std::to_string(c.node_id);
+    e.work_dir = (std::filesystem::absolute(c.db_path).parent_path() / "nats").string();
+    e.bind_address = c.nats.bind_address;
+    e.cluster_address = flags.cluster_addr;
+    e.cluster_peers = flags.cluster_peers;
+    e.leaf_servers = flags.leaf_servers;
+    e.server_config = c.nats.server_config;
+    e.user_name = c.nats.user_name;
+    e.user_password = c.nats.user_password;
+    o.embedded = e;
+  }
+  return o;
+}
+
+int Run(int argc, char** argv) {
+  Result<CommandLine> flags = ParseFlags(std::vector<std::string>(argv + 1, argv + argc));
+  if (!flags.ok()) {
+    std::fprintf(stderr, "marmot: %s\n", flags.status().message().c_str());
+    return kExitUsage;
+  }
+  if (flags->help) {
+    std::fputs(FlagUsage().c_str(), stdout);
+    return 0;
+  }
+  if (flags->version) {
+    std::printf("marmot %s\n", MARMOT_VERSION);
+    return 0;
+  }
+  Result<Config> config = flags->config_path.empty() ? ParseConfigToml("", "(defaults)") : LoadConfigFile(flags->config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "marmot: %s\n", config.status().message().c_str());
+    return kExitUsage;
+  }
+  ApplyFlags(*flags, &*config);
+  SetupLogging(config->logging.verbose, config->logging.format);
+  if (flags->cleanup) return Cleanup(*config);
+  if (flags->save_snapshot) {
+    spdlog::error("-save-snapshot: snapshots are not implemented in this version yet");
+    return kExitFailure;
+  }
+  if (config->nats.urls.empty() && flags->cluster_addr && flags->cluster_peers.empty()) {
+    spdlog::error("-cluster-addr without -cluster-peers: a clustered JetStream needs routes to its peers; "
+                  "give -cluster-peers, or drop -cluster-addr for a single node");
+    return kExitUsage;
+  }
+
+  // Signals are taken by sigwait below; every thread started from here on inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Result<std::unique_ptr<Node>> node = Node::Start(ToNodeOptions(*config, *flags));
+  if (!node.ok()) {
+    spdlog::error("cannot start: {}", node.status().message());
+    return kExitFailure;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*node)->Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace marmot
+
+int main(int argc, char** argv) { return marmot::Run(argc, argv); }

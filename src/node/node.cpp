@@ -13,6 +13,8 @@
 
 namespace marmot {
 
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
 Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   std::unique_ptr<Node> node(new Node(std::move(options)));
   MARMOT_RETURN_IF_ERROR(node->PrepareDatabase());

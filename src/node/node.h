@@ -57,7 +57,7 @@ class Node {
   std::string nats_url() const { return nats_url_; }
 
  private:
-  explicit Node(NodeOptions options) : options_(std::move(options)) {}
+  explicit Node(NodeOptions options);
   Status PrepareDatabase();
   Status ConnectNats();
   Status StartPipeline();

@@ -17,10 +17,10 @@ ShardConsumer::ShardConsumer(NatsClient* client, std::unique_ptr<Applier> applie
       stream_(options_.layout.StreamName(options_.shard)) {}
 
 ShardConsumer::~ShardConsumer() {
-  if (sub_) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-  }
+  // No Unsubscribe: for a JetStream subscription it asks the server to delete the consumer and
+  // waits for the answer, which never comes when the cluster has lost its quorum (every node of a
+  // cluster stopping at once). The ordered consumer is ephemeral: the server drops it when idle.
+  if (sub_) natsSubscription_Destroy(sub_);
 }
 
 Status ShardConsumer::Start() {

@@ -19,7 +19,10 @@ std::string NatsError(natsStatus s) {
 
 namespace {
 
-void OnDisconnected(natsConnection*, void*) { spdlog::warn("disconnected from NATS; changes wait in the change log"); }
+void OnDisconnected(natsConnection*, void* closure) {
+  if (static_cast<std::atomic<bool>*>(closure)->load()) return;  // our own Close()
+  spdlog::warn("disconnected from NATS; changes wait in the change log");
+}
 void OnReconnected(natsConnection* nc, void*) {
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
@@ -62,7 +65,7 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectWait(opts, o.reconnect_wait.count() * 1000), "[nats] reconnect_wait_seconds"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024), "reconnect buffer"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxPendingMsgs(opts, 1 << 20), "pending limit"));
-  natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
+  natsOptions_SetDisconnectedCB(opts, OnDisconnected, &client->closing_);
   natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
   if (!o.user_name.empty()) {
     MARMOT_RETURN_IF_ERROR(check(natsOptions_SetUserInfo(opts, o.user_name.c_str(), o.user_password.c_str()),
@@ -126,6 +129,7 @@ Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
 
 NatsClient::~NatsClient() {
   if (js_) jsCtx_Destroy(js_);
+  closing_.store(true);
   if (conn_) {
     natsConnection_FlushTimeout(conn_, 2000);
     natsConnection_Close(conn_);

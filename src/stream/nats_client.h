@@ -10,6 +10,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -50,6 +51,7 @@ class NatsClient {
 
  private:
   NatsClient() = default;
+  std::atomic<bool> closing_{false};  // set before our own Close(): no "disconnected" warning
   std::unique_ptr<NKey> nkey_;  // must outlive the connection: nats.c signs with it on reconnects
   natsOptions* opts_ = nullptr;
   natsConnection* conn_ = nullptr;

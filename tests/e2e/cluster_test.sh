@@ -15,7 +15,7 @@ SCHEMA="
 CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author TEXT, year INTEGER);
 CREATE TABLE \"odd \"\"table\"\" name\" (\"key col\" TEXT PRIMARY KEY, \"select\" ANY, \"ü\" REAL);
 CREATE TABLE kv (k BLOB PRIMARY KEY, v ANY) WITHOUT ROWID;
-CREATE TABLE log (msg TEXT);
+CREATE TABLE log (msg TEXT);  -- keyed by rowid: each node writes its own rowid range
 "
 
 for n in 1 2 3; do
@@ -61,9 +61,9 @@ write_load() {
       INSERT INTO books VALUES ($id, 'title $n/$i', 'author''s \"name\" ü', $((1900 + i)));
       INSERT OR REPLACE INTO \"odd \"\"table\"\" name\" VALUES ('k$((i % 20))', $i.25, -0.5);
       INSERT OR REPLACE INTO kv VALUES (X'$(printf '%02x%04x' "$n" "$i")', randomblob(64));
-      INSERT INTO log VALUES ('node $n round $i');
+      INSERT INTO log(rowid, msg) VALUES ($id, 'node $n round $i');
       UPDATE books SET year = year + 1 WHERE id = $((id - 1));
-      DELETE FROM books WHERE id = $((id - 3));
+      DELETE FROM books WHERE id = $((id - 3)) AND $((i % 5)) = 0;
     "
   done
   sql "$WORK/node$n.db" "
@@ -74,8 +74,9 @@ write_load() {
 newline'), (X'fa$(printf '%02x' "$n")', zeroblob(300000));
   "
 }
-for n in 1 2 3; do write_load "$n" 40 0 & done
-wait
+writers=()
+for n in 1 2 3; do write_load "$n" 40 0 & writers+=($!); done
+for pid in "${writers[@]}"; do wait "$pid" || fail "writes on a node failed"; done
 
 wait_for 60 "the three databases to converge" same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db"
 rows=$(sql "$WORK/node1.db" "SELECT count(*) FROM books")
@@ -87,9 +88,10 @@ echo "converged: $rows books, $moved moved by key change"
 # Node 2 goes away; nodes 1 and 3 keep writing; node 2 comes back and catches up.
 stop_pid "${NODE_PID[2]}"
 grep -q "stopped" "$WORK/node2.log" || fail "node 2 did not log a clean stop"
-write_load 1 20 1000000 &
-write_load 3 20 1000000 &
-wait
+write_load 1 20 1000000 & w1=$!
+write_load 3 20 1000000 & w3=$!
+wait "$w1" || fail "writes on node 1 failed"
+wait "$w3" || fail "writes on node 3 failed"
 mv "$WORK/node2.log" "$WORK/node2.first.log"
 start_node 2
 wait_for 90 "node 2 to restart" node_running 2
