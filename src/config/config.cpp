@@ -266,8 +266,9 @@ Result<Config> ParseConfigToml(std::string_view text, const std::string& source)
 Result<Config> LoadConfigFile(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return ParseConfigToml("", path);
+  if (fs::is_directory(path, ec)) return Status::Error("config " + path + ": is a directory, not a TOML file");
   std::ifstream in(path);
-  if (!in) return Status::Error("config " + path + ": cannot read it");
+  if (!in) return Status::Error("config " + path + ": cannot read it (check its permissions)");
   std::stringstream text;
   text << in.rdbuf();
   return ParseConfigToml(text.str(), path);
