@@ -6,6 +6,11 @@
 //   capture_bulk                200k rows, one prepared INSERT per row, in one transaction
 //   capture_bulk_one_statement  200k rows, one INSERT ... SELECT
 //   capture_autocommit          2k rows, one autocommit INSERT each (SQLite's default durability)
+//   replication                 200k rows (10k per transaction) written on node 1 of a 3-node
+//                               cluster until visible on nodes 2 and 3, vs plain SQLite
+//   latency                     500 single-row writes on node 1, 20 ms apart, until visible on node 2
+// The cluster scenarios run the real marmot binary (--marmot PATH; default: ../marmot next to
+// this program).
 // Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
 // so the program cannot rot). Ratios are captured/plain on the same machine in the same process.
 #include <sys/resource.h>
@@ -22,6 +27,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster_bench.h"
 #include "db/capture.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
@@ -30,18 +36,13 @@ namespace marmot::bench {
 namespace {
 
 struct Options {
+  std::string marmot_binary;
   bool quick = false;
   int runs = 5;
   std::string json_path;
   std::vector<std::string> scenarios;
 };
 
-struct Figure {
-  std::string scenario;
-  std::string metric;
-  double value;
-  std::string unit;
-};
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) {
@@ -160,10 +161,12 @@ int Main(int argc, char** argv) {
       o.runs = 1;
     } else if (a == "--runs" && i + 1 < argc) {
       o.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--marmot" && i + 1 < argc) {
+      o.marmot_binary = argv[++i];
     } else if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
     } else if (a == "--help" || a == "-h") {
-      std::printf("usage: marmot_bench [--quick] [--runs N] [--json FILE] [capture_bulk] [capture_bulk_one_statement] [capture_autocommit]\n");
+      std::printf("usage: marmot_bench [--quick] [--runs N] [--json FILE] [--marmot PATH] [capture_bulk] [capture_bulk_one_statement] [capture_autocommit] [replication] [latency]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -184,6 +187,17 @@ int Main(int argc, char** argv) {
     CaptureOverhead(o, "capture_bulk_one_statement", bulk_rows, InsertForm::kOneStatement, &figures);
   if (wanted("capture_autocommit"))
     CaptureOverhead(o, "capture_autocommit", o.quick ? 200 : 2000, InsertForm::kAutocommitPerRow, &figures);
+  ClusterBenchOptions co;
+  co.marmot_binary = o.marmot_binary.empty()
+                         ? (std::filesystem::path(argv[0]).parent_path() / ".." / "marmot").lexically_normal().string()
+                         : o.marmot_binary;
+  co.runs = o.quick ? 1 : std::min(o.runs, 3);
+  if (o.quick) {
+    co.rows = 20000;
+    co.latency_writes = 50;
+  }
+  if (wanted("replication")) ReplicationThroughput(co, &figures);
+  if (wanted("latency")) ReplicationLatency(co, &figures);
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
   for (const Figure& f : figures) std::printf("%-22s %-26s %12.4f %s\n", f.scenario.c_str(), f.metric.c_str(), f.value, f.unit.c_str());

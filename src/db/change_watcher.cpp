@@ -41,7 +41,7 @@ void ChangeWatcher::Stop() {
   (void)n;
 }
 
-bool ChangeWatcher::Wait(std::chrono::milliseconds timeout) {
+ChangeWatcher::Wake ChangeWatcher::Wait(std::chrono::milliseconds timeout) {
   if (polling_interval_.count() > 0 && polling_interval_ < timeout) timeout = polling_interval_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
@@ -49,8 +49,8 @@ bool ChangeWatcher::Wait(std::chrono::milliseconds timeout) {
     if (left.count() < 0) left = std::chrono::milliseconds(0);
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
     int rc = poll(fds, 2, static_cast<int>(left.count()));
-    if (fds[0].revents & POLLIN) return false;
-    if (rc <= 0 || !(fds[1].revents & POLLIN)) return true;  // timeout (or EINTR): a poll tick
+    if (fds[0].revents & POLLIN) return Wake::kStop;
+    if (rc <= 0 || !(fds[1].revents & POLLIN)) return Wake::kTick;  // timeout (or EINTR)
     // Drain every queued event. Events for other files of the same directory are noise.
     bool ours = false;
     alignas(inotify_event) char buf[8192];
@@ -66,7 +66,7 @@ bool ChangeWatcher::Wait(std::chrono::milliseconds timeout) {
         off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
       }
     }
-    if (ours) return true;
+    if (ours) return Wake::kChange;
   }
 }
 

@@ -25,9 +25,15 @@ class ChangeWatcher {
   ChangeWatcher(const ChangeWatcher&) = delete;
   ChangeWatcher& operator=(const ChangeWatcher&) = delete;
 
-  // Blocks until a change is seen, the polling interval passes, or `timeout` passes.
-  // Returns false once Stop() was called.
-  bool Wait(std::chrono::milliseconds timeout);
+  enum class Wake { kChange, kTick, kStop };
+
+  // Blocks until a change is seen (kChange), the polling interval or `timeout` passes (kTick), or
+  // Stop() was called (kStop, also for every later call).
+  //
+  // A kChange can come a moment before the commit is visible: SQLite writes the WAL (which
+  // inotify sees) before it publishes the commit in the -shm index (a memory map, which inotify
+  // does not see). A reader that finds nothing after kChange should look again shortly.
+  Wake Wait(std::chrono::milliseconds timeout);
   void Stop();
 
  private:

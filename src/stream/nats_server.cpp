@@ -255,6 +255,13 @@ void EmbeddedNatsServer::ForwardOutput(int fd) {
       pending.erase(0, nl + 1);
       bool error = line.find("[ERR]") != std::string::npos || line.find("[FTL]") != std::string::npos;
       bool warn = line.find("[WRN]") != std::string::npos;
+      // While a cluster forms, peers that are not up yet refuse routes; only a peer that stays
+      // away is worth a warning.
+      size_t attempt = line.find("connect to route (attempt ");
+      if (error && attempt != std::string::npos) {
+        error = false;
+        warn = std::atoi(line.c_str() + attempt + 26) > 10;
+      }
       if (error) log->error("{}", line);
       else if (warn) log->warn("{}", line);
       else log->debug("{}", line);

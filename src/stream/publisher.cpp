@@ -143,18 +143,30 @@ Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
   return Status();
 }
 
+Result<ChangeBatch> ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake) {
+  Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
+  // After a change event the commit may not be visible yet (see ChangeWatcher::Wait): look again
+  // a few times, 1 ms apart, before going back to sleep.
+  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 20 && batch.ok() && batch->empty(); ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    batch = reader_->ReadBatch(options_.scan_max_changes);
+  }
+  return batch;
+}
+
 void ChangePublisher::Run(const std::atomic<bool>& stop) {
   auto backoff = std::chrono::milliseconds(100);
   auto next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
   bool more = true;  // read again without waiting: the last batch was full or failed
   while (true) {
+    ChangeWatcher::Wake wake = ChangeWatcher::Wake::kTick;
     if (!more) {
       if (stop.load()) break;
       // Returns at a change, a poll tick, or Stop(); after Stop() one more pass below publishes
       // what was written before it.
-      watcher_->Wait(std::chrono::milliseconds(500));
+      wake = watcher_->Wait(std::chrono::milliseconds(500));
     }
-    Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
+    Result<ChangeBatch> batch = ReadAfterWake(wake);
     if (!batch.ok()) {
       spdlog::error("reading changes: {}; retrying in {} ms", batch.status().message(), backoff.count());
       std::this_thread::sleep_for(backoff);

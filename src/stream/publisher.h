@@ -65,6 +65,7 @@ class ChangePublisher {
 
  private:
   Status PublishBatch(const ChangeBatch& batch);
+  Result<ChangeBatch> ReadAfterWake(ChangeWatcher::Wake wake);
 
   NatsClient* client_;
   ChangeReader* reader_;

@@ -25,7 +25,7 @@ TEST(ChangeWatcherTest, WakesWhenAnotherProcessWrites) {
     std::ignore = std::system(("touch " + dir.File("other.txt")).c_str());
   });
   auto start = Clock::now();
-  EXPECT_TRUE((*watcher)->Wait(milliseconds(600)));
+  EXPECT_EQ((*watcher)->Wait(milliseconds(600)), ChangeWatcher::Wake::kTick);
   EXPECT_GE(Clock::now() - start, milliseconds(550));
   noise.join();
 
@@ -35,7 +35,7 @@ TEST(ChangeWatcherTest, WakesWhenAnotherProcessWrites) {
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   });
   start = Clock::now();
-  EXPECT_TRUE((*watcher)->Wait(milliseconds(10000)));
+  EXPECT_EQ((*watcher)->Wait(milliseconds(10000)), ChangeWatcher::Wake::kChange);
   EXPECT_LT(Clock::now() - start, milliseconds(5000)) << "the write by another process was not noticed";
   writer.join();
 }
@@ -47,7 +47,7 @@ TEST(ChangeWatcherTest, PollingIntervalBoundsTheWaitAndStopEndsIt) {
   Result<std::unique_ptr<ChangeWatcher>> watcher = ChangeWatcher::Open(path, milliseconds(50));
   ASSERT_TRUE(watcher.ok());
   auto start = Clock::now();
-  EXPECT_TRUE((*watcher)->Wait(milliseconds(10000)));
+  EXPECT_EQ((*watcher)->Wait(milliseconds(10000)), ChangeWatcher::Wake::kTick);
   EXPECT_LT(Clock::now() - start, milliseconds(2000));
 
   // Without polling, only Stop() ends a long wait, and every later wait returns at once.
@@ -58,10 +58,10 @@ TEST(ChangeWatcherTest, PollingIntervalBoundsTheWaitAndStopEndsIt) {
     (*quiet)->Stop();
   });
   start = Clock::now();
-  EXPECT_FALSE((*quiet)->Wait(milliseconds(10000)));
+  EXPECT_EQ((*quiet)->Wait(milliseconds(10000)), ChangeWatcher::Wake::kStop);
   EXPECT_LT(Clock::now() - start, milliseconds(5000));
   stopper.join();
-  EXPECT_FALSE((*quiet)->Wait(milliseconds(10000)));
+  EXPECT_EQ((*quiet)->Wait(milliseconds(10000)), ChangeWatcher::Wake::kStop);
 }
 
 }  // namespace

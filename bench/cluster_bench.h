@@ -1,0 +1,31 @@
+// Cluster scenarios of marmot_bench: three real marmot processes (each with its embedded
+// nats-server) clustered over loopback on free ports, driven through their SQLite files.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace marmot::bench {
+
+struct Figure {
+  std::string scenario;
+  std::string metric;
+  double value;
+  std::string unit;
+};
+
+struct ClusterBenchOptions {
+  std::string marmot_binary;
+  int runs = 3;
+  int rows = 200000;           // replication scenario
+  int rows_per_transaction = 10000;
+  int latency_writes = 500;    // latency scenario
+  int latency_interval_ms = 20;
+};
+
+// Rows written on node 1 until visible on nodes 2 and 3; ratio to plain SQLite inserting the same.
+void ReplicationThroughput(const ClusterBenchOptions& options, std::vector<Figure>* out);
+// Single-row autocommit write on node 1 until visible on node 2: p50, p99, max.
+void ReplicationLatency(const ClusterBenchOptions& options, std::vector<Figure>* out);
+
+}  // namespace marmot::bench
