@@ -37,7 +37,8 @@ double Median(std::vector<double> v) {
 // Two consecutive free loopback ports (cluster port and leaf-node port).
 int FreePortPair() {
   for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = 20000 + static_cast<int>((Clock::now().time_since_epoch().count() / 7 + attempt * 7919) % 40000);
+    int port =
+        20000 + static_cast<int>((Clock::now().time_since_epoch().count() / 7 + attempt * 7919) % 40000);
     std::string cmd = "python3 -c \"import socket; [socket.socket().bind(('127.0.0.1', p)) for p in (" +
                       std::to_string(port) + "," + std::to_string(port + 1) + ")]\" 2>/dev/null";
     if (std::system(cmd.c_str()) == 0) return port;
@@ -92,7 +93,9 @@ class Cluster {
     for (int n = 0; n < 3; ++n) {
       std::string peers;
       for (int m = 0; m < 3; ++m) {
-        if (m != n) peers += (peers.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(ports[m]) + "/";
+        if (m != n)
+          peers +=
+              (peers.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(ports[m]) + "/";
       }
       std::string log = File("node" + std::to_string(n + 1) + ".log");
       pid_t pid = fork();
@@ -235,7 +238,9 @@ void ReplicationLatency(const ClusterBenchOptions& o, std::vector<Figure>* out) 
   }
   fs::remove_all(dir);
   std::sort(latencies_ms.begin(), latencies_ms.end());
-  auto pct = [&](double p) { return latencies_ms[std::min(latencies_ms.size() - 1, static_cast<size_t>(p * latencies_ms.size()))]; };
+  auto pct = [&](double p) {
+    return latencies_ms[std::min(latencies_ms.size() - 1, static_cast<size_t>(p * latencies_ms.size()))];
+  };
   out->push_back({"latency", "writes", static_cast<double>(latencies_ms.size()), "writes"});
   out->push_back({"latency", "p50", pct(0.50), "ms"});
   out->push_back({"latency", "p99", pct(0.99), "ms"});

@@ -17,9 +17,9 @@ struct Figure {
 struct ClusterBenchOptions {
   std::string marmot_binary;
   int runs = 3;
-  int rows = 200000;           // replication scenario
+  int rows = 200000;  // replication scenario
   int rows_per_transaction = 10000;
-  int latency_writes = 500;    // latency scenario
+  int latency_writes = 500;  // latency scenario
   int latency_interval_ms = 20;
 };
 

@@ -13,6 +13,7 @@
 // this program).
 // Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
 // so the program cannot rot). Ratios are captured/plain on the same machine in the same process.
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -24,8 +25,6 @@
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "cluster_bench.h"
 #include "db/capture.h"
@@ -42,7 +41,6 @@ struct Options {
   std::string json_path;
   std::vector<std::string> scenarios;
 };
-
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) {
@@ -108,8 +106,9 @@ enum class InsertForm { kStatementPerRowInOneTransaction, kOneStatement, kAutoco
 // Inserts `rows` rows in the given form and returns the seconds it took.
 double InsertRows(Database& db, int rows, InsertForm form) {
   if (form == InsertForm::kOneStatement) {
-    std::string sql = "INSERT INTO items WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < " +
-                      std::to_string(rows) + ") SELECT i, 'item-' || i, i * 7, i * 0.25 FROM s";
+    std::string sql =
+        "INSERT INTO items WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < " +
+        std::to_string(rows) + ") SELECT i, 'item-' || i, i * 7, i * 0.25 FROM s";
     return Seconds([&] { Check(db.Exec(sql), "insert"); });
   }
   bool one_transaction = form == InsertForm::kStatementPerRowInOneTransaction;
@@ -166,7 +165,9 @@ int Main(int argc, char** argv) {
     } else if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
     } else if (a == "--help" || a == "-h") {
-      std::printf("usage: marmot_bench [--quick] [--runs N] [--json FILE] [--marmot PATH] [capture_bulk] [capture_bulk_one_statement] [capture_autocommit] [replication] [latency]\n");
+      std::printf(
+          "usage: marmot_bench [--quick] [--runs N] [--json FILE] [--marmot PATH] [capture_bulk] "
+          "[capture_bulk_one_statement] [capture_autocommit] [replication] [latency]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -188,9 +189,10 @@ int Main(int argc, char** argv) {
   if (wanted("capture_autocommit"))
     CaptureOverhead(o, "capture_autocommit", o.quick ? 200 : 2000, InsertForm::kAutocommitPerRow, &figures);
   ClusterBenchOptions co;
-  co.marmot_binary = o.marmot_binary.empty()
-                         ? (std::filesystem::path(argv[0]).parent_path() / ".." / "marmot").lexically_normal().string()
-                         : o.marmot_binary;
+  co.marmot_binary =
+      o.marmot_binary.empty()
+          ? (std::filesystem::path(argv[0]).parent_path() / ".." / "marmot").lexically_normal().string()
+          : o.marmot_binary;
   co.runs = o.quick ? 1 : std::min(o.runs, 3);
   if (o.quick) {
     co.rows = 20000;
@@ -200,7 +202,8 @@ int Main(int argc, char** argv) {
   if (wanted("latency")) ReplicationLatency(co, &figures);
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
-  for (const Figure& f : figures) std::printf("%-22s %-26s %12.4f %s\n", f.scenario.c_str(), f.metric.c_str(), f.value, f.unit.c_str());
+  for (const Figure& f : figures)
+    std::printf("%-22s %-26s %12.4f %s\n", f.scenario.c_str(), f.metric.c_str(), f.value, f.unit.c_str());
   if (!o.json_path.empty()) {
     std::ofstream json(o.json_path);
     json << "{\"runs\": " << o.runs << ", \"quick\": " << (o.quick ? "true" : "false") << ", \"figures\": [";

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates
+  build-essential cmake pkg-config git ca-certificates openssl python3
+  clang-format clang-tidy
   sqlite3 libsqlite3-dev
   nats-server libnats-dev
   libzstd-dev libcurl4-openssl-dev libssl-dev

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, builds in Release, runs every test with
-# ctest; then (in CI, or with MARMOT_SANITIZE=1) the same suite built with ASan+UBSan.
+# ctest; then (in CI, or with MARMOT_SANITIZE=1) clang-format/clang-tidy (scripts/lint.sh) and the
+# same suite built with ASan+UBSan.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="${MARMOT_JOBS:-2}"
@@ -9,6 +10,7 @@ bash "$root/scripts/setup.sh"
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs" --timeout 600
 
 if [ "${CI:-}" = "true" ] || [ "${MARMOT_SANITIZE:-0}" = "1" ]; then
+  bash "$root/scripts/lint.sh"
   echo "== sanitizer build (ASan + UBSan) =="
   MARMOT_BUILD_DIR="$root/build-asan" MARMOT_BUILD_TYPE=RelWithDebInfo \
     MARMOT_CMAKE_ARGS="-DMARMOT_SANITIZE=ON" bash "$root/scripts/setup.sh"

@@ -96,7 +96,8 @@ int Run(int argc, char** argv) {
     std::printf("marmot %s\n", MARMOT_VERSION);
     return 0;
   }
-  Result<Config> config = flags->config_path.empty() ? ParseConfigToml("", "(defaults)") : LoadConfigFile(flags->config_path);
+  Result<Config> config =
+      flags->config_path.empty() ? ParseConfigToml("", "(defaults)") : LoadConfigFile(flags->config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "marmot: %s\n", config.status().message().c_str());
     return kExitUsage;
@@ -109,8 +110,9 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
   if (config->nats.urls.empty() && flags->cluster_addr && flags->cluster_peers.empty()) {
-    spdlog::error("-cluster-addr without -cluster-peers: a clustered JetStream needs routes to its peers; "
-                  "give -cluster-peers, or drop -cluster-addr for a single node");
+    spdlog::error(
+        "-cluster-addr without -cluster-peers: a clustered JetStream needs routes to its peers; "
+        "give -cluster-peers, or drop -cluster-addr for a single node");
     return kExitUsage;
   }
 

@@ -19,11 +19,12 @@ Result<std::string> ZstdCodec::Decompress(std::string_view frame, size_t max_siz
   unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) return Status::Error("zstd: not a zstd frame");
   if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > max_size) {
-    return Status::Error("zstd: frame declares " + std::to_string(declared) + " bytes, more than the limit of " +
-                         std::to_string(max_size));
+    return Status::Error("zstd: frame declares " + std::to_string(declared) +
+                         " bytes, more than the limit of " + std::to_string(max_size));
   }
   std::string out;
-  out.resize(declared != ZSTD_CONTENTSIZE_UNKNOWN ? static_cast<size_t>(declared) : std::min<size_t>(max_size, 1 << 16));
+  out.resize(declared != ZSTD_CONTENTSIZE_UNKNOWN ? static_cast<size_t>(declared)
+                                                  : std::min<size_t>(max_size, 1 << 16));
   ZSTD_inBuffer in{frame.data(), frame.size(), 0};
   size_t produced = 0;
   while (true) {
@@ -45,7 +46,9 @@ Result<std::string> ZstdCodec::Decompress(std::string_view frame, size_t max_siz
   return out;
 }
 
-Result<std::string> ZstdCompress(std::string_view input, int level) { return ZstdCodec(level).Compress(input); }
+Result<std::string> ZstdCompress(std::string_view input, int level) {
+  return ZstdCodec(level).Compress(input);
+}
 Result<std::string> ZstdDecompress(std::string_view frame, size_t max_size) {
   return ZstdCodec().Decompress(frame, max_size);
 }

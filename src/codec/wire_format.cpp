@@ -19,10 +19,14 @@ bool IsValidUtf8(std::string_view s) {
     }
     size_t len;
     uint32_t cp;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
-    else return false;
+    if ((c & 0xe0) == 0xc0)
+      len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+      len = 3, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+      len = 4, cp = c & 0x07;
+    else
+      return false;
     if (i + len > n) return false;
     for (size_t k = 1; k < len; ++k) {
       if ((p[i + k] & 0xc0) != 0x80) return false;
@@ -49,14 +53,20 @@ class Writer {
     size_t n = encode(buf, sizeof(buf));
     out_->append(reinterpret_cast<const char*>(buf), n);
   }
-  void Uint(uint64_t v) { Head([&](unsigned char* b, size_t s) { return cbor_encode_uint(v, b, s); }); }
+  void Uint(uint64_t v) {
+    Head([&](unsigned char* b, size_t s) { return cbor_encode_uint(v, b, s); });
+  }
   void Int(int64_t v) {
     if (v >= 0) return Uint(static_cast<uint64_t>(v));
     uint64_t n = static_cast<uint64_t>(-(v + 1));  // CBOR negative: -1 - n
     Head([&](unsigned char* b, size_t s) { return cbor_encode_negint(n, b, s); });
   }
-  void Array(size_t n) { Head([&](unsigned char* b, size_t s) { return cbor_encode_array_start(n, b, s); }); }
-  void Map(size_t n) { Head([&](unsigned char* b, size_t s) { return cbor_encode_map_start(n, b, s); }); }
+  void Array(size_t n) {
+    Head([&](unsigned char* b, size_t s) { return cbor_encode_array_start(n, b, s); });
+  }
+  void Map(size_t n) {
+    Head([&](unsigned char* b, size_t s) { return cbor_encode_map_start(n, b, s); });
+  }
   void Text(std::string_view t) {
     Head([&](unsigned char* b, size_t s) { return cbor_encode_string_start(t.size(), b, s); });
     out_->append(t);
@@ -65,20 +75,30 @@ class Writer {
     Head([&](unsigned char* b, size_t s) { return cbor_encode_bytestring_start(t.size(), b, s); });
     out_->append(t);
   }
-  void Null() { Head([](unsigned char* b, size_t s) { return cbor_encode_null(b, s); }); }
-  void Double(double d) { Head([&](unsigned char* b, size_t s) { return cbor_encode_double(d, b, s); }); }
-  void Tag(uint64_t t) { Head([&](unsigned char* b, size_t s) { return cbor_encode_tag(t, b, s); }); }
+  void Null() {
+    Head([](unsigned char* b, size_t s) { return cbor_encode_null(b, s); });
+  }
+  void Double(double d) {
+    Head([&](unsigned char* b, size_t s) { return cbor_encode_double(d, b, s); });
+  }
+  void Tag(uint64_t t) {
+    Head([&](unsigned char* b, size_t s) { return cbor_encode_tag(t, b, s); });
+  }
 
   void Value(const marmot::Value& v) {
     switch (v.type()) {
-      case Value::Type::kNull: return Null();
-      case Value::Type::kInteger: return Int(v.integer());
-      case Value::Type::kReal: return Double(v.real());
+      case Value::Type::kNull:
+        return Null();
+      case Value::Type::kInteger:
+        return Int(v.integer());
+      case Value::Type::kReal:
+        return Double(v.real());
       case Value::Type::kText:
         if (IsValidUtf8(v.bytes())) return Text(v.bytes());
         Tag(kTagNonUtf8Text);
         return Bytes(v.bytes());
-      case Value::Type::kBlob: return Bytes(v.bytes());
+      case Value::Type::kBlob:
+        return Bytes(v.bytes());
     }
   }
 
@@ -143,7 +163,22 @@ namespace {
 
 // One decoded CBOR item head (and the payload of definite strings).
 struct Item {
-  enum Kind { kNone, kUint, kNegint, kBytes, kText, kArray, kMap, kTag, kFloat, kNull, kBool, kUndefined, kIndefinite, kBreak };
+  enum Kind {
+    kNone,
+    kUint,
+    kNegint,
+    kBytes,
+    kText,
+    kArray,
+    kMap,
+    kTag,
+    kFloat,
+    kNull,
+    kBool,
+    kUndefined,
+    kIndefinite,
+    kBreak
+  };
   Kind kind = kNone;
   uint64_t u = 0;  // uint value, negint n (value -1-n), array/map length, tag number
   double d = 0;
@@ -152,9 +187,20 @@ struct Item {
 };
 
 const char* KindName(Item::Kind k) {
-  static const char* kNames[] = {"nothing", "unsigned integer", "negative integer", "byte string", "text string",
-                                 "array", "map", "tag", "float", "null", "boolean", "undefined",
-                                 "indefinite-length item", "break"};
+  static const char* kNames[] = {"nothing",
+                                 "unsigned integer",
+                                 "negative integer",
+                                 "byte string",
+                                 "text string",
+                                 "array",
+                                 "map",
+                                 "tag",
+                                 "float",
+                                 "null",
+                                 "boolean",
+                                 "undefined",
+                                 "indefinite-length item",
+                                 "break"};
   return kNames[k];
 }
 
@@ -269,7 +315,8 @@ class Reader {
 Result<uint64_t> ArrayLength(Reader& r) {
   Result<Item> a = r.Expect(Item::kArray);
   if (!a.ok()) return a.status();
-  if (a->u > r.remaining()) return r.Error("array of " + std::to_string(a->u) + " items is longer than the message");
+  if (a->u > r.remaining())
+    return r.Error("array of " + std::to_string(a->u) + " items is longer than the message");
   return a->u;
 }
 
@@ -308,7 +355,8 @@ Result<Value> ReadValue(Reader& r) {
   }
 }
 
-Status ReadHeaders(Reader& r, std::vector<std::pair<std::string, std::shared_ptr<const std::vector<std::string>>>>* out) {
+Status ReadHeaders(
+    Reader& r, std::vector<std::pair<std::string, std::shared_ptr<const std::vector<std::string>>>>* out) {
   Result<uint64_t> n = ArrayLength(r);
   if (!n.ok()) return n.status();
   for (uint64_t i = 0; i < *n; ++i) {
@@ -349,8 +397,9 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
       Result<uint64_t> v = ReadUint(r);
       if (!v.ok()) return v.status();
       if (*v > kWireFormatVersion) {
-        return Status::Error("wire format version " + std::to_string(*v) + " is newer than this marmot understands (" +
-                             std::to_string(kWireFormatVersion) + "); upgrade marmot on this node");
+        return Status::Error("wire format version " + std::to_string(*v) +
+                             " is newer than this marmot understands (" + std::to_string(kWireFormatVersion) +
+                             "); upgrade marmot on this node");
       }
       have_version = true;
     } else if (k == "node") {
@@ -380,7 +429,9 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
         if (*triple != 3) return r.Error(where + ": expected [header, op, values]");
         Result<uint64_t> h = ReadUint(r);
         if (!h.ok()) return h.status().WithContext(where);
-        if (*h >= headers.size()) return r.Error(where + ": header " + std::to_string(*h) + " does not exist (\"h\" must come before \"c\")");
+        if (*h >= headers.size())
+          return r.Error(where + ": header " + std::to_string(*h) +
+                         " does not exist (\"h\" must come before \"c\")");
         Result<uint64_t> op = ReadUint(r);
         if (!op.ok()) return op.status().WithContext(where);
         if (*op != 1 && *op != 2) return r.Error(where + ": unknown op " + std::to_string(*op));
@@ -388,7 +439,8 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
         if (!nvalues.ok()) return nvalues.status().WithContext(where);
         const auto& [table, columns] = headers[*h];
         if (*nvalues != columns->size()) {
-          return r.Error(where + ": " + std::to_string(*nvalues) + " values for " + std::to_string(columns->size()) + " columns");
+          return r.Error(where + ": " + std::to_string(*nvalues) + " values for " +
+                         std::to_string(columns->size()) + " columns");
         }
         RowChange change;
         change.table = table;

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,7 +9,6 @@
 #include <functional>
 #include <map>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace marmot {
 namespace fs = std::filesystem;
@@ -111,12 +111,18 @@ std::map<std::string, Field> Fields(Config& c) {
 
 const char* KindName(Field::Kind k) {
   switch (k) {
-    case Field::kBool: return "a boolean (true or false)";
-    case Field::kInt: return "an integer";
-    case Field::kString: return "a string";
-    case Field::kStringList: return "an array of strings";
-    case Field::kMillis: return "an integer number of milliseconds";
-    case Field::kNodeId: return "a positive integer";
+    case Field::kBool:
+      return "a boolean (true or false)";
+    case Field::kInt:
+      return "an integer";
+    case Field::kString:
+      return "a string";
+    case Field::kStringList:
+      return "an array of strings";
+    case Field::kMillis:
+      return "an integer number of milliseconds";
+    case Field::kNodeId:
+      return "a positive integer";
   }
   return "?";
 }
@@ -128,7 +134,8 @@ std::string Where(const toml::node& node, const std::string& source) {
 
 Status Assign(const Field& f, const toml::node& node, const std::string& key, const std::string& source) {
   auto wrong = [&] {
-    return Status::Error("config " + Where(node, source) + ": " + key + " must be " + KindName(f.kind) + ", not " +
+    return Status::Error("config " + Where(node, source) + ": " + key + " must be " + KindName(f.kind) +
+                         ", not " +
                          std::string(toml::impl::node_type_friendly_names[static_cast<int>(node.type())]));
   };
   switch (f.kind) {
@@ -147,11 +154,15 @@ Status Assign(const Field& f, const toml::node& node, const std::string& key, co
       int64_t v = node.as_integer()->get();
       if (f.kind == Field::kInt) *static_cast<int64_t*>(f.target) = v;
       if (f.kind == Field::kMillis) {
-        if (v < 0) return Status::Error("config " + Where(node, source) + ": " + key + " must not be negative (0 turns it off)");
+        if (v < 0)
+          return Status::Error("config " + Where(node, source) + ": " + key +
+                               " must not be negative (0 turns it off)");
         *static_cast<Millis*>(f.target) = Millis(v);
       }
       if (f.kind == Field::kNodeId) {
-        if (v < 0) return Status::Error("config " + Where(node, source) + ": " + key + " must be a positive integer (0 or unset: derived from the machine id)");
+        if (v < 0)
+          return Status::Error("config " + Where(node, source) + ": " + key +
+                               " must be a positive integer (0 or unset: derived from the machine id)");
         *static_cast<uint64_t*>(f.target) = v == 0 ? DefaultNodeId() : static_cast<uint64_t>(v);
       }
       return Status();
@@ -181,12 +192,14 @@ Status Walk(const toml::table& table, const std::string& prefix, const std::map<
       MARMOT_RETURN_IF_ERROR(Assign(field->second, node, key, source));
       continue;
     }
-    bool is_section = std::any_of(fields.begin(), fields.end(), [&](const auto& f) { return f.first.rfind(key + ".", 0) == 0; });
+    bool is_section = std::any_of(fields.begin(), fields.end(),
+                                  [&](const auto& f) { return f.first.rfind(key + ".", 0) == 0; });
     if (is_section && node.is_table()) {
       MARMOT_RETURN_IF_ERROR(Walk(*node.as_table(), key, fields, source));
       continue;
     }
-    if (is_section) return Status::Error("config " + Where(node, source) + ": [" + key + "] must be a table (section)");
+    if (is_section)
+      return Status::Error("config " + Where(node, source) + ": [" + key + "] must be a table (section)");
     std::string known;
     for (const auto& [name, f] : fields) {
       size_t dot = name.rfind('.');
@@ -207,25 +220,32 @@ Status CheckHostPort(const std::string& key, const std::string& value) {
     ok = !port.empty() && (port == "-1" || std::all_of(port.begin(), port.end(), ::isdigit));
     if (ok && port != "-1") ok = port.size() <= 5 && std::stoi(port) <= 65535;
   }
-  return ok ? Status() : Status::Error("config: " + key + " = \"" + value + "\" must be host:port (port 0-65535, or -1 for a random one; host may be empty)");
+  return ok ? Status()
+            : Status::Error("config: " + key + " = \"" + value +
+                            "\" must be host:port (port 0-65535, or -1 for a random one; host may be empty)");
 }
 
 }  // namespace
 
 Status ValidateConfig(const Config& c) {
   auto positive = [](const char* key, int64_t v) {
-    return v >= 1 ? Status() : Status::Error(std::string("config: ") + key + " = " + std::to_string(v) + " must be at least 1");
+    return v >= 1 ? Status()
+                  : Status::Error(std::string("config: ") + key + " = " + std::to_string(v) +
+                                  " must be at least 1");
   };
   MARMOT_RETURN_IF_ERROR(positive("replication_log.shards", c.replication_log.shards));
   MARMOT_RETURN_IF_ERROR(positive("replication_log.max_entries", c.replication_log.max_entries));
   MARMOT_RETURN_IF_ERROR(positive("scan_max_changes", c.scan_max_changes));
   MARMOT_RETURN_IF_ERROR(positive("snapshot.nats.replicas", c.snapshot.nats.replicas));
-  if (c.replication_log.shards > 1024) return Status::Error("config: replication_log.shards must be at most 1024");
+  if (c.replication_log.shards > 1024)
+    return Status::Error("config: replication_log.shards must be at most 1024");
   if (c.nats.connect_retries < 0) return Status::Error("config: nats.connect_retries must not be negative");
-  if (c.nats.reconnect_wait_seconds < 0) return Status::Error("config: nats.reconnect_wait_seconds must not be negative");
+  if (c.nats.reconnect_wait_seconds < 0)
+    return Status::Error("config: nats.reconnect_wait_seconds must not be negative");
   const std::vector<std::string> stores = {"nats", "s3", "webdav", "sftp"};
   if (std::find(stores.begin(), stores.end(), c.snapshot.store) == stores.end()) {
-    return Status::Error("config: snapshot.store = \"" + c.snapshot.store + "\" must be one of nats, s3, webdav, sftp");
+    return Status::Error("config: snapshot.store = \"" + c.snapshot.store +
+                         "\" must be one of nats, s3, webdav, sftp");
   }
   if (c.logging.format != "console" && c.logging.format != "json") {
     return Status::Error("config: logging.format = \"" + c.logging.format + "\" must be console or json");
@@ -234,7 +254,8 @@ Status ValidateConfig(const Config& c) {
   fs::path dir = fs::absolute(c.db_path).parent_path();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    return Status::Error("config: db_path = \"" + c.db_path + "\": directory " + dir.string() + " does not exist");
+    return Status::Error("config: db_path = \"" + c.db_path + "\": directory " + dir.string() +
+                         " does not exist");
   }
   MARMOT_RETURN_IF_ERROR(CheckHostPort("nats.bind_address", c.nats.bind_address));
   MARMOT_RETURN_IF_ERROR(CheckHostPort("prometheus.bind", c.prometheus.bind));
@@ -242,7 +263,8 @@ Status ValidateConfig(const Config& c) {
     return Status::Error("config: nats.stream_prefix and nats.subject_prefix must not be empty");
   }
   if (!c.nats.key_file.empty() && c.nats.cert_file.empty()) {
-    return Status::Error("config: nats.key_file is set but nats.cert_file is not; TLS client authentication needs both");
+    return Status::Error(
+        "config: nats.key_file is set but nats.cert_file is not; TLS client authentication needs both");
   }
   return Status();
 }
@@ -254,8 +276,8 @@ Result<Config> ParseConfigToml(std::string_view text, const std::string& source)
     table = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    return Status::Error("config " + source + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
-                         ": " + std::string(e.description()));
+    return Status::Error("config " + source + ":" + std::to_string(where.line) + ":" +
+                         std::to_string(where.column) + ": " + std::string(e.description()));
   }
   MARMOT_RETURN_IF_ERROR(Walk(table, "", Fields(c), source));
   if (c.seq_map_path.empty()) c.seq_map_path = (fs::path(c.db_path).parent_path() / "seq-map.cbor").string();
@@ -266,7 +288,8 @@ Result<Config> ParseConfigToml(std::string_view text, const std::string& source)
 Result<Config> LoadConfigFile(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return ParseConfigToml("", path);
-  if (fs::is_directory(path, ec)) return Status::Error("config " + path + ": is a directory, not a TOML file");
+  if (fs::is_directory(path, ec))
+    return Status::Error("config " + path + ": is a directory, not a TOML file");
   std::ifstream in(path);
   if (!in) return Status::Error("config " + path + ": cannot read it (check its permissions)");
   std::stringstream text;

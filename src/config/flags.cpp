@@ -27,35 +27,74 @@ struct Flag {
 
 const std::map<std::string, Flag>& Flags() {
   static const std::map<std::string, Flag> kFlags = {
-      {"config", {false, "TOML config file (missing file: all defaults)",
-                  [](CommandLine* c, const std::string& v) { c->config_path = v; return Status(); }}},
-      {"cleanup", {true, "remove marmot's triggers and tables from the database, then exit",
-                   [](CommandLine* c, const std::string& v) { c->cleanup = v == "true"; return Status(); }}},
-      {"save-snapshot", {true, "save a snapshot, upload it, then exit",
-                         [](CommandLine* c, const std::string& v) { c->save_snapshot = v == "true"; return Status(); }}},
-      {"cluster-addr", {false, "embedded NATS: cluster listener HOST:PORT (leaf-node listener on PORT+1)",
-                        [](CommandLine* c, const std::string& v) { c->cluster_addr = v; return Status(); }}},
-      {"cluster-peers", {false, "embedded NATS: comma-separated nats://host:port/ or dns://name:port/?min=N&interval_ms=M routes",
-                         [](CommandLine* c, const std::string& v) { c->cluster_peers = SplitList(v); return Status(); }}},
-      {"leaf-servers", {false, "embedded NATS: comma-separated leaf-node remotes (nats:// or dns:// as above)",
-                        [](CommandLine* c, const std::string& v) { c->leaf_servers = SplitList(v); return Status(); }}},
-      {"node-id", {false, "node id, overriding the config's node_id",
-                   [](CommandLine* c, const std::string& v) {
-                     try {
-                       size_t used = 0;
-                       unsigned long long id = std::stoull(v, &used);
-                       if (used != v.size() || id == 0 || v[0] == '-') throw std::invalid_argument(v);
-                       c->node_id = id;
-                       return Status();
-                     } catch (const std::exception&) {
-                       return Status::Error("flag -node-id: '" + v + "' is not a positive integer");
-                     }
-                   }}},
-      {"version", {true, "print the version and exit",
-                   [](CommandLine* c, const std::string& v) { c->version = v == "true"; return Status(); }}},
-      {"help", {true, "print this help and exit",
-                [](CommandLine* c, const std::string& v) { c->help = v == "true"; return Status(); }}},
-      {"h", {true, "same as -help", [](CommandLine* c, const std::string& v) { c->help = v == "true"; return Status(); }}},
+      {"config",
+       {false, "TOML config file (missing file: all defaults)",
+        [](CommandLine* c, const std::string& v) {
+          c->config_path = v;
+          return Status();
+        }}},
+      {"cleanup",
+       {true, "remove marmot's triggers and tables from the database, then exit",
+        [](CommandLine* c, const std::string& v) {
+          c->cleanup = v == "true";
+          return Status();
+        }}},
+      {"save-snapshot",
+       {true, "save a snapshot, upload it, then exit",
+        [](CommandLine* c, const std::string& v) {
+          c->save_snapshot = v == "true";
+          return Status();
+        }}},
+      {"cluster-addr",
+       {false, "embedded NATS: cluster listener HOST:PORT (leaf-node listener on PORT+1)",
+        [](CommandLine* c, const std::string& v) {
+          c->cluster_addr = v;
+          return Status();
+        }}},
+      {"cluster-peers",
+       {false,
+        "embedded NATS: comma-separated nats://host:port/ or dns://name:port/?min=N&interval_ms=M routes",
+        [](CommandLine* c, const std::string& v) {
+          c->cluster_peers = SplitList(v);
+          return Status();
+        }}},
+      {"leaf-servers",
+       {false, "embedded NATS: comma-separated leaf-node remotes (nats:// or dns:// as above)",
+        [](CommandLine* c, const std::string& v) {
+          c->leaf_servers = SplitList(v);
+          return Status();
+        }}},
+      {"node-id",
+       {false, "node id, overriding the config's node_id",
+        [](CommandLine* c, const std::string& v) {
+          try {
+            size_t used = 0;
+            unsigned long long id = std::stoull(v, &used);
+            if (used != v.size() || id == 0 || v[0] == '-') throw std::invalid_argument(v);
+            c->node_id = id;
+            return Status();
+          } catch (const std::exception&) {
+            return Status::Error("flag -node-id: '" + v + "' is not a positive integer");
+          }
+        }}},
+      {"version",
+       {true, "print the version and exit",
+        [](CommandLine* c, const std::string& v) {
+          c->version = v == "true";
+          return Status();
+        }}},
+      {"help",
+       {true, "print this help and exit",
+        [](CommandLine* c, const std::string& v) {
+          c->help = v == "true";
+          return Status();
+        }}},
+      {"h",
+       {true, "same as -help",
+        [](CommandLine* c, const std::string& v) {
+          c->help = v == "true";
+          return Status();
+        }}},
   };
   return kFlags;
 }

@@ -38,7 +38,8 @@ std::string BuildSql(const RowChange& change, const std::vector<Value>* values) 
     sql += ")";
   } else {
     sql = "DELETE FROM " + QuoteIdent(change.table) + " WHERE ";
-    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? " AND " : "") + QuoteIdent(cols[i]) + " IS " + param(i);
+    for (size_t i = 0; i < cols.size(); ++i)
+      sql += (i ? " AND " : "") + QuoteIdent(cols[i]) + " IS " + param(i);
   }
   return sql;
 }
@@ -62,11 +63,13 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
     MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(d, std::max(*width, 1)).WithContext(what));
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
   }
-  Result<Statement> save = d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) + "(stream, seq) VALUES (?1, ?2)");
+  Result<Statement> save =
+      d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) + "(stream, seq) VALUES (?1, ?2)");
   if (!save.ok()) return save.status().WithContext(what);
   applier->save_position_ = std::move(*save);
-  Result<Statement> dead = d.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
-                                     "(stream, stream_seq, tbl, op, reason, statement) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  Result<Statement> dead =
+      d.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
+                "(stream, stream_seq, tbl, op, reason, statement) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!dead.ok()) return dead.status().WithContext(what);
   applier->dead_letter_ = std::move(*dead);
   return applier;
@@ -128,8 +131,8 @@ Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change)
   return std::optional<std::string>(std::move(id));
 }
 
-Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
-                                                                          uint64_t after) {
+Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
+    const std::vector<RowChange>& changes, uint64_t after) {
   std::unordered_set<std::string> superseded;
   std::string log = QuoteIdent(kChangeLogTable);
   // The common case, nothing unread, costs one lookup of the log's last entry.
@@ -242,7 +245,8 @@ Status Applier::DeadLetterMessage(const StreamPosition& position, const std::str
 }
 
 Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
-  Result<Statement> stmt = db_.Prepare("SELECT seq FROM " + QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
+  Result<Statement> stmt =
+      db_.Prepare("SELECT seq FROM " + QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, stream);
   Result<bool> row = stmt->Step();

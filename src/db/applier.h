@@ -57,7 +57,8 @@ class Applier {
   // here after everything now in the stream, so its local write will be published later and win;
   // applying the incoming change would overwrite the values the reader is about to publish. Such
   // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument.
-  Result<ApplyStats> Apply(const std::vector<RowChange>& changes, const std::optional<StreamPosition>& position,
+  Result<ApplyStats> Apply(const std::vector<RowChange>& changes,
+                           const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
 
   // Records a stream message that could not be decoded at all, in its own transaction.
@@ -76,7 +77,7 @@ class Applier {
   Result<Statement*> StatementFor(const RowChange& change, std::string* sql_out);
   // Row identities (table + key bytes) of `changes` that have local log entries after `after`.
   Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
-                                                                   uint64_t after);
+                                                                    uint64_t after);
   // "table NUL key-bytes" for the row `change` touches; nullopt when the table or a key column is
   // unknown here (the change will be dead-lettered anyway).
   Result<std::optional<std::string>> RowIdentity(const RowChange& change);

@@ -50,15 +50,13 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
     if (!key_changed.empty()) key_changed += " OR ";
     key_changed += "OLD." + QuoteIdent(k) + " IS NOT NEW." + QuoteIdent(k);
   }
-  std::string sql =
-      "CREATE TRIGGER " + TriggerName(id, "insert") + " AFTER INSERT" + on + " BEGIN " +
-      LogInsert(id, keys, "NEW") + " END;" +
-      "CREATE TRIGGER " + TriggerName(id, "update") + " AFTER UPDATE" + on + " BEGIN " +
-      LogInsert(id, keys, "NEW") + " END;" +
-      "CREATE TRIGGER " + TriggerName(id, "update_key") + " AFTER UPDATE" + on + " WHEN " +
-      key_changed + " BEGIN " + LogInsert(id, keys, "OLD") + " END;" +
-      "CREATE TRIGGER " + TriggerName(id, "delete") + " AFTER DELETE" + on + " BEGIN " +
-      LogInsert(id, keys, "OLD") + " END;";
+  std::string sql = "CREATE TRIGGER " + TriggerName(id, "insert") + " AFTER INSERT" + on + " BEGIN " +
+                    LogInsert(id, keys, "NEW") + " END;" + "CREATE TRIGGER " + TriggerName(id, "update") +
+                    " AFTER UPDATE" + on + " BEGIN " + LogInsert(id, keys, "NEW") + " END;" +
+                    "CREATE TRIGGER " + TriggerName(id, "update_key") + " AFTER UPDATE" + on + " WHEN " +
+                    key_changed + " BEGIN " + LogInsert(id, keys, "OLD") + " END;" + "CREATE TRIGGER " +
+                    TriggerName(id, "delete") + " AFTER DELETE" + on + " BEGIN " +
+                    LogInsert(id, keys, "OLD") + " END;";
   return db.Exec(sql);
 }
 

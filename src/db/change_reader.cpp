@@ -20,9 +20,9 @@ Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_p
   std::unique_ptr<ChangeReader> reader(new ChangeReader(std::move(*db)));
   MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext("opening change reader on " + db_path));
   MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext("opening change reader on " + db_path));
-  Result<int64_t> confirmed = reader->db_.QueryInt(std::string("SELECT value FROM ") +
-                                                   QuoteIdent(kStateTable) + " WHERE name = '" +
-                                                   kConfirmedStateName + "'");
+  Result<int64_t> confirmed =
+      reader->db_.QueryInt(std::string("SELECT value FROM ") + QuoteIdent(kStateTable) + " WHERE name = '" +
+                           kConfirmedStateName + "'");
   if (!confirmed.ok()) return confirmed.status().WithContext("reading confirmed change-log position");
   reader->cursor_ = reader->confirmed_ = reader->persisted_confirmed_ = static_cast<uint64_t>(*confirmed);
   return reader;
@@ -96,6 +96,7 @@ Result<bool> ChangeReader::DatabaseChanged() {
 Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
   struct Entry {
     uint64_t seq;
+    int64_t table_id;
     TableReader* table;
     std::vector<Value> key;
   };
@@ -117,13 +118,14 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
     uint64_t seq = static_cast<uint64_t>(read_log_.ColumnInt(0));
     if (batch.entries++ == 0) batch.first_seq = seq;
     batch.last_seq = seq;
-    Result<TableReader*> table = Table(read_log_.ColumnInt(1));
+    int64_t table_id = read_log_.ColumnInt(1);
+    Result<TableReader*> table = Table(table_id);
     if (!table.ok()) {
       read_log_.Reset();
       return table.status();
     }
     if (*table == nullptr) continue;  // the table was dropped: nothing left to replicate
-    Entry entry{seq, *table, {}};
+    Entry entry{seq, table_id, *table, {}};
     size_t width = (*table)->key_columns->size();
     entry.key.reserve(width);
     for (size_t k = 0; k < width; ++k) entry.key.push_back(read_log_.ColumnValue(2 + static_cast<int>(k)));
@@ -137,7 +139,7 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
   std::vector<std::string> row_ids(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
     std::string& id = row_ids[i];
-    id.append(reinterpret_cast<const char*>(&entries[i].table), sizeof(TableReader*));
+    AppendKeyBytes(Value::Integer(entries[i].table_id), &id);
     for (const Value& v : entries[i].key) AppendKeyBytes(v, &id);
     last_entry[id] = i;
   }
@@ -188,12 +190,14 @@ Result<size_t> ChangeReader::DeleteConfirmed() {
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("deleting confirmed change-log entries"));
   std::string log = QuoteIdent(kChangeLogTable);
   // Keep the newest row: seq is max(seq)+1 for new rows, so deleting it would let a seq repeat.
-  Result<Statement> del = db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
+  Result<Statement> del =
+      db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
   if (!del.ok()) return del.status();
   del->BindInt(1, static_cast<int64_t>(confirmed_));
   MARMOT_RETURN_IF_ERROR(del->Run().WithContext("deleting confirmed change-log entries"));
   size_t deleted = static_cast<size_t>(sqlite3_changes(db_.get()));
-  Result<Statement> save = db_.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + "(name, value) VALUES(?1, ?2)");
+  Result<Statement> save =
+      db_.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + "(name, value) VALUES(?1, ?2)");
   if (!save.ok()) return save.status();
   save->BindText(1, kConfirmedStateName);
   save->BindInt(2, static_cast<int64_t>(confirmed_));

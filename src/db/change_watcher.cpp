@@ -24,7 +24,8 @@ Result<std::unique_ptr<ChangeWatcher>> ChangeWatcher::Open(const std::string& db
   w->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (w->inotify_fd_ < 0) return Status::Error(std::string("inotify_init1: ") + std::strerror(errno));
   std::string dir = path.parent_path().string();
-  if (inotify_add_watch(w->inotify_fd_, dir.c_str(), IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+  if (inotify_add_watch(w->inotify_fd_, dir.c_str(), IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) <
+      0) {
     return Status::Error("watching directory " + dir + " for database changes: " + std::strerror(errno));
   }
   return w;
@@ -45,7 +46,8 @@ ChangeWatcher::Wake ChangeWatcher::Wait(std::chrono::milliseconds timeout) {
   if (polling_interval_.count() > 0 && polling_interval_ < timeout) timeout = polling_interval_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() < 0) left = std::chrono::milliseconds(0);
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
     int rc = poll(fds, 2, static_cast<int>(left.count()));

@@ -8,26 +8,31 @@
 namespace marmot {
 
 Result<int> ChangeLogKeyColumns(Database& db) {
-  Result<int64_t> n = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
-                                  kChangeLogTable + "') WHERE name GLOB 'k[0-9]*'");
+  Result<int64_t> n = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") + kChangeLogTable +
+                                  "') WHERE name GLOB 'k[0-9]*'");
   if (!n.ok()) return n.status();
   return static_cast<int>(*n);
 }
 
 Status EnsureMarmotTables(Database& db, int key_columns) {
   std::string q_log = QuoteIdent(kChangeLogTable);
-  MARMOT_RETURN_IF_ERROR(db.Exec(
-      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kTablesTable) +
-      " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-      "CREATE TABLE IF NOT EXISTS " + q_log + " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
-      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kStateTable) +
-      " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kPositionsTable) +
-      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kDeadLetterTable) +
-      " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
-      " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
-      " reason TEXT NOT NULL, statement TEXT NOT NULL);"));
+  MARMOT_RETURN_IF_ERROR(
+      db.Exec("CREATE TABLE IF NOT EXISTS " + QuoteIdent(kTablesTable) +
+              " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+              "CREATE TABLE IF NOT EXISTS " +
+              q_log +
+              " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
+              "CREATE TABLE IF NOT EXISTS " +
+              QuoteIdent(kStateTable) +
+              " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+              "CREATE TABLE IF NOT EXISTS " +
+              QuoteIdent(kPositionsTable) +
+              " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+              "CREATE TABLE IF NOT EXISTS " +
+              QuoteIdent(kDeadLetterTable) +
+              " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+              " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+              " reason TEXT NOT NULL, statement TEXT NOT NULL);"));
   Result<int> have = ChangeLogKeyColumns(db);
   if (!have.ok()) return have.status();
   for (int k = *have + 1; k <= key_columns; ++k) {

@@ -41,8 +41,8 @@ constexpr int kHiddenGeneratedVirtual = 2;
 constexpr int kHiddenGeneratedStored = 3;
 
 Status ReadColumns(Database& db, TableSchema* table) {
-  Result<Statement> stmt = db.Prepare(
-      "SELECT name, type, pk, hidden FROM pragma_table_xinfo(?1, 'main') ORDER BY cid");
+  Result<Statement> stmt =
+      db.Prepare("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?1, 'main') ORDER BY cid");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, table->name);
   while (true) {
@@ -100,9 +100,10 @@ Result<std::vector<TableSchema>> ReadTables(Database& db, const std::string* onl
     Status s = ReadColumns(db, &table);
     if (!s.ok()) return s.WithContext("reading columns of table " + QuoteIdent(table.name));
     if (table.KeyColumns().empty()) {
-      spdlog::warn("table {} is not replicated: it has no primary key and real columns named "
-                   "rowid, _rowid_ and oid hide its rowid; declare a PRIMARY KEY to replicate it",
-                   QuoteIdent(table.name));
+      spdlog::warn(
+          "table {} is not replicated: it has no primary key and real columns named "
+          "rowid, _rowid_ and oid hide its rowid; declare a PRIMARY KEY to replicate it",
+          QuoteIdent(table.name));
       continue;
     }
     keyed.push_back(std::move(table));

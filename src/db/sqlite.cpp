@@ -60,8 +60,7 @@ Result<bool> Statement::Step() {
   int rc = sqlite3_step(stmt_.get());
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Status::Error(std::string(sqlite3_errmsg(db_)) + " (running: " + sqlite3_sql(stmt_.get()) +
-                       ")");
+  return Status::Error(std::string(sqlite3_errmsg(db_)) + " (running: " + sqlite3_sql(stmt_.get()) + ")");
 }
 
 Status Statement::Run() {
@@ -140,8 +139,8 @@ Status Database::Exec(const std::string& sql) {
 
 Result<Statement> Database::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
-                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                              &stmt, nullptr);
   if (rc != SQLITE_OK) {
     return Status::Error(std::string(sqlite3_errmsg(db_.get())) +
                          " (preparing: " + std::string(sql.substr(0, 200)) + ")");
@@ -182,11 +181,11 @@ Status Database::EnsureWal(bool* switched) {
   Result<std::string> now = QueryText("PRAGMA journal_mode=WAL");
   if (!now.ok() || *now != "wal") {
     std::string why = now.ok() ? "journal mode stayed '" + *now + "'" : now.status().message();
-    return Status::Error(
-        "database " + path_ + " is in '" + *mode +
-        "' journal mode and could not be switched to WAL (" + why +
-        "); marmot needs WAL. Stop the applications using it and run "
-        "`sqlite3 " + path_ + " 'PRAGMA journal_mode=WAL'` once, then start marmot again");
+    return Status::Error("database " + path_ + " is in '" + *mode +
+                         "' journal mode and could not be switched to WAL (" + why +
+                         "); marmot needs WAL. Stop the applications using it and run "
+                         "`sqlite3 " +
+                         path_ + " 'PRAGMA journal_mode=WAL'` once, then start marmot again");
   }
   *switched = true;
   return Status();

@@ -5,8 +5,8 @@
 // never re-encoded). A RowChange is what capture produces and the applier consumes.
 #pragma once
 
+#include <bit>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -60,7 +60,7 @@ class Value {
       case Type::kInteger:
         return a.i_ == b.i_;
       case Type::kReal:
-        return std::memcmp(&a.d_, &b.d_, sizeof(double)) == 0;
+        return std::bit_cast<uint64_t>(a.d_) == std::bit_cast<uint64_t>(b.d_);
       default:
         return a.bytes_ == b.bytes_;
     }

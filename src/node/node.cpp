@@ -33,10 +33,13 @@ Status Node::PrepareDatabase() {
   if (!db.ok()) return db.status();
   bool switched = false;
   MARMOT_RETURN_IF_ERROR(db->EnsureWal(&switched));
-  if (switched) spdlog::info("switched {} to WAL journal mode (marmot needs WAL; it stays WAL)", options_.db_path);
+  if (switched)
+    spdlog::info("switched {} to WAL journal mode (marmot needs WAL; it stays WAL)", options_.db_path);
   Result<std::vector<TableSchema>> tables = ReadSchema(*db);
   if (!tables.ok()) return tables.status();
-  if (tables->empty()) spdlog::warn("{} has no tables yet; tables created later are captured from the next start", options_.db_path);
+  if (tables->empty())
+    spdlog::warn("{} has no tables yet; tables created later are captured from the next start",
+                 options_.db_path);
   return InstallCapture(*db, *tables);
 }
 
@@ -58,7 +61,8 @@ Status Node::ConnectNats() {
   while (true) {
     Status s = EnsureStreams(client_->jetstream(), options_.layout);
     if (s.ok()) return Status();
-    if (std::chrono::steady_clock::now() > deadline || s.message().find("different settings") != std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline ||
+        s.message().find("different settings") != std::string::npos) {
       return s;
     }
     spdlog::info("{}; retrying", s.message());
@@ -72,7 +76,8 @@ Status Node::StartPipeline() {
     Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path);
     if (!reader.ok()) return reader.status();
     reader_ = std::move(*reader);
-    Result<std::unique_ptr<ChangeWatcher>> watcher = ChangeWatcher::Open(options_.db_path, options_.polling_interval);
+    Result<std::unique_ptr<ChangeWatcher>> watcher =
+        ChangeWatcher::Open(options_.db_path, options_.polling_interval);
     if (!watcher.ok()) return watcher.status();
     watcher_ = std::move(*watcher);
     PublisherOptions po;

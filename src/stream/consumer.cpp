@@ -47,9 +47,10 @@ Status ShardConsumer::Start() {
   if (js_GetStreamInfo(&info, client_->jetstream(), stream_.c_str(), nullptr, &jerr) == NATS_OK) {
     uint64_t first = info->State.FirstSeq;
     if (*position + 1 < first && info->State.Msgs > 0) {
-      spdlog::warn("stream {} no longer holds messages {}..{} that this node has not applied (it keeps {} "
-                   "messages); this node may miss those changes until it restores a snapshot",
-                   stream_, *position + 1, first - 1, options_.layout.max_entries);
+      spdlog::warn(
+          "stream {} no longer holds messages {}..{} that this node has not applied (it keeps {} "
+          "messages); this node may miss those changes until it restores a snapshot",
+          stream_, *position + 1, first - 1, options_.layout.max_entries);
     }
     jsStreamInfo_Destroy(info);
   }
@@ -145,7 +146,8 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
     StreamPosition position{stream_, SafePosition(last_seq)};
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
-      Result<ApplyStats> stats = applier_->Apply(changes, position, local_cursor_ ? local_cursor_() : std::nullopt);
+      Result<ApplyStats> stats =
+          applier_->Apply(changes, position, local_cursor_ ? local_cursor_() : std::nullopt);
       if (stats.ok()) {
         applied_messages_.fetch_add(messages);
         applied_changes_.fetch_add(stats->applied);

@@ -29,14 +29,16 @@ void OnReconnected(natsConnection* nc, void*) {
   spdlog::info("reconnected to NATS at {}", RedactUrl(url));
 }
 
-natsStatus SignNonce(char** error_text, unsigned char** signature, int* length, const char* nonce, void* closure) {
+natsStatus SignNonce(char** error_text, unsigned char** signature, int* length, const char* nonce,
+                     void* closure) {
   Result<std::string> sig = static_cast<const NKey*>(closure)->Sign(nonce);
   if (!sig.ok()) {
     *error_text = strdup(sig.status().message().c_str());
     return NATS_ERR;
   }
   // nats.c frees the signature with free().
-  *signature = static_cast<unsigned char*>(malloc(sig->size()));
+  *signature = static_cast<unsigned char*>(
+      malloc(sig->size()));  // NOLINT(cppcoreguidelines-no-malloc): nats.c frees it
   if (*signature == nullptr) return NATS_NO_MEMORY;
   memcpy(*signature, sig->data(), sig->size());
   *length = static_cast<int>(sig->size());
@@ -59,10 +61,12 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
   };
   MARMOT_RETURN_IF_ERROR(check(natsOptions_Create(&client->opts_), "creating NATS options"));
   natsOptions* opts = client->opts_;
-  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())), "[nats] urls"));
+  MARMOT_RETURN_IF_ERROR(
+      check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())), "[nats] urls"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetName(opts, o.name.c_str()), "client name"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxReconnect(opts, -1), "reconnect policy"));
-  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectWait(opts, o.reconnect_wait.count() * 1000), "[nats] reconnect_wait_seconds"));
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectWait(opts, o.reconnect_wait.count() * 1000),
+                               "[nats] reconnect_wait_seconds"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024), "reconnect buffer"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxPendingMsgs(opts, 1 << 20), "pending limit"));
   natsOptions_SetDisconnectedCB(opts, OnDisconnected, &client->closing_);
@@ -75,9 +79,9 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
     Result<NKey> key = NKey::FromSeedFile(o.seed_file);
     if (!key.ok()) return key.status();
     client->nkey_ = std::make_unique<NKey>(std::move(*key));
-    MARMOT_RETURN_IF_ERROR(check(natsOptions_SetNKey(opts, client->nkey_->public_key().c_str(), SignNonce,
-                                                     client->nkey_.get()),
-                                 "[nats] seed_file"));
+    MARMOT_RETURN_IF_ERROR(
+        check(natsOptions_SetNKey(opts, client->nkey_->public_key().c_str(), SignNonce, client->nkey_.get()),
+              "[nats] seed_file"));
   }
   if (!o.ca_file.empty() || !o.cert_file.empty()) {
     MARMOT_RETURN_IF_ERROR(check(natsOptions_SetSecure(opts, true), "TLS"));
@@ -86,23 +90,25 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
                                    ("[nats] ca_file " + o.ca_file).c_str()));
     }
     if (!o.cert_file.empty()) {
-      MARMOT_RETURN_IF_ERROR(check(natsOptions_LoadCertificatesChain(opts, o.cert_file.c_str(), o.key_file.c_str()),
-                                   ("[nats] cert_file " + o.cert_file + " / key_file " + o.key_file).c_str()));
+      MARMOT_RETURN_IF_ERROR(
+          check(natsOptions_LoadCertificatesChain(opts, o.cert_file.c_str(), o.key_file.c_str()),
+                ("[nats] cert_file " + o.cert_file + " / key_file " + o.key_file).c_str()));
     }
   }
   natsStatus s = NATS_OK;
   for (int attempt = 0; attempt <= o.connect_retries; ++attempt) {
     s = natsConnection_Connect(&client->conn_, opts);
     if (s == NATS_OK) break;
-    spdlog::warn("connecting to NATS at {} failed ({}); attempt {} of {}", urls_for_log, NatsError(s), attempt + 1,
-                 o.connect_retries + 1);
+    spdlog::warn("connecting to NATS at {} failed ({}); attempt {} of {}", urls_for_log, NatsError(s),
+                 attempt + 1, o.connect_retries + 1);
     if (attempt < o.connect_retries) std::this_thread::sleep_for(o.reconnect_wait);
   }
   if (s != NATS_OK) {
     return Status::Error("cannot connect to NATS at " + urls_for_log + ": " + NatsError(s) +
                          "; check [nats] urls and that the servers are running");
   }
-  MARMOT_RETURN_IF_ERROR(check(natsConnection_JetStream(&client->js_, client->conn_, nullptr), "JetStream context"));
+  MARMOT_RETURN_IF_ERROR(
+      check(natsConnection_JetStream(&client->js_, client->conn_, nullptr), "JetStream context"));
   spdlog::info("connected to NATS at {}", urls_for_log);
   return client;
 }
@@ -120,8 +126,8 @@ Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
     }
     last = NatsError(s);
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status::Error("JetStream is not available after " + std::to_string(timeout.count()) + " s: " + last +
-                           " (a clustered JetStream needs a majority of its servers up)");
+      return Status::Error("JetStream is not available after " + std::to_string(timeout.count()) +
+                           " s: " + last + " (a clustered JetStream needs a majority of its servers up)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }

@@ -52,7 +52,7 @@ class NatsClient {
  private:
   NatsClient() = default;
   std::atomic<bool> closing_{false};  // set before our own Close(): no "disconnected" warning
-  std::unique_ptr<NKey> nkey_;  // must outlive the connection: nats.c signs with it on reconnects
+  std::unique_ptr<NKey> nkey_;        // must outlive the connection: nats.c signs with it on reconnects
   natsOptions* opts_ = nullptr;
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;

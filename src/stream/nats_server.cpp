@@ -25,7 +25,8 @@ Status SplitHostPort(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos) return Status::Error("'" + address + "' is not host:port");
   *host = address.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
   try {
     size_t used = 0;
     *port = std::stoi(address.substr(colon + 1), &used);
@@ -72,7 +73,8 @@ Result<DnsPeer> ParseDnsPeer(const std::string& url) {
   }
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   Status s = SplitHostPort(rest, &peer.name, &peer.port);
-  if (!s.ok() || peer.port <= 0) return Status::Error("peer " + url + ": expected dns://name:port/?min=N&interval_ms=M");
+  if (!s.ok() || peer.port <= 0)
+    return Status::Error("peer " + url + ": expected dns://name:port/?min=N&interval_ms=M");
   size_t start = 0;
   while (start < query.size()) {
     size_t end = query.find('&', start);
@@ -80,9 +82,12 @@ Result<DnsPeer> ParseDnsPeer(const std::string& url) {
     size_t eq = kv.find('=');
     std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
     try {
-      if (key == "min") peer.min = std::stoi(value);
-      else if (key == "interval_ms") peer.interval_ms = std::stoi(value);
-      else return Status::Error("peer " + url + ": unknown parameter '" + key + "' (allowed: min, interval_ms)");
+      if (key == "min")
+        peer.min = std::stoi(value);
+      else if (key == "interval_ms")
+        peer.interval_ms = std::stoi(value);
+      else
+        return Status::Error("peer " + url + ": unknown parameter '" + key + "' (allowed: min, interval_ms)");
     } catch (const std::exception&) {
       return Status::Error("peer " + url + ": parameter '" + key + "' needs a number");
     }
@@ -131,8 +136,8 @@ Result<std::vector<std::string>> ResolvePeers(const std::vector<std::string>& pe
         break;
       }
       if (std::chrono::steady_clock::now() > deadline) {
-        return Status::Error("peer " + peer + ": found " + std::to_string(found.size()) + " address(es), need " +
-                             std::to_string(dns->min));
+        return Status::Error("peer " + peer + ": found " + std::to_string(found.size()) +
+                             " address(es), need " + std::to_string(dns->min));
       }
       spdlog::info("peer {}: {} of {} addresses so far, asking again in {} ms", peer, found.size(), dns->min,
                    dns->interval_ms);
@@ -169,21 +174,23 @@ Status EmbeddedNatsServer::WriteConfig() {
   conf += "listen: " + Quote(client_host_ + ":" + std::to_string(client_port_)) + "\n";
   conf += "jetstream {\n  store_dir: " + Quote(store.string()) + "\n}\n";
   if (!options_.user_name.empty()) {
-    conf += "authorization {\n  user: " + Quote(options_.user_name) + "\n  password: " + Quote(options_.user_password) +
-            "\n}\n";
+    conf += "authorization {\n  user: " + Quote(options_.user_name) +
+            "\n  password: " + Quote(options_.user_password) + "\n}\n";
   }
   if (options_.cluster_address) {
     std::string host;
     int port = 0;
-    MARMOT_RETURN_IF_ERROR(SplitHostPort(*options_.cluster_address, &host, &port).WithContext("-cluster-addr"));
-    if (port <= 0) return Status::Error("-cluster-addr " + *options_.cluster_address + ": needs a fixed port");
+    MARMOT_RETURN_IF_ERROR(
+        SplitHostPort(*options_.cluster_address, &host, &port).WithContext("-cluster-addr"));
+    if (port <= 0)
+      return Status::Error("-cluster-addr " + *options_.cluster_address + ": needs a fixed port");
     Result<std::vector<std::string>> routes = ResolvePeers(options_.cluster_peers, 60000);
     if (!routes.ok()) return routes.status().WithContext("-cluster-peers");
     conf += "cluster {\n  name: \"e-marmot\"\n  listen: " + Quote(*options_.cluster_address) + "\n";
     if (!routes->empty()) conf += "  routes: " + JoinQuoted(*routes) + "\n";
     if (!options_.user_name.empty()) {
-      conf += "  authorization {\n    user: " + Quote(options_.user_name) + "\n    password: " +
-              Quote(options_.user_password) + "\n  }\n";
+      conf += "  authorization {\n    user: " + Quote(options_.user_name) +
+              "\n    password: " + Quote(options_.user_password) + "\n  }\n";
     }
     conf += "}\n";
     conf += "leafnodes {\n  listen: " + Quote(host + ":" + std::to_string(port + 1)) + "\n";
@@ -205,7 +212,8 @@ Status EmbeddedNatsServer::WriteConfig() {
   if (!options_.server_config.empty()) {
     // nats-server resolves include paths relative to the including file.
     fs::path rel = fs::relative(fs::absolute(options_.server_config), fs::path(options_.work_dir), ec);
-    if (ec || rel.empty()) return Status::Error("[nats] server_config " + options_.server_config + ": cannot include it");
+    if (ec || rel.empty())
+      return Status::Error("[nats] server_config " + options_.server_config + ": cannot include it");
     conf += "include " + Quote(rel.string()) + "\n";
   }
   std::ofstream out(config_path_, std::ios::trunc);
@@ -229,7 +237,8 @@ Status EmbeddedNatsServer::Spawn() {
     dup2(pipe_fds[1], STDOUT_FILENO);
     dup2(pipe_fds[1], STDERR_FILENO);
     setpgid(0, 0);  // a Ctrl-C in marmot's terminal reaches marmot only; marmot stops the server
-    execlp(options_.server_binary.c_str(), options_.server_binary.c_str(), "-c", config_path_.c_str(), nullptr);
+    execlp(options_.server_binary.c_str(), options_.server_binary.c_str(), "-c", config_path_.c_str(),
+           nullptr);
     std::fprintf(stderr, "cannot run %s: %s\n", options_.server_binary.c_str(), std::strerror(errno));
     _exit(127);
   }
@@ -262,9 +271,12 @@ void EmbeddedNatsServer::ForwardOutput(int fd) {
         error = false;
         warn = std::atoi(line.c_str() + attempt + 26) > 10;
       }
-      if (error) log->error("{}", line);
-      else if (warn) log->warn("{}", line);
-      else log->debug("{}", line);
+      if (error)
+        log->error("{}", line);
+      else if (warn)
+        log->warn("{}", line);
+      else
+        log->debug("{}", line);
       const std::string kListening = "Listening for client connections on ";
       size_t at = line.find(kListening);
       if (at != std::string::npos) {
@@ -288,13 +300,15 @@ Status EmbeddedNatsServer::WaitUntilListening() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!listening_) {
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      return Status::Error("nats-server did not become ready within 30 s (see the [nats] log lines above; config " +
-                           config_path_ + ")");
+      return Status::Error(
+          "nats-server did not become ready within 30 s (see the [nats] log lines above; config " +
+          config_path_ + ")");
     }
     int status = 0;
     if (waitpid(pid_.load(), &status, WNOHANG) == pid_.load()) {
       pid_.store(-1);
-      return Status::Error("nats-server exited at start (see the [nats] log lines above; config " + config_path_ + ")");
+      return Status::Error("nats-server exited at start (see the [nats] log lines above; config " +
+                           config_path_ + ")");
     }
   }
   return Status();
@@ -309,9 +323,10 @@ void EmbeddedNatsServer::Supervise() {
     if (done != pid) continue;
     if (stopping_.load()) return;
     spdlog::error("nats-server (pid {}) exited unexpectedly ({} {}); restarting in {} s", pid,
-                  WIFSIGNALED(status) ? "signal" : "status", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                  backoff.count());
-    for (int i = 0; i < backoff.count() * 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                  WIFSIGNALED(status) ? "signal" : "status",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), backoff.count());
+    for (int i = 0; i < backoff.count() * 10 && !stopping_.load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (stopping_.load()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);

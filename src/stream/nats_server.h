@@ -28,9 +28,9 @@
 namespace marmot {
 
 struct EmbeddedNatsOptions {
-  std::string server_name;  // marmot-node-<node id>
-  std::string work_dir;     // <dir of db_path>/nats
-  std::string bind_address = "127.0.0.1:-1";  // host:port for clients, port -1 = random
+  std::string server_name;                     // marmot-node-<node id>
+  std::string work_dir;                        // <dir of db_path>/nats
+  std::string bind_address = "127.0.0.1:-1";   // host:port for clients, port -1 = random
   std::optional<std::string> cluster_address;  // host:port; leaf-node listener on port + 1
   std::vector<std::string> cluster_peers;      // nats://host:port or dns://name:port/?min=N&interval_ms=M
   std::vector<std::string> leaf_servers;       // same syntax
@@ -55,7 +55,7 @@ class EmbeddedNatsServer {
  private:
   explicit EmbeddedNatsServer(EmbeddedNatsOptions options) : options_(std::move(options)) {}
   Status WriteConfig();
-  Status Spawn();            // fork/exec; starts the output reader thread
+  Status Spawn();  // fork/exec; starts the output reader thread
   Status WaitUntilListening();
   void ForwardOutput(int fd);  // runs on reader_, logs lines, learns the client port
   void Supervise();            // runs on supervisor_, restarts on unexpected exit

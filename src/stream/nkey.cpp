@@ -19,7 +19,8 @@ uint16_t Crc16(const std::string& data) {
   uint16_t crc = 0;
   for (unsigned char byte : data) {
     crc ^= static_cast<uint16_t>(byte) << 8;
-    for (int i = 0; i < 8; ++i) crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+    for (int i = 0; i < 8; ++i)
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
   }
   return crc;
 }
@@ -71,8 +72,8 @@ struct MdCtxFree {
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
 Pkey PrivateKey(const std::string& raw_seed) {
-  return Pkey(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                           reinterpret_cast<const unsigned char*>(raw_seed.data()), raw_seed.size()));
+  return Pkey(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw_seed.data()), raw_seed.size()));
 }
 
 }  // namespace
@@ -127,7 +128,8 @@ Result<NKey> NKey::FromSeedFile(const std::string& path) {
 
 Result<NKey> NKey::Generate() {
   std::string raw(32, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), 32) != 1) return Status::Error("no randomness");
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), 32) != 1)
+    return Status::Error("no randomness");
   return FromRawSeed(raw);
 }
 
@@ -139,7 +141,8 @@ Result<std::string> NKey::Sign(const std::string& message) const {
   }
   unsigned char sig[64];
   size_t len = sizeof(sig);
-  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1) {
     return Status::Error("ed25519 signing failed");
   }
   return std::string(reinterpret_cast<const char*>(sig), len);

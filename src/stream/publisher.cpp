@@ -119,9 +119,11 @@ Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
   for (const OutgoingMessage& m : *messages) {
     std::string subject = options_.layout.Subject(m.shard);
     natsMsg* msg = nullptr;
-    natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
+    natsStatus s =
+        natsMsg_Create(&msg, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
     if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Nats-Msg-Id", m.msg_id.c_str());
-    if (s == NATS_OK && !m.chunk_header.empty()) s = natsMsgHeader_Set(msg, "Marmot-Chunk", m.chunk_header.c_str());
+    if (s == NATS_OK && !m.chunk_header.empty())
+      s = natsMsgHeader_Set(msg, "Marmot-Chunk", m.chunk_header.c_str());
     if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);  // takes ownership on success
     if (msg) natsMsg_Destroy(msg);
     if (s != NATS_OK) return Status::Error("publishing to " + subject + ": " + NatsError(s));
@@ -137,7 +139,8 @@ Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
     return Status::Error("waiting for JetStream acks: " + NatsError(s));
   }
   if (failed_acks_.load() > 0) {
-    return Status::Error(std::to_string(failed_acks_.load()) + " publish(es) not acknowledged: " + last_ack_error_);
+    return Status::Error(std::to_string(failed_acks_.load()) +
+                         " publish(es) not acknowledged: " + last_ack_error_);
   }
   published_rows_.fetch_add(batch.changes.size());
   return Status();
@@ -147,7 +150,8 @@ Result<ChangeBatch> ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake) {
   Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
   // After a change event the commit may not be visible yet (see ChangeWatcher::Wait): look again
   // a few times, 1 ms apart, before going back to sleep.
-  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 20 && batch.ok() && batch->empty(); ++retry) {
+  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 20 && batch.ok() && batch->empty();
+       ++retry) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     batch = reader_->ReadBatch(options_.scan_max_changes);
   }
@@ -179,8 +183,8 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
       Status s = PublishBatch(*batch);
       if (!s.ok()) {
         reader_->Rewind();
-        spdlog::warn("{}; {} change(s) stay in the change log, retrying in {} ms", s.message(), batch->changes.size(),
-                     backoff.count());
+        spdlog::warn("{}; {} change(s) stay in the change log, retrying in {} ms", s.message(),
+                     batch->changes.size(), backoff.count());
         if (stop.load()) break;
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));

@@ -19,7 +19,8 @@ namespace {
 constexpr int64_t kDuplicateWindowNanos = 120LL * 1000 * 1000 * 1000;
 
 // Fills `cfg` with marmot's settings for one shard. The strings must outlive the config.
-void Configure(jsStreamConfig* cfg, const StreamLayout& layout, const std::string& name, const char** subject) {
+void Configure(jsStreamConfig* cfg, const StreamLayout& layout, const std::string& name,
+               const char** subject) {
   jsStreamConfig_Init(cfg);
   cfg->Name = name.c_str();
   cfg->Subjects = subject;
@@ -39,8 +40,10 @@ std::string Differences(const jsStreamConfig* have, const jsStreamConfig* want) 
   std::string diff;
   auto add = [&](const std::string& what) { diff += (diff.empty() ? "" : ", ") + what; };
   if (have->SubjectsLen != 1 || std::strcmp(have->Subjects[0], want->Subjects[0]) != 0) add("subjects");
-  if (have->MaxMsgs != want->MaxMsgs) add("max messages " + std::to_string(have->MaxMsgs) + " (want " + std::to_string(want->MaxMsgs) + ")");
-  if (have->Replicas != want->Replicas) add("replicas " + std::to_string(have->Replicas) + " (want " + std::to_string(want->Replicas) + ")");
+  if (have->MaxMsgs != want->MaxMsgs)
+    add("max messages " + std::to_string(have->MaxMsgs) + " (want " + std::to_string(want->MaxMsgs) + ")");
+  if (have->Replicas != want->Replicas)
+    add("replicas " + std::to_string(have->Replicas) + " (want " + std::to_string(want->Replicas) + ")");
   if (have->Storage != want->Storage) add("storage");
   if (have->Retention != want->Retention) add("retention");
   if (have->Discard != want->Discard) add("discard policy");
@@ -63,8 +66,8 @@ Status EnsureStreams(jsCtx* js, const StreamLayout& layout) {
     if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
       s = js_AddStream(&info, js, &want, nullptr, &jerr);
       if (s != NATS_OK) return Status::Error("creating stream " + name + ": " + NatsError(s));
-      spdlog::info("created stream {} (subject {}, {} replica(s), max {} messages)", name, subject, layout.replicas,
-                   layout.max_entries);
+      spdlog::info("created stream {} (subject {}, {} replica(s), max {} messages)", name, subject,
+                   layout.replicas, layout.max_entries);
       jsStreamInfo_Destroy(info);
       continue;
     }

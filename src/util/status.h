@@ -39,7 +39,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return value_.has_value(); }
@@ -60,8 +60,8 @@ class [[nodiscard]] Result {
 }  // namespace marmot
 
 // Returns early from the enclosing function when `expr` (a Status) failed.
-#define MARMOT_RETURN_IF_ERROR(expr)        \
-  do {                                      \
-    ::marmot::Status marmot_status_ = (expr); \
+#define MARMOT_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::marmot::Status marmot_status_ = (expr);        \
     if (!marmot_status_.ok()) return marmot_status_; \
   } while (false)

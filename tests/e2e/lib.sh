@@ -44,10 +44,17 @@ start_bg() {
   PIDS+=("$LAST_PID")
 }
 
-stop_pid() {  # stop_pid PID: SIGTERM and wait for it to exit
-  local pid="$1"
+stop_pid() {  # stop_pid PID: SIGTERM, wait for it to exit, and require exit status 0
+  local pid="$1" rc=0
   kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" || rc=$?
+      [ "$rc" = 0 ] || fail "process $pid exited with status $rc after SIGTERM (sanitizer report or error in its log)"
+      return 0
+    fi
+    sleep 0.1
+  done
   fail "process $pid did not stop within 30 s"
 }
 

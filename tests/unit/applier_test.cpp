@@ -52,8 +52,10 @@ class ApplierTest : public ::testing::Test {
 
 TEST_F(ApplierTest, UpsertsAndDeletesAreIdempotentAndSkipTriggers) {
   std::vector<RowChange> batch = {
-      Upsert("books", {"id", "title", "isbn", "pages"}, {Value::Integer(1), Value::Text("Dune"), Value::Text("a"), Value::Integer(412)}),
-      Upsert("books", {"id", "title", "isbn", "pages"}, {Value::Integer(2), Value::Text("Emma"), Value::Null(), Value::Integer(300)}),
+      Upsert("books", {"id", "title", "isbn", "pages"},
+             {Value::Integer(1), Value::Text("Dune"), Value::Text("a"), Value::Integer(412)}),
+      Upsert("books", {"id", "title", "isbn", "pages"},
+             {Value::Integer(2), Value::Text("Emma"), Value::Null(), Value::Integer(300)}),
       Delete("books", {"id"}, {Value::Integer(2)}),
   };
   EXPECT_EQ(Apply(batch).applied, 3u);
@@ -67,8 +69,10 @@ TEST_F(ApplierTest, UpsertsAndDeletesAreIdempotentAndSkipTriggers) {
 }
 
 TEST_F(ApplierTest, UpsertReplacesRowsConflictingOnOtherUniqueColumns) {
-  Apply({Upsert("books", {"id", "title", "isbn", "pages"}, {Value::Integer(1), Value::Text("A"), Value::Text("x"), Value::Integer(1)})});
-  Apply({Upsert("books", {"id", "title", "isbn", "pages"}, {Value::Integer(2), Value::Text("B"), Value::Text("x"), Value::Integer(1)})});
+  Apply({Upsert("books", {"id", "title", "isbn", "pages"},
+                {Value::Integer(1), Value::Text("A"), Value::Text("x"), Value::Integer(1)})});
+  Apply({Upsert("books", {"id", "title", "isbn", "pages"},
+                {Value::Integer(2), Value::Text("B"), Value::Text("x"), Value::Integer(1)})});
   EXPECT_EQ(Rows(db_, "SELECT id FROM books"), (std::vector<std::string>{"1:2"}));
 }
 
@@ -76,17 +80,20 @@ TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   std::vector<RowChange> batch = {
       Upsert("books", {"id", "title", "pages"}, {Value::Integer(1), Value::Text("ok"), Value::Integer(5)}),
       Upsert("no_such_table", {"id"}, {Value::Integer(1)}),
-      Upsert("books", {"id", "title", "no_such_column"}, {Value::Integer(2), Value::Text("x"), Value::Integer(1)}),
+      Upsert("books", {"id", "title", "no_such_column"},
+             {Value::Integer(2), Value::Text("x"), Value::Integer(1)}),
       Upsert("books", {"id", "title", "pages"}, {Value::Integer(3), Value::Text("bad"), Value::Integer(-1)}),
       Upsert("books", {"id", "title", "pages"}, {Value::Integer(4), Value::Null(), Value::Integer(1)}),
-      Upsert("books", {"id", "title", "pages"}, {Value::Integer(5), Value::Text("also ok"), Value::Integer(7)}),
+      Upsert("books", {"id", "title", "pages"},
+             {Value::Integer(5), Value::Text("also ok"), Value::Integer(7)}),
   };
   ApplyStats stats = Apply(batch, StreamPosition{"marmot-changes-1", 42});
   EXPECT_EQ(stats.applied, 2u);
   EXPECT_EQ(stats.dead_lettered, 4u);
   EXPECT_EQ(applier_->dead_lettered_total(), 4u);
   EXPECT_EQ(Rows(db_, "SELECT id FROM books ORDER BY id"), (std::vector<std::string>{"1:1", "1:5"}));
-  std::vector<std::string> dead = Rows(db_, "SELECT stream, stream_seq, tbl, op, reason FROM __marmot__dead_letter ORDER BY id");
+  std::vector<std::string> dead =
+      Rows(db_, "SELECT stream, stream_seq, tbl, op, reason FROM __marmot__dead_letter ORDER BY id");
   ASSERT_EQ(dead.size(), 4u);
   EXPECT_NE(dead[0].find("no such table: no_such_table"), std::string::npos) << dead[0];
   EXPECT_NE(dead[0].find("'marmot-changes-1'|1:42"), std::string::npos) << dead[0];
@@ -94,7 +101,8 @@ TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   EXPECT_NE(dead[2].find("CHECK constraint failed"), std::string::npos) << dead[2];
   EXPECT_NE(dead[3].find("NOT NULL constraint failed"), std::string::npos) << dead[3];
   // The stored statement replays the change once the cause is fixed.
-  std::string replay = test::Rows(db_, "SELECT statement FROM __marmot__dead_letter WHERE reason LIKE '%CHECK%'")[0];
+  std::string replay =
+      test::Rows(db_, "SELECT statement FROM __marmot__dead_letter WHERE reason LIKE '%CHECK%'")[0];
   EXPECT_NE(replay.find("INSERT OR REPLACE INTO \"books\""), std::string::npos) << replay;
   EXPECT_EQ(*applier_->LoadPosition("marmot-changes-1"), 42u);
 }
@@ -108,9 +116,11 @@ TEST_F(ApplierTest, PositionIsStoredWithTheRowsAndOnlyWithThem) {
   Database blocker = OpenDb(path_);
   Exec(blocker, "PRAGMA busy_timeout=0; BEGIN IMMEDIATE; INSERT INTO audit VALUES (0);");
   Exec(applier_->database(), "PRAGMA busy_timeout=50");
-  Result<ApplyStats> blocked = applier_->Apply({Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})}, StreamPosition{"s", 8});
+  Result<ApplyStats> blocked = applier_->Apply(
+      {Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})}, StreamPosition{"s", 8});
   EXPECT_FALSE(blocked.ok());
-  EXPECT_NE(blocked.status().message().find("applying batch"), std::string::npos) << blocked.status().message();
+  EXPECT_NE(blocked.status().message().find("applying batch"), std::string::npos)
+      << blocked.status().message();
   Exec(blocker, "ROLLBACK");
   EXPECT_EQ(*applier_->LoadPosition("s"), 7u);
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 1);
@@ -120,18 +130,24 @@ TEST_F(ApplierTest, PositionIsStoredWithTheRowsAndOnlyWithThem) {
 }
 
 TEST_F(ApplierTest, ForeignKeysAreNotEnforcedOnApply) {
-  Exec(db_, "CREATE TABLE parent(id INTEGER PRIMARY KEY); CREATE TABLE child(id INTEGER PRIMARY KEY, p INT REFERENCES parent(id) ON DELETE CASCADE);");
+  Exec(db_,
+       "CREATE TABLE parent(id INTEGER PRIMARY KEY); CREATE TABLE child(id INTEGER PRIMARY KEY, p INT "
+       "REFERENCES parent(id) ON DELETE CASCADE);");
   // The child can arrive before its parent (different shards) and a parent delete does not cascade
   // on replicas (the cascade's own deletes arrive as replicated changes).
-  Apply({Upsert("child", {"id", "p"}, {Value::Integer(1), Value::Integer(9)}), Upsert("parent", {"id"}, {Value::Integer(9)})});
+  Apply({Upsert("child", {"id", "p"}, {Value::Integer(1), Value::Integer(9)}),
+         Upsert("parent", {"id"}, {Value::Integer(9)})});
   Apply({Delete("parent", {"id"}, {Value::Integer(9)})});
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM child"), 1);
 }
 
 TEST(ChangeToSqlTest, RendersLiteralsOfEveryType) {
-  RowChange c = Upsert("t \"q\"", {"a", "b", "c", "d", "e"},
-                       {Value::Null(), Value::Integer(-3), Value::Real(0.5), Value::Text("it's"), Value::Blob("\x01\xff")});
-  EXPECT_EQ(ChangeToSql(c), "INSERT OR REPLACE INTO \"t \"\"q\"\"\" (\"a\", \"b\", \"c\", \"d\", \"e\") VALUES (NULL, -3, 0.5, 'it''s', X'01FF')");
+  RowChange c = Upsert(
+      "t \"q\"", {"a", "b", "c", "d", "e"},
+      {Value::Null(), Value::Integer(-3), Value::Real(0.5), Value::Text("it's"), Value::Blob("\x01\xff")});
+  EXPECT_EQ(ChangeToSql(c),
+            "INSERT OR REPLACE INTO \"t \"\"q\"\"\" (\"a\", \"b\", \"c\", \"d\", \"e\") VALUES (NULL, -3, "
+            "0.5, 'it''s', X'01FF')");
   RowChange d = Delete("t", {"k1", "k2"}, {Value::Integer(1), Value::Text("x")});
   EXPECT_EQ(ChangeToSql(d), "DELETE FROM \"t\" WHERE \"k1\" IS 1 AND \"k2\" IS 'x'");
 }

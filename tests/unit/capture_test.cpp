@@ -86,7 +86,8 @@ TEST_F(CaptureTest, PrimaryKeyChangeIsDeleteOldPlusWriteNew) {
 TEST_F(CaptureTest, RepeatedChangesToOneRowCollapseToItsNewestState) {
   Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INT)");
   Install();
-  Exec(db_, "INSERT INTO t VALUES (1, 0); UPDATE t SET v = 1; UPDATE t SET v = 2; INSERT INTO t VALUES (2, 9)");
+  Exec(db_,
+       "INSERT INTO t VALUES (1, 0); UPDATE t SET v = 1; UPDATE t SET v = 2; INSERT INTO t VALUES (2, 9)");
   Exec(db_, "INSERT INTO t VALUES (3, 3); DELETE FROM t WHERE id = 3");
   ChangeBatch batch = Read();
   EXPECT_EQ(batch.entries, 6u);
@@ -247,7 +248,8 @@ TEST_F(CaptureTest, IncomingChangesDoNotOverwriteLocalWritesTheReaderHasNotRead)
   ASSERT_TRUE(stats.ok()) << stats.status().message();
   EXPECT_EQ(stats->superseded, 1u);
   EXPECT_EQ(stats->applied, 1u);
-  EXPECT_EQ(test::Rows(db_, "SELECT v FROM t ORDER BY id"), (std::vector<std::string>{"3:'newer local'", "3:'remote'"}));
+  EXPECT_EQ(test::Rows(db_, "SELECT v FROM t ORDER BY id"),
+            (std::vector<std::string>{"3:'newer local'", "3:'remote'"}));
   // Once read, the local write is in the reader's hands and incoming changes apply again.
   ChangeBatch second = Read();
   ASSERT_EQ(second.changes.size(), 1u);
@@ -288,9 +290,11 @@ TEST_F(CaptureTest, WiderKeysAddChangeLogColumns) {
 TEST_F(CaptureTest, RemoveCaptureRestoresTheSchemaAndKeepsTheData) {
   Exec(db_,
        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);"
-       "CREATE TABLE audit(n); CREATE TRIGGER app_trigger AFTER INSERT ON t BEGIN INSERT INTO audit VALUES (NEW.id); END;"
+       "CREATE TABLE audit(n); CREATE TRIGGER app_trigger AFTER INSERT ON t BEGIN INSERT INTO audit VALUES "
+       "(NEW.id); END;"
        "INSERT INTO t VALUES (1, 'one');");
-  std::vector<std::string> schema_before = test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name");
+  std::vector<std::string> schema_before =
+      test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name");
   Install();
   Exec(db_, "INSERT INTO t VALUES (2, 'two'); UPDATE t SET v = 'uno' WHERE id = 1;");
   std::vector<std::string> rows_before = test::Rows(db_, "SELECT * FROM t ORDER BY id");
@@ -298,10 +302,13 @@ TEST_F(CaptureTest, RemoveCaptureRestoresTheSchemaAndKeepsTheData) {
   reader_.reset();
   Status s = RemoveCapture(db_);
   ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"), schema_before);
+  EXPECT_EQ(test::Rows(db_, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"),
+            schema_before);
   EXPECT_EQ(test::Rows(db_, "SELECT * FROM t ORDER BY id"), rows_before);
   EXPECT_EQ(test::Rows(db_, "SELECT * FROM audit ORDER BY rowid"), audit_before);
-  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_marmot\\_\\_%' ESCAPE '\\'"), 0);
+  EXPECT_EQ(
+      QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_marmot\\_\\_%' ESCAPE '\\'"),
+      0);
 }
 
 }  // namespace

@@ -49,7 +49,8 @@ TEST(ConfigTest, DefaultsAreThoseOfMarmot08) {
 TEST(ConfigTest, EveryKeyIsRead) {
   TempDir dir;
   std::string toml = R"(
-db_path = ")" + dir.File("x.db") + R"("
+db_path = ")" + dir.File("x.db") +
+                     R"("
 node_id = 42
 seq_map_path = "/x/seq.cbor"
 replicate = false
@@ -203,7 +204,8 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
 }
 
 TEST(ConfigTest, ErrorsNameTheFileLine) {
-  Result<Config> c = ParseConfigToml("db_path = \"/tmp/x.db\"\n\n[replication_log]\ncompress = \"yes\"\n", "node.toml");
+  Result<Config> c =
+      ParseConfigToml("db_path = \"/tmp/x.db\"\n\n[replication_log]\ncompress = \"yes\"\n", "node.toml");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("node.toml:4"), std::string::npos) << c.status().message();
 }
@@ -246,7 +248,8 @@ TEST(FlagsTest, GoStylesAllWork) {
 }
 
 TEST(FlagsTest, BooleansNodeIdAndErrors) {
-  Result<CommandLine> cl = ParseFlags({"-cleanup", "--save-snapshot=false", "-node-id", "12", "-leaf-servers", "nats://l:1"});
+  Result<CommandLine> cl =
+      ParseFlags({"-cleanup", "--save-snapshot=false", "-node-id", "12", "-leaf-servers", "nats://l:1"});
   ASSERT_TRUE(cl.ok()) << cl.status().message();
   EXPECT_TRUE(cl->cleanup);
   EXPECT_FALSE(cl->save_snapshot);

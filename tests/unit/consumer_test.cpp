@@ -1,12 +1,13 @@
 // The publisher's messages and the consumer against a real nats-server: batches split by shard,
 // rows larger than the server's max payload sent in chunks and put back together, a message that
 // cannot be decoded dead-lettered while the rest applies, and resuming from the stored position.
+#include "stream/consumer.h"
+
 #include <random>
 #include <thread>
 
 #include "codec/wire_format.h"
 #include "db/applier.h"
-#include "stream/consumer.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/publisher.h"
@@ -53,7 +54,9 @@ class ConsumerTest : public ::testing::Test {
   }
   void PublishRaw(const std::string& subject, const std::string& payload, const std::string& chunk = "") {
     natsMsg* msg = nullptr;
-    ASSERT_EQ(natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size())), NATS_OK);
+    ASSERT_EQ(
+        natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size())),
+        NATS_OK);
     if (!chunk.empty()) natsMsgHeader_Set(msg, "Marmot-Chunk", chunk.c_str());
     jsPubAck* ack = nullptr;
     ASSERT_EQ(js_PublishMsg(&ack, client_->jetstream(), msg, nullptr, nullptr), NATS_OK);
@@ -77,7 +80,8 @@ class ConsumerTest : public ::testing::Test {
     std::vector<std::thread> threads;
     for (auto& c : consumers) threads.emplace_back([&stop, c = c.get()] { c->Run(stop); });
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     stop = true;
     for (auto& t : threads) t.join();
   }
@@ -119,14 +123,18 @@ TEST_F(ConsumerTest, SplitsChunksAndDeadLettersWhileTheRestApplies) {
   // Garbage on shard 1, then more good rows.
   PublishRaw(layout_.Subject(1), "this is not zstd");
   Publish(Rows(200, 5, 10), 1 << 20);
-  Consume([&] { return Count("SELECT count(*) FROM t") == 48 && Count("SELECT count(*) FROM __marmot__dead_letter") == 1; });
+  Consume([&] {
+    return Count("SELECT count(*) FROM t") == 48 && Count("SELECT count(*) FROM __marmot__dead_letter") == 1;
+  });
   EXPECT_EQ(Count("SELECT count(*) FROM t"), 48);
   EXPECT_EQ(Count("SELECT length(v) FROM t WHERE id = 101"), 10000);
   ChangeBatch expected = Rows(101, 1, 10000);
   std::vector<std::string> got = test::Rows(*db_, "SELECT v FROM t WHERE id = 101");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], "4:" + expected.changes[0].values[1].ToDebugString());
-  EXPECT_EQ(Count("SELECT count(*) FROM __marmot__dead_letter WHERE op = 'undecodable message' AND reason LIKE '%zstd%'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM __marmot__dead_letter WHERE op = 'undecodable message' AND reason "
+                  "LIKE '%zstd%'"),
+            1);
 
   // Positions are stored per stream; a new consumer resumes after them (applies nothing again).
   int64_t p1 = Count("SELECT seq FROM __marmot__positions WHERE stream = 'marmot-changes-c-1'");

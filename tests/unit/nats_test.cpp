@@ -55,8 +55,10 @@ TEST(NatsTest, NKeyAuthenticationAgainstARealServer) {
   Result<NKey> allowed = NKey::Generate();
   Result<NKey> stranger = NKey::Generate();
   ASSERT_TRUE(allowed.ok() && stranger.ok());
-  std::ofstream(dir.File("auth.conf")) << "authorization { users = [ { nkey: \"" << allowed->public_key() << "\" } ] }\n";
-  std::ofstream(dir.File("good.nk")) << "-----BEGIN USER NKEY SEED-----\n" << allowed->seed() << "\n------END USER NKEY SEED------\n";
+  std::ofstream(dir.File("auth.conf"))
+      << "authorization { users = [ { nkey: \"" << allowed->public_key() << "\" } ] }\n";
+  std::ofstream(dir.File("good.nk")) << "-----BEGIN USER NKEY SEED-----\n"
+                                     << allowed->seed() << "\n------END USER NKEY SEED------\n";
   std::ofstream(dir.File("bad.nk")) << stranger->seed() << "\n";
   EmbeddedNatsOptions so = ServerOptions(dir, "nkey-test");
   so.server_config = dir.File("auth.conf");
@@ -91,9 +93,52 @@ TEST(NatsTest, UserPasswordAndRedactedErrors) {
   EXPECT_TRUE(NatsClient::Connect(co).ok());
 }
 
+// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with the openssl CLI.
+void MakeCertificates(const TempDir& dir) {
+  std::string d = dir.path();
+  std::string script =
+      "cd " + d +
+      " && exec >openssl.log 2>&1 && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca && "
+      "for who in server client; do "
+      "  openssl req -newkey rsa:2048 -nodes -keyout $who.key -out $who.csr -subj /CN=$who && "
+      "  printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $who.ext && "
+      "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $who.pem -days 2 "
+      "-extfile $who.ext; "
+      "done";
+  ASSERT_EQ(std::system(script.c_str()), 0) << "openssl failed, see " << d << "/openssl.log";
+}
+
+TEST(NatsTest, TlsWithClientCertificates) {
+  TempDir dir;
+  MakeCertificates(dir);
+  std::ofstream(dir.File("tls.conf"))
+      << "tls {\n  cert_file: \"" << dir.File("server.pem") << "\"\n  key_file: \"" << dir.File("server.key")
+      << "\"\n  ca_file: \"" << dir.File("ca.pem") << "\"\n  verify: true\n}\n";
+  EmbeddedNatsOptions so = ServerOptions(dir, "tls-test");
+  so.server_config = dir.File("tls.conf");
+  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  NatsClientOptions co = ClientOptions(**server);
+  // Without a client certificate the server refuses the connection.
+  co.ca_file = dir.File("ca.pem");
+  EXPECT_FALSE(NatsClient::Connect(co).ok());
+  co.cert_file = dir.File("client.pem");
+  co.key_file = dir.File("client.key");
+  Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_TRUE((*client)->WaitForJetStream(std::chrono::seconds(10)).ok());
+  // A wrong CA file is reported naming the key.
+  co.ca_file = dir.File("missing-ca.pem");
+  Result<std::unique_ptr<NatsClient>> bad = NatsClient::Connect(co);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("[nats] ca_file"), std::string::npos) << bad.status().message();
+}
+
 TEST(NatsTest, EmbeddedServerIsRestartedWhenItDies) {
   TempDir dir;
-  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(ServerOptions(dir, "restart-test"));
+  Result<std::unique_ptr<EmbeddedNatsServer>> server =
+      EmbeddedNatsServer::Start(ServerOptions(dir, "restart-test"));
   ASSERT_TRUE(server.ok()) << server.status().message();
   std::string url = (*server)->client_url();
   pid_t first = (*server)->pid();
@@ -117,7 +162,8 @@ TEST(NatsTest, EmbeddedServerIsRestartedWhenItDies) {
 
 TEST(NatsTest, StreamsAreCreatedCheckedAndUpdated) {
   TempDir dir;
-  Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(ServerOptions(dir, "streams-test"));
+  Result<std::unique_ptr<EmbeddedNatsServer>> server =
+      EmbeddedNatsServer::Start(ServerOptions(dir, "streams-test"));
   ASSERT_TRUE(server.ok()) << server.status().message();
   Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(ClientOptions(**server));
   ASSERT_TRUE(client.ok());
@@ -129,7 +175,9 @@ TEST(NatsTest, StreamsAreCreatedCheckedAndUpdated) {
   EXPECT_EQ(layout.Subject(2), "marmot-change-log-2");
   for (int shard = 1; shard <= 3; ++shard) {
     jsStreamInfo* info = nullptr;
-    ASSERT_EQ(js_GetStreamInfo(&info, (*client)->jetstream(), layout.StreamName(shard).c_str(), nullptr, nullptr), NATS_OK);
+    ASSERT_EQ(
+        js_GetStreamInfo(&info, (*client)->jetstream(), layout.StreamName(shard).c_str(), nullptr, nullptr),
+        NATS_OK);
     EXPECT_EQ(info->Config->MaxMsgs, 1024);
     EXPECT_TRUE(info->Config->DenyDelete);
     EXPECT_TRUE(info->Config->AllowDirect);
@@ -158,7 +206,8 @@ TEST(NatsTest, SplitHostPortAndDnsPeers) {
   EXPECT_EQ(port, -1);
   EXPECT_FALSE(SplitHostPort("localhost", &host, &port).ok());
   EXPECT_FALSE(SplitHostPort("h:70000", &host, &port).ok());
-  Result<std::vector<std::string>> peers = ResolvePeers({"nats://a:1/", "dns://localhost:4248/?min=1&interval_ms=10"}, 2000);
+  Result<std::vector<std::string>> peers =
+      ResolvePeers({"nats://a:1/", "dns://localhost:4248/?min=1&interval_ms=10"}, 2000);
   ASSERT_TRUE(peers.ok()) << peers.status().message();
   EXPECT_EQ(peers->front(), "nats://a:1/");
   EXPECT_NE(std::find(peers->begin(), peers->end(), "nats://127.0.0.1:4248"), peers->end());

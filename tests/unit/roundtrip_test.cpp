@@ -1,6 +1,7 @@
 // Random writes on database A (capture installed) are read by the ChangeReader and applied to
 // database B by the Applier; A and B must end identical. The seed is printed on failure and can
 // be set with MARMOT_TEST_SEED; the operation count with MARMOT_TEST_OPS.
+#include <cstring>
 #include <random>
 
 #include "db/applier.h"
@@ -25,10 +26,8 @@ const char* kSchema =
 
 // The comparison: every column of every table (rowid too for the table keyed by it).
 const char* kDumps[] = {
-    "SELECT * FROM items ORDER BY id",
-    "SELECT * FROM \"odd \"\"table\"\" name\" ORDER BY \"key col\"",
-    "SELECT * FROM pairs ORDER BY a, b",
-    "SELECT rowid, * FROM nokey ORDER BY rowid",
+    "SELECT * FROM items ORDER BY id",   "SELECT * FROM \"odd \"\"table\"\" name\" ORDER BY \"key col\"",
+    "SELECT * FROM pairs ORDER BY a, b", "SELECT rowid, * FROM nokey ORDER BY rowid",
     "SELECT * FROM gen ORDER BY id",
 };
 
@@ -38,8 +37,10 @@ class RandomWriter {
 
   Value RandomValue() {
     switch (Pick(6)) {
-      case 0: return Value::Null();
-      case 1: return Value::Integer(static_cast<int64_t>(rng_()));
+      case 0:
+        return Value::Null();
+      case 1:
+        return Value::Integer(static_cast<int64_t>(rng_()));
       case 2: {
         uint64_t bits = rng_();
         double d;
@@ -58,7 +59,8 @@ class RandomWriter {
         for (char& c : b) c = static_cast<char>(rng_());
         return Value::Blob(b);
       }
-      default: return Value::Integer(static_cast<int64_t>(Pick(1000)) - 500);
+      default:
+        return Value::Integer(static_cast<int64_t>(Pick(1000)) - 500);
     }
   }
 
@@ -72,33 +74,65 @@ class RandomWriter {
     auto text_key = [&] { return Value::Text("k" + std::to_string(Pick(60))); };
     switch (table) {
       case 0:
-        if (op < 5) sql = "INSERT OR REPLACE INTO items VALUES (?1, ?2, ?3, ?4, ?5)", params = {small_key(), RandomValue(), RandomValue(), RandomValue(), RandomValue()};
-        else if (op < 8) sql = "UPDATE items SET name = ?2, data = ?3 WHERE id = ?1", params = {small_key(), RandomValue(), RandomValue()};
-        else if (op == 8) sql = "UPDATE OR REPLACE items SET id = ?2 WHERE id = ?1", params = {small_key(), small_key()};
-        else sql = "DELETE FROM items WHERE id = ?1", params = {small_key()};
+        if (op < 5)
+          sql = "INSERT OR REPLACE INTO items VALUES (?1, ?2, ?3, ?4, ?5)",
+          params = {small_key(), RandomValue(), RandomValue(), RandomValue(), RandomValue()};
+        else if (op < 8)
+          sql = "UPDATE items SET name = ?2, data = ?3 WHERE id = ?1",
+          params = {small_key(), RandomValue(), RandomValue()};
+        else if (op == 8)
+          sql = "UPDATE OR REPLACE items SET id = ?2 WHERE id = ?1", params = {small_key(), small_key()};
+        else
+          sql = "DELETE FROM items WHERE id = ?1", params = {small_key()};
         break;
       case 1:
-        if (op < 5) sql = "INSERT OR REPLACE INTO \"odd \"\"table\"\" name\" VALUES (?1, ?2, ?3)", params = {text_key(), RandomValue(), RandomValue()};
-        else if (op < 8) sql = "UPDATE \"odd \"\"table\"\" name\" SET \"select\" = ?2 WHERE \"key col\" = ?1", params = {text_key(), RandomValue()};
-        else if (op == 8) sql = "UPDATE OR REPLACE \"odd \"\"table\"\" name\" SET \"key col\" = ?2 WHERE \"key col\" = ?1", params = {text_key(), text_key()};
-        else sql = "DELETE FROM \"odd \"\"table\"\" name\" WHERE \"key col\" = ?1", params = {text_key()};
+        if (op < 5)
+          sql = "INSERT OR REPLACE INTO \"odd \"\"table\"\" name\" VALUES (?1, ?2, ?3)",
+          params = {text_key(), RandomValue(), RandomValue()};
+        else if (op < 8)
+          sql = "UPDATE \"odd \"\"table\"\" name\" SET \"select\" = ?2 WHERE \"key col\" = ?1",
+          params = {text_key(), RandomValue()};
+        else if (op == 8)
+          sql = "UPDATE OR REPLACE \"odd \"\"table\"\" name\" SET \"key col\" = ?2 WHERE \"key col\" = ?1",
+          params = {text_key(), text_key()};
+        else
+          sql = "DELETE FROM \"odd \"\"table\"\" name\" WHERE \"key col\" = ?1", params = {text_key()};
         break;
       case 2:
-        if (op < 5) sql = "INSERT OR REPLACE INTO pairs VALUES (?1, ?2, ?3)", params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key(), RandomValue()};
-        else if (op < 8) sql = "UPDATE pairs SET v = ?2 WHERE a = ?1", params = {Value::Integer(static_cast<int64_t>(Pick(8))), RandomValue()};
-        else if (op == 8) sql = "UPDATE OR REPLACE pairs SET b = ?2 WHERE a = ?1", params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key()};
-        else sql = "DELETE FROM pairs WHERE a = ?1 AND b > ?2", params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key()};
+        if (op < 5)
+          sql = "INSERT OR REPLACE INTO pairs VALUES (?1, ?2, ?3)",
+          params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key(), RandomValue()};
+        else if (op < 8)
+          sql = "UPDATE pairs SET v = ?2 WHERE a = ?1",
+          params = {Value::Integer(static_cast<int64_t>(Pick(8))), RandomValue()};
+        else if (op == 8)
+          sql = "UPDATE OR REPLACE pairs SET b = ?2 WHERE a = ?1",
+          params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key()};
+        else
+          sql = "DELETE FROM pairs WHERE a = ?1 AND b > ?2",
+          params = {Value::Integer(static_cast<int64_t>(Pick(8))), text_key()};
         break;
       case 3:
-        if (op < 5) sql = "INSERT INTO nokey VALUES (?1, ?2)", params = {RandomValue(), RandomValue()};
-        else if (op < 8) sql = "UPDATE nokey SET y = ?2 WHERE rowid % 7 = ?1", params = {Value::Integer(static_cast<int64_t>(Pick(7))), RandomValue()};
-        else if (op == 8) sql = "UPDATE OR REPLACE nokey SET rowid = ?2 WHERE rowid = ?1", params = {small_key(), small_key()};
-        else sql = "DELETE FROM nokey WHERE rowid % 5 = ?1", params = {Value::Integer(static_cast<int64_t>(Pick(5)))};
+        if (op < 5)
+          sql = "INSERT INTO nokey VALUES (?1, ?2)", params = {RandomValue(), RandomValue()};
+        else if (op < 8)
+          sql = "UPDATE nokey SET y = ?2 WHERE rowid % 7 = ?1",
+          params = {Value::Integer(static_cast<int64_t>(Pick(7))), RandomValue()};
+        else if (op == 8)
+          sql = "UPDATE OR REPLACE nokey SET rowid = ?2 WHERE rowid = ?1",
+          params = {small_key(), small_key()};
+        else
+          sql = "DELETE FROM nokey WHERE rowid % 5 = ?1",
+          params = {Value::Integer(static_cast<int64_t>(Pick(5)))};
         break;
       default:
-        if (op < 5) sql = "INSERT OR REPLACE INTO gen(id, a) VALUES (?1, ?2)", params = {small_key(), Value::Integer(static_cast<int64_t>(Pick(100)))};
-        else if (op < 9) sql = "UPDATE gen SET a = a + 1 WHERE id = ?1", params = {small_key()};
-        else sql = "DELETE FROM gen WHERE id = ?1", params = {small_key()};
+        if (op < 5)
+          sql = "INSERT OR REPLACE INTO gen(id, a) VALUES (?1, ?2)",
+          params = {small_key(), Value::Integer(static_cast<int64_t>(Pick(100)))};
+        else if (op < 9)
+          sql = "UPDATE gen SET a = a + 1 WHERE id = ?1", params = {small_key()};
+        else
+          sql = "DELETE FROM gen WHERE id = ?1", params = {small_key()};
     }
     Result<Statement> stmt = db.Prepare(sql);
     ASSERT_TRUE(stmt.ok()) << stmt.status().message();
@@ -121,7 +155,8 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 TEST(RoundTripTest, RandomWritesOnAEndUpIdenticalOnB) {
   uint64_t seed = EnvOr("MARMOT_TEST_SEED", std::random_device{}());
   uint64_t ops = EnvOr("MARMOT_TEST_OPS", 4000);
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with MARMOT_TEST_SEED=" + std::to_string(seed) + ")");
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with MARMOT_TEST_SEED=" + std::to_string(seed) +
+               ")");
   TempDir dir;
   Database a = OpenDb(dir.File("a.db"));
   Database b = OpenDb(dir.File("b.db"));

@@ -26,7 +26,8 @@ std::string Hex(const std::string& s) {
 
 std::string Unhex(const std::string& hex) {
   std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   return out;
 }
 
@@ -73,7 +74,8 @@ TEST(WireFormatTest, EveryValueTypeRoundTripsExactly) {
   ASSERT_EQ(back->changes.size(), 1u);
   EXPECT_EQ(*back->changes[0].columns, names);
   for (size_t i = 0; i < values.size(); ++i) {
-    EXPECT_EQ(back->changes[0].values[i], values[i]) << "value #" << i << " " << values[i].ToDebugString().substr(0, 40);
+    EXPECT_EQ(back->changes[0].values[i], values[i])
+        << "value #" << i << " " << values[i].ToDebugString().substr(0, 40);
   }
 }
 
@@ -81,17 +83,45 @@ TEST(WireFormatTest, LayoutIsExactlyAsDocumented) {
   // {"v":1,"node":7,"seq":[10,12],"h":[["books",["id","title"]],["books",["id"]]],
   //  "c":[[0,1,[1,"Dune"]],[0,1,[2,null]],[1,2,[3]]]}
   std::string expected =
-      "a5"                                    // map(5)
-      "6176" "01"                             // "v": 1
-      "646e6f6465" "07"                       // "node": 7
-      "63736571" "82" "0a" "0c"               // "seq": [10, 12]
-      "6168" "82"                             // "h": array(2)
-      "82" "65626f6f6b73" "82" "626964" "657469746c65"  // ["books", ["id", "title"]]
-      "82" "65626f6f6b73" "81" "626964"       // ["books", ["id"]]
-      "6163" "83"                             // "c": array(3)
-      "83" "00" "01" "82" "01" "6444756e65"   // [0, 1, [1, "Dune"]]
-      "83" "00" "01" "82" "02" "f6"           // [0, 1, [2, null]]
-      "83" "01" "02" "81" "03";               // [1, 2, [3]]
+      "a5"  // map(5)
+      "6176"
+      "01"  // "v": 1
+      "646e6f6465"
+      "07"  // "node": 7
+      "63736571"
+      "82"
+      "0a"
+      "0c"  // "seq": [10, 12]
+      "6168"
+      "82"  // "h": array(2)
+      "82"
+      "65626f6f6b73"
+      "82"
+      "626964"
+      "657469746c65"  // ["books", ["id", "title"]]
+      "82"
+      "65626f6f6b73"
+      "81"
+      "626964"  // ["books", ["id"]]
+      "6163"
+      "83"  // "c": array(3)
+      "83"
+      "00"
+      "01"
+      "82"
+      "01"
+      "6444756e65"  // [0, 1, [1, "Dune"]]
+      "83"
+      "00"
+      "01"
+      "82"
+      "02"
+      "f6"  // [0, 1, [2, null]]
+      "83"
+      "01"
+      "02"
+      "81"
+      "03";  // [1, 2, [3]]
   EXPECT_EQ(Hex(EncodeChangeMessage(Sample())), expected);
   Result<ChangeMessage> decoded = DecodeChangeMessage(Unhex(expected));
   ASSERT_TRUE(decoded.ok()) << decoded.status().message();
@@ -106,9 +136,30 @@ TEST(WireFormatTest, LayoutIsExactlyAsDocumented) {
 TEST(WireFormatTest, OtherEncodersFloatsAndUnknownKeysAreAccepted) {
   // {"v":1,"x":{"nested":[1,2]},"h":[["t",["a","b"]]],"c":[[0,1,[1.5 as float16, 0.25 as float32]]]}
   std::string bytes = Unhex(
-      "a4" "6176" "01" "6178" "a1" "666e6573746564" "82" "01" "02"
-      "6168" "81" "82" "6174" "82" "6161" "6162"
-      "6163" "81" "83" "00" "01" "82" "f93e00" "fa3e800000");
+      "a4"
+      "6176"
+      "01"
+      "6178"
+      "a1"
+      "666e6573746564"
+      "82"
+      "01"
+      "02"
+      "6168"
+      "81"
+      "82"
+      "6174"
+      "82"
+      "6161"
+      "6162"
+      "6163"
+      "81"
+      "83"
+      "00"
+      "01"
+      "82"
+      "f93e00"
+      "fa3e800000");
   Result<ChangeMessage> m = DecodeChangeMessage(bytes);
   ASSERT_TRUE(m.ok()) << m.status().message();
   ASSERT_EQ(m->changes.size(), 1u);
@@ -119,12 +170,28 @@ TEST(WireFormatTest, OtherEncodersFloatsAndUnknownKeysAreAccepted) {
 TEST(WireFormatTest, NewerVersionsAndBadInputAreRejectedClearly) {
   Result<ChangeMessage> newer = DecodeChangeMessage(Unhex("a1617602"));
   ASSERT_FALSE(newer.ok());
-  EXPECT_NE(newer.status().message().find("version 2 is newer"), std::string::npos) << newer.status().message();
-  Result<ChangeMessage> indefinite = DecodeChangeMessage(Unhex("bf6176" "01ff"));
+  EXPECT_NE(newer.status().message().find("version 2 is newer"), std::string::npos)
+      << newer.status().message();
+  Result<ChangeMessage> indefinite =
+      DecodeChangeMessage(Unhex("bf6176"
+                                "01ff"));
   ASSERT_FALSE(indefinite.ok());
   EXPECT_NE(indefinite.status().message().find("indefinite"), std::string::npos);
   // Values count must match the header's column count.
-  Result<ChangeMessage> mismatch = DecodeChangeMessage(Unhex("a3617601" "6168" "81" "82" "6174" "81" "6161" "6163" "81" "83" "00" "01" "80"));
+  Result<ChangeMessage> mismatch =
+      DecodeChangeMessage(Unhex("a3617601"
+                                "6168"
+                                "81"
+                                "82"
+                                "6174"
+                                "81"
+                                "6161"
+                                "6163"
+                                "81"
+                                "83"
+                                "00"
+                                "01"
+                                "80"));
   ASSERT_FALSE(mismatch.ok());
   EXPECT_NE(mismatch.status().message().find("change #0"), std::string::npos) << mismatch.status().message();
 }
@@ -151,7 +218,10 @@ TEST(WireFormatTest, RandomGarbageNeverCrashes) {
     (void)DecodeChangeMessage(bytes);  // must not crash, hang, or allocate wildly (ASan build)
   }
   // Huge declared lengths are refused before allocating.
-  EXPECT_FALSE(DecodeChangeMessage(Unhex("a2617601" "6163" "9bffffffffffffffff")).ok());
+  EXPECT_FALSE(DecodeChangeMessage(Unhex("a2617601"
+                                         "6163"
+                                         "9bffffffffffffffff"))
+                   .ok());
 }
 
 TEST(CompressionTest, RoundTripAndLimits) {
