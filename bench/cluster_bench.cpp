@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_util.h"
 #include "db/sqlite.h"
 
 namespace marmot::bench {
@@ -23,15 +24,6 @@ namespace fs = std::filesystem;
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "marmot_bench: %s\n", what.c_str());
   std::exit(1);
-}
-
-void Check(const Status& s, const std::string& what) {
-  if (!s.ok()) Die(what + ": " + s.message());
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 // Two consecutive free loopback ports (cluster port and leaf-node port).
@@ -46,35 +38,12 @@ int FreePortPair() {
   Die("no free ports");
 }
 
-const char* kSchema = "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL);";
-
 Database OpenDb(const std::string& path) {
   Database::Options o;
   o.create = true;
   Result<Database> db = Database::Open(path, o);
   Check(db.status(), "opening " + path);
   return std::move(*db);
-}
-
-// Inserts rows [first, first + count) in transactions of `per_txn`.
-void InsertRows(Database& db, int first, int count, int per_txn) {
-  Result<Statement> stmt = db.Prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)");
-  Check(stmt.status(), "prepare");
-  char name[32];
-  for (int done = 0; done < count;) {
-    Check(db.Exec("BEGIN"), "begin");
-    for (int k = 0; k < per_txn && done < count; ++k, ++done) {
-      int id = first + done;
-      std::snprintf(name, sizeof(name), "item-%d", id);
-      stmt->BindInt(1, id);
-      stmt->BindText(2, name);
-      stmt->BindInt(3, id * 7);
-      stmt->BindDouble(4, id * 0.25);
-      Check(stmt->Run(), "insert");
-      stmt->Reset();
-    }
-    Check(db.Exec("COMMIT"), "commit");
-  }
 }
 
 class Cluster {
@@ -85,7 +54,7 @@ class Cluster {
     for (int n = 0; n < 3; ++n) {
       std::string db = File("node" + std::to_string(n + 1) + ".db");
       Database d = OpenDb(db);
-      Check(d.Exec(std::string("PRAGMA journal_mode=WAL;") + kSchema), "schema");
+      Check(d.Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "schema");
       std::ofstream(File("node" + std::to_string(n + 1) + ".toml"))
           << "db_path = \"" << db << "\"\nnode_id = " << n + 1
           << "\n[replication_log]\nmax_entries = 65536\n[snapshot]\nenabled = false\n";
@@ -170,9 +139,9 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
     {
       // Baseline: plain SQLite, same rows, same transactions.
       Database plain = OpenDb(dir + "/plain.db");
-      Check(plain.Exec(std::string("PRAGMA journal_mode=WAL;") + kSchema), "schema");
+      Check(plain.Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "schema");
       auto t0 = Clock::now();
-      InsertRows(plain, 1, o.rows, o.rows_per_transaction);
+      InsertItems(plain, 1, o.rows, o.rows_per_transaction);
       plain_rates.push_back(o.rows / std::chrono::duration<double>(Clock::now() - t0).count());
 
       Cluster cluster(o, dir);
@@ -180,7 +149,7 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
       Database r2 = OpenDb(cluster.Db(2)), r3 = OpenDb(cluster.Db(3));
       double cpu_before = cluster.CpuSeconds(1) + cluster.CpuSeconds(2) + cluster.CpuSeconds(3);
       auto start = Clock::now();
-      std::thread load([&] { InsertRows(writer, 1, o.rows, o.rows_per_transaction); });
+      std::thread load([&] { InsertItems(writer, 1, o.rows, o.rows_per_transaction); });
       auto deadline = start + std::chrono::seconds(600);
       while (Clock::now() < deadline) {
         Result<int64_t> c2 = r2.QueryInt("SELECT count(*) FROM items");

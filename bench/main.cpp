@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "cluster_bench.h"
 #include "db/capture.h"
 #include "db/schema.h"
@@ -41,19 +42,6 @@ struct Options {
   std::string json_path;
   std::vector<std::string> scenarios;
 };
-
-void Check(const Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "marmot_bench: %s: %s\n", what, s.message().c_str());
-    std::exit(1);
-  }
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 class Scratch {
  public:
@@ -79,9 +67,7 @@ Database MakeDb(const std::string& path, Capture capture) {
   options.create = true;
   Result<Database> db = Database::Open(path, options);
   Check(db.status(), "opening database");
-  Check(db->Exec("PRAGMA journal_mode=WAL;"
-                 "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL);"),
-        "creating table");
+  Check(db->Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "creating table");
   if (capture == Capture::kFloor) {
     Check(db->Exec("CREATE TABLE floor_log(k); CREATE TRIGGER floor AFTER INSERT ON items BEGIN "
                    "INSERT INTO floor_log VALUES (NEW.id); END;"),
@@ -111,23 +97,8 @@ double InsertRows(Database& db, int rows, InsertForm form) {
         std::to_string(rows) + ") SELECT i, 'item-' || i, i * 7, i * 0.25 FROM s";
     return Seconds([&] { Check(db.Exec(sql), "insert"); });
   }
-  bool one_transaction = form == InsertForm::kStatementPerRowInOneTransaction;
-  Result<Statement> stmt = db.Prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)");
-  Check(stmt.status(), "preparing insert");
-  return Seconds([&] {
-    if (one_transaction) Check(db.Exec("BEGIN"), "begin");
-    char name[32];
-    for (int i = 1; i <= rows; ++i) {
-      std::snprintf(name, sizeof(name), "item-%d", i);
-      stmt->BindInt(1, i);
-      stmt->BindText(2, name);
-      stmt->BindInt(3, i * 7);
-      stmt->BindDouble(4, i * 0.25);
-      Check(stmt->Run(), "insert");
-      stmt->Reset();
-    }
-    if (one_transaction) Check(db.Exec("COMMIT"), "commit");
-  });
+  int per_transaction = form == InsertForm::kStatementPerRowInOneTransaction ? rows : 0;
+  return Seconds([&] { InsertItems(db, 1, rows, per_transaction); });
 }
 
 void CaptureOverhead(const Options& o, const std::string& name, int rows, InsertForm form,
