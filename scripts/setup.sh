@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates openssl python3
+  build-essential cmake pkg-config git ca-certificates openssl python3 procps
   clang-format clang-tidy
   sqlite3 libsqlite3-dev
   nats-server libnats-dev
