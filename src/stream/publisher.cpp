@@ -111,11 +111,10 @@ ChangePublisher::~ChangePublisher() {
   if (js_) jsCtx_Destroy(js_);
 }
 
-Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
+Status ChangePublisher::SendBatch(const ChangeBatch& batch) {
   Result<std::vector<OutgoingMessage>> messages =
       BuildMessages(batch, options_, static_cast<size_t>(client_->max_payload()));
   if (!messages.ok()) return messages.status().WithContext("encoding changes");
-  failed_acks_.store(0);
   for (const OutgoingMessage& m : *messages) {
     std::string subject = options_.layout.Subject(m.shard);
     natsMsg* msg = nullptr;
@@ -128,21 +127,23 @@ Status ChangePublisher::PublishBatch(const ChangeBatch& batch) {
     if (msg) natsMsg_Destroy(msg);
     if (s != NATS_OK) return Status::Error("publishing to " + subject + ": " + NatsError(s));
   }
+  return Status();
+}
+
+Status ChangePublisher::AwaitAcks() {
   jsPubOptions wait;
   jsPubOptions_Init(&wait);
   wait.MaxWait = options_.ack_timeout.count();
   natsStatus s = js_PublishAsyncComplete(js_, &wait);
+  int failed = failed_acks_.exchange(0);
   if (s != NATS_OK) {
     // Forget what is still pending; the retry publishes it again under the same ids.
     natsMsgList pending{};
     if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
     return Status::Error("waiting for JetStream acks: " + NatsError(s));
   }
-  if (failed_acks_.load() > 0) {
-    return Status::Error(std::to_string(failed_acks_.load()) +
-                         " publish(es) not acknowledged: " + last_ack_error_);
-  }
-  published_rows_.fetch_add(batch.changes.size());
+  if (failed > 0)
+    return Status::Error(std::to_string(failed) + " publish(es) not acknowledged: " + last_ack_error_);
   return Status();
 }
 
@@ -158,51 +159,77 @@ Result<ChangeBatch> ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake) {
   return batch;
 }
 
-void ChangePublisher::Run(const std::atomic<bool>& stop) {
+Status ChangePublisher::ResendUntilAcked(const std::vector<ChangeBatch>& unacked,
+                                         const std::atomic<bool>& stop, Status failure) {
   auto backoff = std::chrono::milliseconds(100);
+  while (!failure.ok()) {
+    (void)AwaitAcks();  // drain whatever is still outstanding
+    size_t rows = 0;
+    for (const ChangeBatch& b : unacked) rows += b.changes.size();
+    spdlog::warn("{}; {} change(s) stay in the change log, publishing them again in {} ms", failure.message(),
+                 rows, backoff.count());
+    if (stop.load()) return failure;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    // The same batches, as read the first time (a new read could see rows that incoming changes
+    // have overwritten meanwhile), under the same dedup ids.
+    failure = Status();
+    for (const ChangeBatch& b : unacked) {
+      failure = SendBatch(b);
+      if (!failure.ok()) break;
+    }
+    if (failure.ok()) failure = AwaitAcks();
+  }
+  return failure;
+}
+
+void ChangePublisher::Run(const std::atomic<bool>& stop) {
   auto next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
-  bool more = true;  // read again without waiting: the last batch was full or failed
+  bool more = true;  // read again without waiting: the last batch was full
+  // Batches sent but not yet acknowledged (at most kMaxBatchesInFlight): the next batch is read and
+  // encoded while the previous ones are on the wire, and all are confirmed at once.
+  std::vector<ChangeBatch> unacked;
   while (true) {
     ChangeWatcher::Wake wake = ChangeWatcher::Wake::kTick;
-    if (!more) {
+    if (!more && unacked.empty()) {
       if (stop.load()) break;
       // Returns at a change, a poll tick, or Stop(); after Stop() one more pass below publishes
       // what was written before it.
       wake = watcher_->Wait(std::chrono::milliseconds(500));
     }
-    Result<ChangeBatch> batch = ReadAfterWake(wake);
-    if (!batch.ok()) {
-      spdlog::error("reading changes: {}; retrying in {} ms", batch.status().message(), backoff.count());
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      more = !stop.load();
-      continue;
-    }
-    cursor_.store(reader_->cursor(), std::memory_order_release);
-    if (!batch->empty()) {
-      Status s = PublishBatch(*batch);
-      if (!s.ok()) {
-        reader_->Rewind();
-        spdlog::warn("{}; {} change(s) stay in the change log, retrying in {} ms", s.message(),
-                     batch->changes.size(), backoff.count());
-        if (stop.load()) break;
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-        more = true;
+    Status s;
+    if (more || unacked.empty()) {
+      Result<ChangeBatch> batch = ReadAfterWake(wake);
+      if (!batch.ok()) {
+        spdlog::error("reading changes: {}; retrying in 1 s", batch.status().message());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        more = !stop.load();
         continue;
       }
-      backoff = std::chrono::milliseconds(100);
-      reader_->Confirm(batch->last_seq);
-      spdlog::debug("published {} change(s) from log entries {}..{}", batch->changes.size(), batch->first_seq,
-                    batch->last_seq);
+      cursor_.store(reader_->cursor(), std::memory_order_release);
+      more = batch->entries >= options_.scan_max_changes;
+      if (!batch->empty()) {
+        s = SendBatch(*batch);
+        unacked.push_back(std::move(*batch));
+      }
     }
-    more = batch->entries >= options_.scan_max_changes;
+    if (!unacked.empty() && (!s.ok() || !more || unacked.size() >= kMaxBatchesInFlight || stop.load())) {
+      if (s.ok()) s = AwaitAcks();
+      s = ResendUntilAcked(unacked, stop, s);
+      if (!s.ok()) break;  // stopping while NATS is away: the entries stay in the log for next time
+      size_t rows = 0;
+      for (const ChangeBatch& b : unacked) rows += b.changes.size();
+      reader_->Confirm(unacked.back().last_seq);
+      published_rows_.fetch_add(rows);
+      spdlog::debug("published {} change(s) up to log entry {}", rows, unacked.back().last_seq);
+      unacked.clear();
+    }
     if (std::chrono::steady_clock::now() >= next_cleanup || (stop.load() && !more)) {
       Result<size_t> deleted = reader_->DeleteConfirmed();
       if (!deleted.ok()) spdlog::warn("cleaning the change log: {}", deleted.status().message());
       next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
     }
-    if (stop.load() && !more) break;
+    if (stop.load() && !more && unacked.empty()) break;
   }
 }
 

@@ -3,13 +3,15 @@
 // Loop (on the caller's thread): wait for the watcher, read a batch of at most scan_max_changes
 // log entries, group its row changes by shard, encode each group as one message (docs/PROTOCOL.md;
 // zstd when the streams are compressed; split into smaller messages, or into chunks for a single
-// huge row, when over the server's max payload), publish them all asynchronously, wait for every
-// ack, then confirm the batch to the reader. Only confirmed entries are ever deleted from the log.
+// huge row, when over the server's max payload) and publish them asynchronously. While batches
+// come full, up to kMaxBatchesInFlight are sent before waiting for their acks; then all of them
+// are confirmed to the reader at once. Only confirmed entries are ever deleted from the log.
 //
 // Each message carries a Nats-Msg-Id derived from the node id, the log range and the shard, so a
 // batch that is published again (after a failed ack or a crash) is deduplicated by JetStream. On a
-// failed or missing ack the reader is rewound and the batch retried with backoff: while NATS is
-// unreachable, changes simply wait in the change log.
+// failed or missing ack the same batches are sent again from memory (not re-read: rows may have
+// been overwritten by incoming changes since) with backoff; while NATS is unreachable, changes
+// simply wait in the change log.
 #pragma once
 
 #include <atomic>
@@ -64,7 +66,15 @@ class ChangePublisher {
   uint64_t published_rows() const { return published_rows_.load(); }
 
  private:
-  Status PublishBatch(const ChangeBatch& batch);
+  // How many batches may be sent before waiting for their acks.
+  static constexpr size_t kMaxBatchesInFlight = 8;
+
+  Status SendBatch(const ChangeBatch& batch);  // asynchronous publishes, no waiting
+  Status AwaitAcks();                          // waits for every outstanding ack
+  // After `failure`, sends `unacked` again (same batches, same dedup ids) with backoff until all
+  // are acknowledged; gives up only when `stop` is set.
+  Status ResendUntilAcked(const std::vector<ChangeBatch>& unacked, const std::atomic<bool>& stop,
+                          Status failure);
   Result<ChangeBatch> ReadAfterWake(ChangeWatcher::Wake wake);
 
   NatsClient* client_;
