@@ -52,9 +52,6 @@ class ChangeReader {
 
   // The consumer has durably taken over every entry up to and including `seq`.
   void Confirm(uint64_t seq);
-  // Moves the cursor back to the last confirmed entry, so unconfirmed entries are read again
-  // (after a failed publish).
-  void Rewind() { cursor_ = confirmed_; }
 
   // Deletes confirmed entries (keeping the newest log row) and persists the confirmed position.
   // Returns how many entries were deleted.

@@ -207,16 +207,6 @@ TEST_F(CaptureTest, EntriesStayUntilConfirmedAndSequencesAreNeverReused) {
   EXPECT_EQ(next->changes[0].values[0], Value::Integer(4));
 }
 
-TEST_F(CaptureTest, RewindReadsUnconfirmedEntriesAgain) {
-  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
-  Install();
-  Exec(db_, "INSERT INTO t VALUES (1), (2)");
-  EXPECT_EQ(Read().changes.size(), 2u);
-  EXPECT_TRUE(Read().empty());
-  reader_->Rewind();
-  EXPECT_EQ(Read().changes.size(), 2u);
-}
-
 TEST_F(CaptureTest, DataVersionSeesOtherConnectionsCommits) {
   Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
   Install();
