@@ -17,12 +17,22 @@ std::string NatsError(natsStatus s) {
   return text;
 }
 
-namespace {
-
-void OnDisconnected(natsConnection*, void* closure) {
-  if (static_cast<std::atomic<bool>*>(closure)->load()) return;  // our own Close()
+// nats.c calls these on its own callback thread; OnClosed is always the last one.
+void NatsClient::OnDisconnected(natsConnection*, void* closure) {
+  auto* client = static_cast<NatsClient*>(closure);
+  if (client->closing_.load()) return;  // our own Close()
   spdlog::warn("disconnected from NATS; changes wait in the change log");
 }
+
+void NatsClient::OnClosed(natsConnection*, void* closure) {
+  auto* client = static_cast<NatsClient*>(closure);
+  std::lock_guard<std::mutex> lock(client->closed_mu_);
+  client->closed_ = true;
+  client->closed_cv_.notify_all();
+}
+
+namespace {
+
 void OnReconnected(natsConnection* nc, void*) {
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
@@ -69,7 +79,8 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
                                "[nats] reconnect_wait_seconds"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024), "reconnect buffer"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxPendingMsgs(opts, 1 << 20), "pending limit"));
-  natsOptions_SetDisconnectedCB(opts, OnDisconnected, &client->closing_);
+  natsOptions_SetDisconnectedCB(opts, OnDisconnected, client.get());
+  natsOptions_SetClosedCB(opts, OnClosed, client.get());
   natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
   if (!o.user_name.empty()) {
     MARMOT_RETURN_IF_ERROR(check(natsOptions_SetUserInfo(opts, o.user_name.c_str(), o.user_password.c_str()),
@@ -134,11 +145,16 @@ Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
 }
 
 NatsClient::~NatsClient() {
-  if (js_) jsCtx_Destroy(js_);
   closing_.store(true);
+  if (js_) jsCtx_Destroy(js_);
   if (conn_) {
     natsConnection_FlushTimeout(conn_, 2000);
     natsConnection_Close(conn_);
+    // Callbacks run on nats.c's thread and point at this object: wait for the last one (closed)
+    // before the memory goes away.
+    std::unique_lock<std::mutex> lock(closed_mu_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return closed_; });
+    lock.unlock();
     natsConnection_Destroy(conn_);
   }
   if (opts_) natsOptions_Destroy(opts_);

@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,8 +53,14 @@ class NatsClient {
 
  private:
   NatsClient() = default;
+  static void OnDisconnected(natsConnection* nc, void* closure);
+  static void OnClosed(natsConnection* nc, void* closure);
+
   std::atomic<bool> closing_{false};  // set before our own Close(): no "disconnected" warning
-  std::unique_ptr<NKey> nkey_;        // must outlive the connection: nats.c signs with it on reconnects
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;         // the closed callback ran: no callback will touch this object again
+  std::unique_ptr<NKey> nkey_;  // must outlive the connection: nats.c signs with it on reconnects
   natsOptions* opts_ = nullptr;
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;

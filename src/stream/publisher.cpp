@@ -108,7 +108,12 @@ ChangePublisher::ChangePublisher(NatsClient* client, ChangeReader* reader, Chang
 }
 
 ChangePublisher::~ChangePublisher() {
-  if (js_) jsCtx_Destroy(js_);
+  if (!js_) return;
+  // Publishes still waiting for an ack (stopping while NATS is away) would call OnPublishError
+  // with `this` later: take them back first. Their changes stay in the change log.
+  natsMsgList pending{};
+  if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+  jsCtx_Destroy(js_);
 }
 
 Status ChangePublisher::SendBatch(const ChangeBatch& batch) {
