@@ -1,102 +1,114 @@
 #include "config/flags.h"
 
-#include <functional>
-#include <map>
+#include <charconv>
 
 namespace marmot {
 namespace {
 
+// The items of a comma-separated list, empty items dropped ("a,,b," is a and b).
 std::vector<std::string> SplitList(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
-  while (start <= s.size()) {
-    size_t comma = s.find(',', start);
+  while (true) {
+    const size_t comma = s.find(',', start);
     std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) out.push_back(item);
+    if (!item.empty()) out.push_back(std::move(item));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   return out;
 }
 
+// Go's strconv.ParseBool.
+std::optional<bool> ParseBool(const std::string& v) {
+  for (const char* yes : {"1", "t", "T", "true", "TRUE", "True"}) {
+    if (v == yes) return true;
+  }
+  for (const char* no : {"0", "f", "F", "false", "FALSE", "False"}) {
+    if (v == no) return false;
+  }
+  return std::nullopt;
+}
+
+// One flag. Boolean flags get "true"/"false" (already checked); the others their raw value.
 struct Flag {
+  const char* name;
+  const char* alias;  // a second name, or nullptr
   bool boolean;
+  const char* value_name;  // in the usage text, e.g. "PATH"; nullptr for booleans
   const char* help;
-  std::function<Status(CommandLine*, const std::string&)> set;
+  Status (*set)(CommandLine* cl, const std::string& value);
 };
 
-const std::map<std::string, Flag>& Flags() {
-  static const std::map<std::string, Flag> kFlags = {
-      {"config",
-       {false, "TOML config file (missing file: all defaults)",
-        [](CommandLine* c, const std::string& v) {
-          c->config_path = v;
-          return Status();
-        }}},
-      {"cleanup",
-       {true, "remove marmot's triggers and tables from the database, then exit",
-        [](CommandLine* c, const std::string& v) {
-          c->cleanup = v == "true";
-          return Status();
-        }}},
-      {"save-snapshot",
-       {true, "save a snapshot, upload it, then exit",
-        [](CommandLine* c, const std::string& v) {
-          c->save_snapshot = v == "true";
-          return Status();
-        }}},
-      {"cluster-addr",
-       {false, "embedded NATS: cluster listener HOST:PORT (leaf-node listener on PORT+1)",
-        [](CommandLine* c, const std::string& v) {
-          c->cluster_addr = v;
-          return Status();
-        }}},
-      {"cluster-peers",
-       {false,
-        "embedded NATS: comma-separated nats://host:port/ or dns://name:port/?min=N&interval_ms=M routes",
-        [](CommandLine* c, const std::string& v) {
-          c->cluster_peers = SplitList(v);
-          return Status();
-        }}},
-      {"leaf-servers",
-       {false, "embedded NATS: comma-separated leaf-node remotes (nats:// or dns:// as above)",
-        [](CommandLine* c, const std::string& v) {
-          c->leaf_servers = SplitList(v);
-          return Status();
-        }}},
-      {"node-id",
-       {false, "node id, overriding the config's node_id",
-        [](CommandLine* c, const std::string& v) {
-          try {
-            size_t used = 0;
-            unsigned long long id = std::stoull(v, &used);
-            if (used != v.size() || id == 0 || v[0] == '-') throw std::invalid_argument(v);
-            c->node_id = id;
-            return Status();
-          } catch (const std::exception&) {
-            return Status::Error("flag -node-id: '" + v + "' is not a positive integer");
-          }
-        }}},
-      {"version",
-       {true, "print the version and exit",
-        [](CommandLine* c, const std::string& v) {
-          c->version = v == "true";
-          return Status();
-        }}},
-      {"help",
-       {true, "print this help and exit",
-        [](CommandLine* c, const std::string& v) {
-          c->help = v == "true";
-          return Status();
-        }}},
-      {"h",
-       {true, "same as -help",
-        [](CommandLine* c, const std::string& v) {
-          c->help = v == "true";
-          return Status();
-        }}},
+Status SetNodeId(CommandLine* cl, const std::string& v) {
+  uint64_t id = 0;
+  const char* end = v.data() + v.size();
+  auto [ptr, ec] = std::from_chars(v.data(), end, id);  // digits only: no sign, space or 0x
+  if (v.empty() || ec != std::errc() || ptr != end || id == 0) {
+    return Status::Error("flag -node-id: \"" + v +
+                         "\" is not a node id (a decimal number from 1 to 18446744073709551615)");
+  }
+  cl->node_id = id;
+  return Status();
+}
+
+const std::vector<Flag>& Flags() {
+  static const std::vector<Flag> kFlags = {
+      {"config", nullptr, false, "PATH", "TOML config file; a missing file means all defaults",
+       [](CommandLine* cl, const std::string& v) {
+         cl->config_path = v;
+         return Status();
+       }},
+      {"node-id", nullptr, false, "N", "this node's id (1..2^64-1), overriding the config's node_id",
+       SetNodeId},
+      {"cleanup", nullptr, true, nullptr,
+       "remove marmot's triggers and change-log tables from the database, then exit",
+       [](CommandLine* cl, const std::string& v) {
+         cl->cleanup = v == "true";
+         return Status();
+       }},
+      {"save-snapshot", nullptr, true, nullptr, "take a snapshot, upload it, then exit",
+       [](CommandLine* cl, const std::string& v) {
+         cl->save_snapshot = v == "true";
+         return Status();
+       }},
+      {"cluster-addr", nullptr, false, "HOST:PORT",
+       "embedded NATS: listen for cluster routes here (and for leaf nodes on PORT+1)",
+       [](CommandLine* cl, const std::string& v) {
+         cl->cluster_addr = v;
+         return Status();
+       }},
+      {"cluster-peers", nullptr, false, "LIST",
+       "embedded NATS: comma-separated routes, nats://host:port/ or dns://name:port/?min=N&interval_ms=M",
+       [](CommandLine* cl, const std::string& v) {
+         cl->cluster_peers = SplitList(v);
+         return Status();
+       }},
+      {"leaf-servers", nullptr, false, "LIST",
+       "embedded NATS: comma-separated servers to join as a leaf node (nats:// or dns:// as above)",
+       [](CommandLine* cl, const std::string& v) {
+         cl->leaf_servers = SplitList(v);
+         return Status();
+       }},
+      {"version", nullptr, true, nullptr, "print the version, then exit",
+       [](CommandLine* cl, const std::string& v) {
+         cl->version = v == "true";
+         return Status();
+       }},
+      {"help", "h", true, nullptr, "print this help, then exit",
+       [](CommandLine* cl, const std::string& v) {
+         cl->help = v == "true";
+         return Status();
+       }},
   };
   return kFlags;
+}
+
+const Flag* FindFlag(const std::string& name) {
+  for (const Flag& f : Flags()) {
+    if (name == f.name || (f.alias != nullptr && name == f.alias)) return &f;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -105,40 +117,54 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
   CommandLine cl;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
+    if (arg == "--") {  // end of flags; marmot takes no positional arguments after it either
+      if (i + 1 < args.size())
+        return Status::Error("unexpected argument '" + args[i + 1] + "' (marmot takes only flags)");
+      break;
+    }
     if (arg.size() < 2 || arg[0] != '-') {
       return Status::Error("unexpected argument '" + arg + "' (flags start with -; see -help)");
     }
     std::string name = arg.substr(arg[1] == '-' ? 2 : 1);
+    if (name.empty() || name[0] == '-' || name[0] == '=') return Status::Error("bad flag syntax: " + arg);
     std::optional<std::string> value;
-    size_t eq = name.find('=');
-    if (eq != std::string::npos) {
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
-      name = name.substr(0, eq);
+      name.resize(eq);
     }
-    auto flag = Flags().find(name);
-    if (flag == Flags().end()) return Status::Error("unknown flag -" + name + " (see -help)");
-    if (flag->second.boolean) {
-      std::string v = value.value_or("true");
-      if (v != "true" && v != "false" && v != "1" && v != "0") {
-        return Status::Error("flag -" + name + " takes true or false, not '" + v + "'");
-      }
-      MARMOT_RETURN_IF_ERROR(flag->second.set(&cl, v == "1" ? "true" : v == "0" ? "false" : v));
+    const Flag* flag = FindFlag(name);
+    if (flag == nullptr) return Status::Error("unknown flag -" + name + " (see -help)");
+
+    if (flag->boolean) {
+      // A boolean never takes the next argument as its value (Go: `-cleanup false` is a stray
+      // "false"), only `=value`.
+      std::optional<bool> b = value ? ParseBool(*value) : std::optional<bool>(true);
+      if (!b) return Status::Error("flag -" + name + " takes true or false, not '" + *value + "'");
+      MARMOT_RETURN_IF_ERROR(flag->set(&cl, *b ? "true" : "false"));
       continue;
     }
     if (!value) {
-      if (i + 1 >= args.size()) return Status::Error("flag -" + name + " needs a value");
+      if (i + 1 >= args.size())
+        return Status::Error("flag -" + name + " needs a value (" + flag->value_name + ")");
       value = args[++i];
     }
-    MARMOT_RETURN_IF_ERROR(flag->second.set(&cl, *value));
+    MARMOT_RETURN_IF_ERROR(flag->set(&cl, *value));
   }
   return cl;
 }
 
 std::string FlagUsage() {
-  std::string out = "Usage: marmot [flags]\n\nFlags (also --name, -name=value):\n";
-  for (const auto& [name, flag] : Flags()) {
-    std::string left = "  -" + name + (flag.boolean ? "" : " value");
-    out += left + std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') + flag.help + "\n";
+  std::string out =
+      "Usage: marmot [flags]\n"
+      "\n"
+      "Flags (-name value, --name value, -name=value and --name=value all work):\n";
+  for (const Flag& f : Flags()) {
+    std::string left = std::string("  -") + f.name;
+    if (f.alias != nullptr) left += std::string(", -") + f.alias;
+    if (f.value_name != nullptr) left += std::string(" ") + f.value_name;
+    const size_t column = 28;
+    left.append(left.size() < column ? column - left.size() : 1, ' ');
+    out += left + f.help + "\n";
   }
   return out;
 }

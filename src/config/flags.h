@@ -1,6 +1,15 @@
-// Command-line flags in Go's `flag` style, as Marmot v0.8 takes them: `-name value`,
-// `--name value`, `-name=value` and `--name=value`; boolean flags take no value (or `=true|false`).
-// Anything else (an unknown flag, a missing or bad value, a stray argument) is an error naming it.
+// Command-line flags, parsed the way Go's `flag` package parses Marmot v0.8's: every flag may be
+// written `-name value`, `--name value`, `-name=value` or `--name=value`. Boolean flags (-cleanup,
+// -save-snapshot, -version, -help, -h) take no separate value; `-cleanup=false` (any of Go's
+// spellings: 1 0 t f T F true false TRUE FALSE True False) sets one explicitly. A later flag
+// overrides an earlier one. `--` ends the flags.
+//
+// Unlike Go, marmot takes no positional arguments, so everything that is not a flag is an error;
+// so is an unknown flag, a missing value and a malformed number. Each message names the flag (or
+// argument), e.g. "unknown flag -bogus (see -help)" or "flag -config needs a value"; main exits
+// with code 2 on it.
+//
+// Thread safety: no shared state.
 #pragma once
 
 #include <cstdint>
@@ -13,21 +22,29 @@
 
 namespace marmot {
 
+// What the command line asked for. Fields keep "not given" apart from any given value.
 struct CommandLine {
-  std::string config_path;  // -config; empty: all defaults
-  bool cleanup = false;
-  bool save_snapshot = false;
-  bool version = false;
-  bool help = false;
-  std::optional<std::string> cluster_addr;
-  std::vector<std::string> cluster_peers;  // comma-separated
-  std::vector<std::string> leaf_servers;   // comma-separated
-  std::optional<uint64_t> node_id;
+  std::string config_path;                  // -config PATH; empty: not given (all defaults)
+  bool cleanup = false;                     // -cleanup: remove triggers and change-log tables, then exit
+  bool save_snapshot = false;               // -save-snapshot: take and upload a snapshot, then exit
+  bool version = false;                     // -version: print the version, then exit
+  bool help = false;                        // -help / -h: print FlagUsage(), then exit
+  std::optional<std::string> cluster_addr;  // -cluster-addr HOST:PORT (embedded server routes)
+  std::vector<std::string> cluster_peers;   // -cluster-peers, split at commas; empty: not given
+  std::vector<std::string> leaf_servers;    // -leaf-servers, split at commas; empty: not given
+  std::optional<uint64_t> node_id;          // -node-id N: 1..2^64-1, decimal; overrides node_id
 };
 
-Result<CommandLine> ParseFlags(const std::vector<std::string>& args);  // args without argv[0]
+// Parses `args` (argv without argv[0]). Returns the flags, or an error naming the offending flag
+// or argument.
+Result<CommandLine> ParseFlags(const std::vector<std::string>& args);
+
+// The -help text: a usage line and one line per flag.
 std::string FlagUsage();
-// Applies flags that override config keys (-node-id).
+
+// Applies the flags that override config keys (-node-id over node_id) to `config`. Cannot fail:
+// every value was checked by ParseFlags. The cluster flags stay in CommandLine (they configure the
+// embedded server and have no config key).
 void ApplyFlags(const CommandLine& flags, Config* config);
 
 }  // namespace marmot

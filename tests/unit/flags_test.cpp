@@ -1,0 +1,144 @@
+// Flags: Go's `flag` syntax as Marmot v0.8 takes it, and errors that name the flag.
+#include "config/flags.h"
+
+#include <gtest/gtest.h>
+
+namespace marmot {
+namespace {
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(FlagsTest, NothingGivenMeansNothingSet) {
+  Result<CommandLine> cl = ParseFlags({});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_EQ(cl->config_path, "");
+  EXPECT_FALSE(cl->cleanup);
+  EXPECT_FALSE(cl->save_snapshot);
+  EXPECT_FALSE(cl->version);
+  EXPECT_FALSE(cl->help);
+  EXPECT_FALSE(cl->cluster_addr.has_value());
+  EXPECT_TRUE(cl->cluster_peers.empty());
+  EXPECT_TRUE(cl->leaf_servers.empty());
+  EXPECT_FALSE(cl->node_id.has_value());
+}
+
+TEST(FlagsTest, AllFourSpellingsWork) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"-config", "a.toml", "-cluster-addr", "h:1", "-cluster-peers", "nats://x:1/,dns://y:2/",
+            "-leaf-servers", "nats://l:1", "-node-id", "12"},
+           {"--config", "a.toml", "--cluster-addr", "h:1", "--cluster-peers", "nats://x:1/,dns://y:2/",
+            "--leaf-servers", "nats://l:1", "--node-id", "12"},
+           {"-config=a.toml", "-cluster-addr=h:1", "-cluster-peers=nats://x:1/,dns://y:2/",
+            "-leaf-servers=nats://l:1", "-node-id=12"},
+           {"--config=a.toml", "--cluster-addr=h:1", "--cluster-peers=nats://x:1/,dns://y:2/",
+            "--leaf-servers=nats://l:1", "--node-id=12"},
+       }) {
+    Result<CommandLine> cl = ParseFlags(args);
+    ASSERT_TRUE(cl.ok()) << args[0] << ": " << cl.status().message();
+    EXPECT_EQ(cl->config_path, "a.toml");
+    EXPECT_EQ(cl->cluster_addr, "h:1");
+    EXPECT_EQ(cl->cluster_peers, (std::vector<std::string>{"nats://x:1/", "dns://y:2/"}));
+    EXPECT_EQ(cl->leaf_servers, (std::vector<std::string>{"nats://l:1"}));
+    EXPECT_EQ(cl->node_id, 12u);
+  }
+}
+
+TEST(FlagsTest, ValuesMayContainEqualsSignsAndDashes) {
+  // Only the first '=' splits; a separate value is taken as is, even when it starts with '-'.
+  Result<CommandLine> cl =
+      ParseFlags({"-cluster-peers=dns://n:4248/?min=2&interval_ms=500", "-config", "-odd-name.toml"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_EQ(cl->cluster_peers, (std::vector<std::string>{"dns://n:4248/?min=2&interval_ms=500"}));
+  EXPECT_EQ(cl->config_path, "-odd-name.toml");
+}
+
+TEST(FlagsTest, BooleansTakeNoValueOrAnExplicitOne) {
+  Result<CommandLine> cl = ParseFlags({"-cleanup", "--save-snapshot", "-version", "--help"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_TRUE(cl->cleanup);
+  EXPECT_TRUE(cl->save_snapshot);
+  EXPECT_TRUE(cl->version);
+  EXPECT_TRUE(cl->help);
+
+  EXPECT_TRUE(ParseFlags({"-h"})->help);
+  EXPECT_TRUE(ParseFlags({"-cleanup=true"})->cleanup);
+  EXPECT_TRUE(ParseFlags({"--cleanup=1"})->cleanup);
+  EXPECT_TRUE(ParseFlags({"-cleanup=T"})->cleanup);
+  EXPECT_FALSE(ParseFlags({"-cleanup=false"})->cleanup);
+  EXPECT_FALSE(ParseFlags({"-cleanup", "-cleanup=0"})->cleanup);  // the last one wins
+  EXPECT_FALSE(ParseFlags({"--save-snapshot=False"})->save_snapshot);
+  // A boolean does not swallow the next argument: the next flag is still parsed.
+  Result<CommandLine> next = ParseFlags({"-cleanup", "-config", "c.toml"});
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_TRUE(next->cleanup);
+  EXPECT_EQ(next->config_path, "c.toml");
+}
+
+TEST(FlagsTest, NodeIdTakesTheWholeUint64Range) {
+  EXPECT_EQ(ParseFlags({"-node-id", "1"})->node_id, 1u);
+  EXPECT_EQ(ParseFlags({"-node-id", "18446744073709551615"})->node_id, 18446744073709551615ULL);
+
+  Config config = DefaultConfig();
+  ApplyFlags(*ParseFlags({"-node-id", "77"}), &config);
+  EXPECT_EQ(config.node_id, 77u);
+  Config untouched = DefaultConfig();
+  ApplyFlags(*ParseFlags({"-cleanup"}), &untouched);
+  EXPECT_EQ(untouched.node_id, DefaultNodeId());
+}
+
+TEST(FlagsTest, DoubleDashEndsTheFlags) {
+  EXPECT_TRUE(ParseFlags({"-cleanup", "--"}).ok());
+  Result<CommandLine> after = ParseFlags({"--", "x"});
+  ASSERT_FALSE(after.ok());
+  EXPECT_TRUE(Contains(after.status().message(), "unexpected argument 'x'")) << after.status().message();
+}
+
+TEST(FlagsTest, ErrorsNameTheFlag) {
+  struct Bad {
+    std::vector<std::string> args;
+    const char* expect;
+  };
+  const std::vector<Bad> cases = {
+      {{"-nope"}, "unknown flag -nope"},
+      {{"--nope=1"}, "unknown flag -nope"},
+      {{"-pprof", ":6060"}, "unknown flag -pprof"},
+      {{"-config"}, "flag -config needs a value"},
+      {{"-cleanup", "-cluster-addr"}, "flag -cluster-addr needs a value"},
+      {{"--leaf-servers"}, "flag -leaf-servers needs a value"},
+      {{"-node-id"}, "flag -node-id needs a value"},
+      {{"-node-id", "abc"}, "flag -node-id: \"abc\" is not a node id"},
+      {{"-node-id", "0"}, "flag -node-id: \"0\""},
+      {{"-node-id", "-5"}, "flag -node-id: \"-5\""},
+      {{"-node-id", "12x"}, "flag -node-id: \"12x\""},
+      {{"-node-id", " 12"}, "flag -node-id"},
+      {{"-node-id=18446744073709551616"}, "flag -node-id: \"18446744073709551616\""},
+      {{"-node-id="}, "flag -node-id: \"\""},
+      {{"-cleanup=maybe"}, "flag -cleanup takes true or false, not 'maybe'"},
+      {{"-version="}, "flag -version takes true or false"},
+      {{"stray"}, "unexpected argument 'stray'"},
+      {{"-cleanup", "false"}, "unexpected argument 'false'"},
+      {{"-"}, "unexpected argument '-'"},
+      {{"---config", "x"}, "bad flag syntax: ---config"},
+      {{"-=x"}, "bad flag syntax: -=x"},
+  };
+  for (const Bad& bad : cases) {
+    Result<CommandLine> r = ParseFlags(bad.args);
+    ASSERT_FALSE(r.ok()) << "accepted: " << bad.args[0];
+    EXPECT_TRUE(Contains(r.status().message(), bad.expect))
+        << "got: " << r.status().message() << "\nwant: " << bad.expect;
+  }
+}
+
+TEST(FlagsTest, UsageListsEveryFlag) {
+  const std::string usage = FlagUsage();
+  for (const char* flag :
+       {"-config PATH", "-node-id N", "-cleanup", "-save-snapshot", "-cluster-addr HOST:PORT",
+        "-cluster-peers LIST", "-leaf-servers LIST", "-version", "-help, -h"}) {
+    EXPECT_TRUE(Contains(usage, std::string("  ") + flag)) << flag << " missing from:\n" << usage;
+  }
+}
+
+}  // namespace
+}  // namespace marmot
