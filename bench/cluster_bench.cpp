@@ -48,43 +48,59 @@ Database OpenDb(const std::string& path) {
 
 class Cluster {
  public:
-  Cluster(const ClusterBenchOptions& o, const std::string& dir) : dir_(dir) {
-    int ports[3];
-    for (int& p : ports) p = FreePortPair();
-    for (int n = 0; n < 3; ++n) {
-      std::string db = File("node" + std::to_string(n + 1) + ".db");
-      Database d = OpenDb(db);
+  // `replicas`: stream copies; a node can only be stopped without stopping the others at 3.
+  Cluster(const ClusterBenchOptions& o, const std::string& dir, int replicas = 1)
+      : binary_(o.marmot_binary), dir_(dir) {
+    for (int& p : ports_) p = FreePortPair();
+    for (int n = 1; n <= 3; ++n) {
+      Database d = OpenDb(Db(n));
       Check(d.Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "schema");
-      std::ofstream(File("node" + std::to_string(n + 1) + ".toml"))
-          << "db_path = \"" << db << "\"\nnode_id = " << n + 1
-          << "\n[replication_log]\nmax_entries = 65536\n[snapshot]\nenabled = false\n";
+      std::ofstream(File("node" + std::to_string(n) + ".toml"))
+          << "db_path = \"" << Db(n) << "\"\nnode_id = " << n
+          << "\n[replication_log]\nmax_entries = 65536\nreplicas = " << replicas
+          << "\n[snapshot]\nenabled = false\n";
     }
-    for (int n = 0; n < 3; ++n) {
-      std::string peers;
-      for (int m = 0; m < 3; ++m) {
-        if (m != n)
-          peers +=
-              (peers.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(ports[m]) + "/";
-      }
-      std::string log = File("node" + std::to_string(n + 1) + ".log");
-      pid_t pid = fork();
-      if (pid == 0) {
-        FILE* f = std::freopen(log.c_str(), "w", stderr);
-        (void)f;
-        std::string config = File("node" + std::to_string(n + 1) + ".toml");
-        std::string addr = "127.0.0.1:" + std::to_string(ports[n]);
-        execl(o.marmot_binary.c_str(), o.marmot_binary.c_str(), "-config", config.c_str(), "-cluster-addr",
-              addr.c_str(), "-cluster-peers", peers.c_str(), nullptr);
-        _exit(127);
-      }
-      pids_.push_back(pid);
-    }
-    for (int n = 1; n <= 3; ++n) WaitForLog(File("node" + std::to_string(n) + ".log"), "running on");
+    for (int n = 1; n <= 3; ++n) Launch(n);
+    for (int n = 1; n <= 3; ++n) WaitUntilRunning(n);
   }
   ~Cluster() {
-    for (pid_t pid : pids_) kill(pid, SIGTERM);
-    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+    for (pid_t pid : pids_) {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+    for (pid_t pid : pids_) {
+      if (pid > 0) waitpid(pid, nullptr, 0);
+    }
   }
+
+  // Starts node n's marmot process (its log is rewritten).
+  void Launch(int n) {
+    std::string peers;
+    for (int m = 1; m <= 3; ++m) {
+      if (m != n)
+        peers += (peers.empty() ? "" : ",") + std::string("nats://127.0.0.1:") +
+                 std::to_string(ports_[m - 1]) + "/";
+    }
+    std::string log = File("node" + std::to_string(n) + ".log");
+    std::string config = File("node" + std::to_string(n) + ".toml");
+    std::string addr = "127.0.0.1:" + std::to_string(ports_[n - 1]);
+    std::ofstream(log, std::ios::trunc).close();  // before the fork: WaitUntilRunning must not see an old log
+    pid_t pid = fork();
+    if (pid == 0) {
+      FILE* f = std::freopen(log.c_str(), "a", stderr);
+      (void)f;
+      execl(binary_.c_str(), binary_.c_str(), "-config", config.c_str(), "-cluster-addr", addr.c_str(),
+            "-cluster-peers", peers.c_str(), nullptr);
+      _exit(127);
+    }
+    pids_[n - 1] = pid;
+  }
+  void Stop(int n) {
+    kill(pids_[n - 1], SIGTERM);
+    waitpid(pids_[n - 1], nullptr, 0);
+    pids_[n - 1] = -1;
+  }
+  void WaitUntilRunning(int n) const { WaitForLog(File("node" + std::to_string(n) + ".log"), "running on"); }
+
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
   std::string Db(int n) const { return File("node" + std::to_string(n) + ".db"); }
   pid_t pid(int n) const { return pids_[n - 1]; }
@@ -121,8 +137,10 @@ class Cluster {
     }
     Die("node did not start, see " + path);
   }
+  std::string binary_;
   std::string dir_;
-  std::vector<pid_t> pids_;
+  int ports_[3] = {0, 0, 0};
+  std::vector<pid_t> pids_ = std::vector<pid_t>(3, -1);
 };
 
 std::string ScratchDir() {
@@ -174,6 +192,51 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
   out->push_back({"replication", "ratio_to_plain_sqlite", rate / plain, "x"});
   out->push_back({"replication", "marmot_peak_rss_node1", Median(rss), "MiB"});
   out->push_back({"replication", "cpu_s_per_1000_rows_per_node", Median(cpu_per_1k), "s"});
+}
+
+int64_t CountItems(Database& db) {
+  Result<int64_t> n = db.QueryInt("SELECT count(*) FROM items");
+  return n.ok() ? *n : -1;
+}
+
+// Waits until `db` holds `rows` items; the seconds it took, or exits after 600 s.
+double SecondsUntilCount(Database& db, int64_t rows, Clock::time_point since, const std::string& dir) {
+  while (CountItems(db) != rows) {
+    if (Clock::now() - since > std::chrono::seconds(600)) Die("rows did not arrive within 600 s; see " + dir);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+void CatchUp(const ClusterBenchOptions& o, std::vector<Figure>* out) {
+  std::vector<double> live, catch_up, catch_up_with_start;
+  for (int run = 0; run < o.runs; ++run) {
+    std::string dir = ScratchDir();
+    {
+      Cluster cluster(o, dir, /*replicas=*/3);
+      cluster.Stop(3);
+      Database writer = OpenDb(cluster.Db(1));
+      Database r2 = OpenDb(cluster.Db(2));
+      auto start = Clock::now();
+      InsertItems(writer, 1, o.rows, o.rows_per_transaction);
+      live.push_back(o.rows / SecondsUntilCount(r2, o.rows, start, dir));
+      // Node 3 was away for all of it: from its start, and from the moment it runs, to caught up.
+      auto launched = Clock::now();
+      cluster.Launch(3);
+      cluster.WaitUntilRunning(3);
+      auto running = Clock::now();
+      Database r3 = OpenDb(cluster.Db(3));
+      double after_running = SecondsUntilCount(r3, o.rows, running, dir);
+      catch_up.push_back(o.rows / after_running);
+      catch_up_with_start.push_back(o.rows / std::chrono::duration<double>(Clock::now() - launched).count());
+    }
+    fs::remove_all(dir);
+  }
+  out->push_back({"catch_up", "rows", static_cast<double>(o.rows), "rows"});
+  out->push_back({"catch_up", "live_rows_per_s_node2", Median(live), "rows/s"});
+  out->push_back({"catch_up", "catch_up_rows_per_s_node3", Median(catch_up), "rows/s"});
+  out->push_back({"catch_up", "catch_up_rows_per_s_incl_start", Median(catch_up_with_start), "rows/s"});
+  out->push_back({"catch_up", "ratio_catch_up_to_live", Median(catch_up) / Median(live), "x"});
 }
 
 void ReplicationLatency(const ClusterBenchOptions& o, std::vector<Figure>* out) {

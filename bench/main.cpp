@@ -8,6 +8,8 @@
 //   capture_autocommit          2k rows, one autocommit INSERT each (SQLite's default durability)
 //   replication                 200k rows (10k per transaction) written on node 1 of a 3-node
 //                               cluster until visible on nodes 2 and 3, vs plain SQLite
+//   catch_up                    node 3 stopped during those 200k rows, then started: rows/s until
+//                               it has them, vs live replication to node 2 in the same run
 //   latency                     500 single-row writes on node 1, 20 ms apart, until visible on node 2
 // The cluster scenarios run the real marmot binary (--marmot PATH; default: ../marmot next to
 // this program).
@@ -138,7 +140,7 @@ int Main(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: marmot_bench [--quick] [--runs N] [--json FILE] [--marmot PATH] [capture_bulk] "
-          "[capture_bulk_one_statement] [capture_autocommit] [replication] [latency]\n");
+          "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -170,6 +172,7 @@ int Main(int argc, char** argv) {
     co.latency_writes = 50;
   }
   if (wanted("replication")) ReplicationThroughput(co, &figures);
+  if (wanted("catch_up")) CatchUp(co, &figures);
   if (wanted("latency")) ReplicationLatency(co, &figures);
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
