@@ -21,8 +21,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
+// marmot processes started by the current Cluster: Die() stops them, since exit() skips the
+// Cluster's destructor (their nats-servers follow them through PR_SET_PDEATHSIG).
+std::vector<pid_t> g_children;
+
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "marmot_bench: %s\n", what.c_str());
+  for (pid_t pid : g_children) {
+    if (pid > 0) kill(pid, SIGTERM);
+  }
   std::exit(1);
 }
 
@@ -64,6 +71,7 @@ class Cluster {
     for (int n = 1; n <= 3; ++n) WaitUntilRunning(n);
   }
   ~Cluster() {
+    g_children.clear();
     for (pid_t pid : pids_) {
       if (pid > 0) kill(pid, SIGTERM);
     }
@@ -93,11 +101,13 @@ class Cluster {
       _exit(127);
     }
     pids_[n - 1] = pid;
+    g_children = pids_;
   }
   void Stop(int n) {
     kill(pids_[n - 1], SIGTERM);
     waitpid(pids_[n - 1], nullptr, 0);
     pids_[n - 1] = -1;
+    g_children = pids_;
   }
   void WaitUntilRunning(int n) const { WaitForLog(File("node" + std::to_string(n) + ".log"), "running on"); }
 
