@@ -109,6 +109,11 @@ ChangePublisher::ChangePublisher(NatsClient* client, ChangeReader* reader, Chang
 
 ChangePublisher::~ChangePublisher() {
   if (!js_) return;
+  // (nats.c crashes asking for the pending list of a context that never published.)
+  if (!published_any_) {
+    jsCtx_Destroy(js_);
+    return;
+  }
   // Publishes still waiting for an ack (stopping while NATS is away) would call OnPublishError
   // with `this` later: take them back first. Their changes stay in the change log.
   natsMsgList pending{};
@@ -129,6 +134,7 @@ Status ChangePublisher::SendBatch(const ChangeBatch& batch) {
     if (s == NATS_OK && !m.chunk_header.empty())
       s = natsMsgHeader_Set(msg, "Marmot-Chunk", m.chunk_header.c_str());
     if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);  // takes ownership on success
+    published_any_ = true;
     if (msg) natsMsg_Destroy(msg);
     if (s != NATS_OK) return Status::Error("publishing to " + subject + ": " + NatsError(s));
   }

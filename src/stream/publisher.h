@@ -86,6 +86,7 @@ class ChangePublisher {
   std::atomic<uint64_t> published_rows_{0};
   std::atomic<int> failed_acks_{0};
   std::string last_ack_error_;
+  bool published_any_ = false;  // touched by the Run thread and the destructor only
   friend void OnPublishError(jsCtx*, jsPubAckErr*, void*);
 };
 

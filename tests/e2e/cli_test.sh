@@ -60,6 +60,12 @@ for line in open(sys.argv[1]):
     record = json.loads(line)
     assert {"time", "level", "logger", "msg"} <= record.keys(), record
 PY
+# A node that has published nothing yet stops cleanly (exit 0); then it runs on for the rest.
+stop_pid "$pid"
+: >"$WORK/app.log"
+start_bg app "$MARMOT" -config "$WORK/app.toml"
+pid=$LAST_PID
+wait_for 30 "marmot to start again" grep -q "node 7 running" "$WORK/app.log"
 sql "$WORK/app.db" "INSERT INTO t VALUES (3, 'three', -0.25); UPDATE t SET v = 'uno' WHERE id = 1;"
 # SIGKILL: marmot cannot clean up, but its nats-server must not outlive it.
 nats_pid=$(pgrep -f "nats-server -c $WORK/nats/marmot-node-7.conf" | head -1)
