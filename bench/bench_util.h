@@ -11,6 +11,8 @@ namespace marmot::bench {
 // Exits the benchmark with `what` and the status message when `s` failed.
 void Check(const Status& s, const std::string& what);
 double Median(std::vector<double> values);
+// The value at fraction `p` (0..1) of the sorted `values`; 0 when empty.
+double Percentile(std::vector<double> values, double p);
 
 // The table every scenario writes: items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL).
 inline constexpr char kItemsSchema[] =

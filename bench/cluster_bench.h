@@ -1,5 +1,4 @@
-// Cluster scenarios of marmot_bench: three real marmot processes (each with its embedded
-// nats-server) clustered over loopback on free ports, driven through their SQLite files.
+// Cluster scenarios of marmot_bench (see cluster.h for the harness).
 #pragma once
 
 #include <string>
@@ -17,10 +16,13 @@ struct Figure {
 struct ClusterBenchOptions {
   std::string marmot_binary;
   int runs = 3;
-  int rows = 200000;  // replication scenario
+  int rows = 1000000;  // replication scenario
   int rows_per_transaction = 10000;
-  int latency_writes = 500;  // latency scenario
-  int latency_interval_ms = 20;
+  int catch_up_rows = 500000;
+  int latency_writes = 2000;  // latency scenario
+  int latency_interval_ms = 10;
+  int mixed_seconds = 60;     // mixed-load scenario: every node writes this long
+  int mixed_tx_per_s = 1000;  // single-row transactions per second per node
 };
 
 // Rows written on node 1 until visible on nodes 2 and 3; ratio to plain SQLite inserting the same.
@@ -30,5 +32,8 @@ void ReplicationThroughput(const ClusterBenchOptions& options, std::vector<Figur
 void CatchUp(const ClusterBenchOptions& options, std::vector<Figure>* out);
 // Single-row autocommit write on node 1 until visible on node 2: p50, p99, max.
 void ReplicationLatency(const ClusterBenchOptions& options, std::vector<Figure>* out);
+// All three nodes write single-row transactions (insert/update/delete mix, partly on the same
+// rows) at a steady rate; probes measure write-to-visible lag meanwhile, then convergence.
+void MixedLoad(const ClusterBenchOptions& options, std::vector<Figure>* out);
 
 }  // namespace marmot::bench

@@ -1,16 +1,22 @@
 // marmot_bench: measures marmot against a baseline run in the same invocation.
 //
-//   marmot_bench [--quick] [--runs N] [--json FILE] [scenario...]
+//   marmot_bench [--quick] [--runs N] [--seconds N] [--json FILE] [scenario...]
+//   (--seconds: how long the mixed-load scenario writes)
 //
 // Scenarios (default: all):
 //   capture_bulk                200k rows, one prepared INSERT per row, in one transaction
 //   capture_bulk_one_statement  200k rows, one INSERT ... SELECT
 //   capture_autocommit          2k rows, one autocommit INSERT each (SQLite's default durability)
-//   replication                 200k rows (10k per transaction) written on node 1 of a 3-node
-//                               cluster until visible on nodes 2 and 3, vs plain SQLite
-//   catch_up                    node 3 stopped during those 200k rows, then started: rows/s until
-//                               it has them, vs live replication to node 2 in the same run
-//   latency                     500 single-row writes on node 1, 20 ms apart, until visible on node 2
+//   replication                 1M rows (10k per transaction) written on node 1 of a 3-node
+//                               cluster until visible on nodes 2 and 3, vs plain SQLite; the
+//                               RSS of node 1's marmot during it and CPU per 1,000 rows
+//   catch_up                    node 3 stopped during 500k rows, then started: rows/s until it
+//                               has them, vs live replication to node 2 in the same run
+//   latency                     2,000 single-row writes on node 1, 10 ms apart, until visible on
+//                               node 2
+//   mixed_load                  each node writes 1,000 single-row transactions/s for 60 s
+//                               (insert/update/delete/key change); lag while it runs, and the
+//                               time until the three databases are identical
 // The cluster scenarios run the real marmot binary (--marmot PATH; default: ../marmot next to
 // this program).
 // Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
@@ -42,6 +48,7 @@ struct Options {
   bool quick = false;
   int runs = 5;
   std::string json_path;
+  int mixed_seconds = 0;  // 0: the scenario's default
   std::vector<std::string> scenarios;
 };
 
@@ -133,14 +140,18 @@ int Main(int argc, char** argv) {
       o.runs = 1;
     } else if (a == "--runs" && i + 1 < argc) {
       o.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--seconds" && i + 1 < argc) {
+      o.mixed_seconds = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--marmot" && i + 1 < argc) {
       o.marmot_binary = argv[++i];
     } else if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: marmot_bench [--quick] [--runs N] [--json FILE] [--marmot PATH] [capture_bulk] "
-          "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency]\n");
+          "usage: marmot_bench [--quick] [--runs N] [--seconds N] [--json FILE] [--marmot PATH] "
+          "[capture_bulk] "
+          "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
+          "[mixed_load]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -169,11 +180,16 @@ int Main(int argc, char** argv) {
   co.runs = o.quick ? 1 : std::min(o.runs, 3);
   if (o.quick) {
     co.rows = 20000;
+    co.catch_up_rows = 20000;
     co.latency_writes = 50;
+    co.mixed_seconds = 3;
+    co.mixed_tx_per_s = 200;
   }
+  if (o.mixed_seconds > 0) co.mixed_seconds = o.mixed_seconds;
   if (wanted("replication")) ReplicationThroughput(co, &figures);
   if (wanted("catch_up")) CatchUp(co, &figures);
   if (wanted("latency")) ReplicationLatency(co, &figures);
+  if (wanted("mixed_load")) MixedLoad(co, &figures);
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
   for (const Figure& f : figures)

@@ -15,7 +15,9 @@ constexpr char kConfirmedStateName[] = "reader_confirmed_seq";
 }  // namespace
 
 Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path) {
-  Result<Database> db = Database::Open(db_path);
+  Database::Options options;
+  options.poll_for_locks = true;
+  Result<Database> db = Database::Open(db_path, options);
   if (!db.ok()) return db.status();
   std::unique_ptr<ChangeReader> reader(new ChangeReader(std::move(*db)));
   MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext("opening change reader on " + db_path));

@@ -69,6 +69,10 @@ class Database {
     bool read_only = false;
     bool create = false;  // create the file when missing
     int busy_timeout_ms = 5000;
+    // When another connection holds the lock: true retries every 0.1-1 ms until the timeout;
+    // false uses SQLite's own handler, whose sleeps grow to 100 ms. Marmot's writers poll so a
+    // busy application (hundreds of commits a second) cannot starve them.
+    bool poll_for_locks = false;
   };
 
   // Opens `path`. The error names the file and SQLite's reason.
@@ -104,6 +108,9 @@ class Database {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
   };
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // The busy handler's argument: declared before db_ so it outlives the connection, on the heap
+  // so it stays put when the Database moves.
+  std::unique_ptr<int> lock_timeout_ms_;
   std::unique_ptr<sqlite3, Closer> db_;
   std::string path_;
 };

@@ -144,6 +144,7 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
     }
     if (messages == 0) continue;
     StreamPosition position{stream_, SafePosition(last_seq)};
+    auto apply_start = std::chrono::steady_clock::now();
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
       Result<ApplyStats> stats =
@@ -151,6 +152,11 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
       if (stats.ok()) {
         applied_messages_.fetch_add(messages);
         applied_changes_.fetch_add(stats->applied);
+        spdlog::debug(
+            "applied {} change(s) from {} message(s) of {} up to {} in {:.1f} ms", stats->applied, messages,
+            stream_, last_seq,
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - apply_start)
+                .count());
         break;
       }
       // The transaction failed (disk full, lock timeout, ...): nothing was applied; retry the
