@@ -79,6 +79,10 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
                                "[nats] reconnect_wait_seconds"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024), "reconnect buffer"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetMaxPendingMsgs(opts, 1 << 20), "pending limit"));
+  // Write each publish to the socket at once instead of leaving it to nats.c's flusher thread,
+  // which buffers for throughput: marmot's publishes are already batches of rows, and a lone
+  // row should leave without waiting.
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_SetSendAsap(opts, true), "send-asap"));
   natsOptions_SetDisconnectedCB(opts, OnDisconnected, client.get());
   natsOptions_SetClosedCB(opts, OnClosed, client.get());
   natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);

@@ -161,11 +161,11 @@ Status ChangePublisher::AwaitAcks() {
 Result<ChangeBatch> ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake) {
   Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
   // After a change event the commit may not be visible yet: the WAL is written before the commit
-  // is published in its index (see ChangeWatcher::Wait). Look again, every 0.1 ms for the first
-  // millisecond (a commit usually shows within it), then every 1 ms up to 20 ms.
-  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 30 && batch.ok() && batch->empty();
+  // is published in its index (see ChangeWatcher::Wait), and between the two the writer syncs the
+  // WAL (about 1 ms here). Look again every 0.1 ms for the first 5 ms, then every 1 ms up to 20 ms.
+  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 65 && batch.ok() && batch->empty();
        ++retry) {
-    std::this_thread::sleep_for(std::chrono::microseconds(retry < 10 ? 100 : 1000));
+    std::this_thread::sleep_for(std::chrono::microseconds(retry < 50 ? 100 : 1000));
     batch = reader_->ReadBatch(options_.scan_max_changes);
   }
   return batch;
