@@ -29,8 +29,9 @@ std::string ScratchDir();
 void RemoveScratchDir(const std::string& dir);
 // Rows in `items`, or -1 when it cannot be read (e.g. locked).
 int64_t CountItems(Database& db);
-// Waits until `db` holds `rows` items; the seconds since `since`, or dies after 600 s.
-double SecondsUntilCount(Database& db, int64_t rows, Clock::time_point since, const std::string& dir);
+// Waits until `db` holds items 1..`rows` (written in that order); the seconds since `since`.
+// Dies after 600 s, or when the last item arrived but others are missing.
+double SecondsUntilRows(Database& db, int64_t rows, Clock::time_point since, const std::string& dir);
 
 class Cluster {
  public:

@@ -1,7 +1,7 @@
 // marmot_bench: measures marmot against a baseline run in the same invocation.
 //
-//   marmot_bench [--quick] [--runs N] [--seconds N] [--json FILE] [scenario...]
-//   (--seconds: how long the mixed-load scenario writes)
+//   marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--json FILE] [scenario...]
+//   (--rows: rows of the replication scenario; --seconds: how long the mixed-load scenario writes)
 //
 // Scenarios (default: all):
 //   capture_bulk                200k rows, one prepared INSERT per row, in one transaction
@@ -49,6 +49,7 @@ struct Options {
   int runs = 5;
   std::string json_path;
   int mixed_seconds = 0;  // 0: the scenario's default
+  int rows = 0;           // rows of the replication scenario; 0: its default
   std::vector<std::string> scenarios;
 };
 
@@ -140,6 +141,8 @@ int Main(int argc, char** argv) {
       o.runs = 1;
     } else if (a == "--runs" && i + 1 < argc) {
       o.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--rows" && i + 1 < argc) {
+      o.rows = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--seconds" && i + 1 < argc) {
       o.mixed_seconds = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--marmot" && i + 1 < argc) {
@@ -148,7 +151,7 @@ int Main(int argc, char** argv) {
       o.json_path = argv[++i];
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: marmot_bench [--quick] [--runs N] [--seconds N] [--json FILE] [--marmot PATH] "
+          "usage: marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--json FILE] [--marmot PATH] "
           "[capture_bulk] "
           "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
           "[mixed_load]\n");
@@ -186,6 +189,7 @@ int Main(int argc, char** argv) {
     co.mixed_tx_per_s = 200;
   }
   if (o.mixed_seconds > 0) co.mixed_seconds = o.mixed_seconds;
+  if (o.rows > 0) co.rows = o.rows;
   if (wanted("replication")) ReplicationThroughput(co, &figures);
   if (wanted("catch_up")) CatchUp(co, &figures);
   if (wanted("latency")) ReplicationLatency(co, &figures);

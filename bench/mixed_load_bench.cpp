@@ -155,7 +155,7 @@ void MixedLoad(const ClusterBenchOptions& o, std::vector<Figure>* out) {
         InsertItems(node1, 1, static_cast<int>(kSharedRows), static_cast<int>(kSharedRows));
         for (int n = 2; n <= 3; ++n) {
           Database other = OpenDb(cluster.Db(n));
-          SecondsUntilCount(other, kSharedRows, Clock::now(), dir);
+          SecondsUntilRows(other, kSharedRows, Clock::now(), dir);
         }
       }
       double cpu_before = cluster.CpuSeconds(1) + cluster.CpuSeconds(2) + cluster.CpuSeconds(3);

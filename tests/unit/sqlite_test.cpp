@@ -1,10 +1,11 @@
 // Database options that change how marmot's connections behave next to the application's.
+#include "db/sqlite.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
-#include "db/sqlite.h"
 #include "test_util.h"
 
 namespace marmot {
