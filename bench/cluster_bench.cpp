@@ -11,7 +11,7 @@
 namespace marmot::bench {
 
 void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* out) {
-  std::vector<double> rates, plain_rates, rss, rss_start, cpu_per_1k;
+  std::vector<double> rates, plain_rates, rss, rss_start, cpu_per_1k, cpu_writer_per_1k, cpu_other_per_1k;
   for (int run = 0; run < o.runs; ++run) {
     std::string dir = ScratchDir();
     {
@@ -25,7 +25,7 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
       Cluster cluster(o.marmot_binary, dir);
       Database writer = OpenDb(cluster.Db(1));
       Database r2 = OpenDb(cluster.Db(2)), r3 = OpenDb(cluster.Db(3));
-      double cpu_before = cluster.CpuSeconds(1) + cluster.CpuSeconds(2) + cluster.CpuSeconds(3);
+      double cpu_before[3] = {cluster.CpuSeconds(1), cluster.CpuSeconds(2), cluster.CpuSeconds(3)};
       RssSampler rss_node1(cluster, 1);
       auto start = Clock::now();
       std::thread load([&] { InsertItems(writer, 1, o.rows, o.rows_per_transaction); });
@@ -37,8 +37,12 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
       std::vector<double> samples = rss_node1.Finish();
       rss_start.push_back(samples.size() > 10 ? samples[10] : samples.back());
       rss.push_back(*std::max_element(samples.begin(), samples.end()));
-      double cpu = cluster.CpuSeconds(1) + cluster.CpuSeconds(2) + cluster.CpuSeconds(3) - cpu_before;
-      cpu_per_1k.push_back(cpu / (o.rows / 1000.0) / 3);
+      double cpu[3];
+      for (int n = 1; n <= 3; ++n)
+        cpu[n - 1] = (cluster.CpuSeconds(n) - cpu_before[n - 1]) / (o.rows / 1000.0);
+      cpu_per_1k.push_back((cpu[0] + cpu[1] + cpu[2]) / 3);
+      cpu_writer_per_1k.push_back(cpu[0]);
+      cpu_other_per_1k.push_back((cpu[1] + cpu[2]) / 2);
     }
     RemoveScratchDir(dir);
   }
@@ -50,6 +54,8 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
   out->push_back({"replication", "marmot_rss_node1_after_1s", Median(rss_start), "MiB"});
   out->push_back({"replication", "marmot_peak_rss_node1", Median(rss), "MiB"});
   out->push_back({"replication", "cpu_s_per_1000_rows_per_node", Median(cpu_per_1k), "s"});
+  out->push_back({"replication", "cpu_s_per_1000_rows_node1", Median(cpu_writer_per_1k), "s"});
+  out->push_back({"replication", "cpu_s_per_1000_rows_nodes2_3", Median(cpu_other_per_1k), "s"});
 }
 
 void CatchUp(const ClusterBenchOptions& o, std::vector<Figure>* out) {

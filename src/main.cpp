@@ -103,6 +103,7 @@ int Run(int argc, char** argv) {
     return kExitUsage;
   }
   ApplyFlags(*flags, &*config);
+  ConfigureSqliteForMarmot();
   SetupLogging(config->logging.verbose, config->logging.format);
   if (flags->cleanup) return Cleanup(*config);
   if (flags->save_snapshot) {

@@ -10,16 +10,6 @@
 namespace marmot {
 namespace {
 
-std::string CacheKey(const RowChange& change) {
-  std::string key(1, static_cast<char>(change.op));
-  key += change.table;
-  for (const std::string& c : *change.columns) {
-    key.push_back('\0');
-    key += c;
-  }
-  return key;
-}
-
 // The statement text for `change`, with ?N placeholders, or with literals when `values` is set.
 std::string BuildSql(const RowChange& change, const std::vector<Value>* values) {
   const std::vector<std::string>& cols = *change.columns;
@@ -81,17 +71,21 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   return applier;
 }
 
-Result<Statement*> Applier::StatementFor(const RowChange& change, std::string* sql_out) {
-  std::string key = CacheKey(change);
+Result<Statement*> Applier::StatementFor(const RowChange& change) {
+  LastStatement& last = last_statement_;
+  if (last.statement && last.columns == change.columns && last.op == change.op &&
+      last.table == change.table) {
+    return last.statement;
+  }
+  std::string key = ChangeShapeKey(change);
   auto found = statements_.find(key);
   if (found == statements_.end()) {
-    std::string sql = BuildSql(change, nullptr);
-    Result<Statement> stmt = db_.Prepare(sql);
+    Result<Statement> stmt = db_.Prepare(BuildSql(change, nullptr));
     if (!stmt.ok()) return stmt.status();
-    found = statements_.emplace(std::move(key), std::make_pair(std::move(sql), std::move(*stmt))).first;
+    found = statements_.emplace(std::move(key), std::move(*stmt)).first;
   }
-  *sql_out = found->second.first;
-  return &found->second.second;
+  last = LastStatement{change.op, change.table, change.columns, &found->second};
+  return &found->second;
 }
 
 Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
@@ -180,10 +174,42 @@ Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
   return superseded;
 }
 
+Result<std::vector<char>> Applier::UnchangedEchoes(const std::vector<RowChange>& changes) {
+  std::vector<char> unchanged;
+  if (std::none_of(changes.begin(), changes.end(), [](const RowChange& c) { return c.echo; }))
+    return unchanged;
+  unchanged.assign(changes.size(), 0);
+  Transaction read(&db_);
+  MARMOT_RETURN_IF_ERROR(read.Begin(/*immediate=*/false));
+  // Rows that an earlier change of this batch will write: a later echo of the same row must be
+  // compared with that change's values, not with the row as it is now, so it is applied.
+  std::unordered_set<std::string> written;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    Result<std::optional<std::string>> id = RowIdentity(changes[i]);
+    if (!id.ok()) return id.status();
+    if (!*id) continue;  // unknown here: applying it will dead-letter it
+    if (changes[i].echo && !written.count(**id)) {
+      Result<bool> holds = matcher_.AlreadyHolds(changes[i]);
+      if (!holds.ok()) return holds.status();
+      if (*holds) {
+        unchanged[i] = 1;
+        continue;
+      }
+    }
+    written.insert(std::move(**id));
+  }
+  MARMOT_RETURN_IF_ERROR(read.Commit());
+  return unchanged;
+}
+
 Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
                                   const std::optional<StreamPosition>& position,
                                   std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
+  // Outside the write transaction: a row the application writes meanwhile has an unread change-log
+  // entry, so the superseded check below covers it.
+  Result<std::vector<char>> unchanged = UnchangedEchoes(changes);
+  if (!unchanged.ok()) return unchanged.status().WithContext("comparing own changes with " + db_.path());
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   std::unordered_set<std::string> superseded;
@@ -192,7 +218,12 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
     if (!rows.ok()) return rows.status().WithContext("checking for unpublished local writes");
     superseded = std::move(*rows);
   }
-  for (const RowChange& change : changes) {
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const RowChange& change = changes[i];
+    if (!unchanged->empty() && (*unchanged)[i]) {
+      ++stats.unchanged;
+      continue;
+    }
     if (!superseded.empty()) {
       Result<std::optional<std::string>> id = RowIdentity(change);
       if (id.ok() && *id && superseded.count(**id)) {
@@ -200,8 +231,7 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
         continue;
       }
     }
-    std::string sql;
-    Result<Statement*> stmt = StatementFor(change, &sql);
+    Result<Statement*> stmt = StatementFor(change);
     Status applied;
     if (!stmt.ok()) {
       applied = stmt.status();

@@ -23,6 +23,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "db/row_matcher.h"
 #include "db/sqlite.h"
 #include "db/value.h"
 #include "util/status.h"
@@ -38,6 +39,7 @@ struct ApplyStats {
   size_t applied = 0;
   size_t dead_lettered = 0;
   size_t superseded = 0;  // skipped: a newer local write to the same row is not published yet
+  size_t unchanged = 0;   // skipped: this node's own change came back and the row still holds it
 };
 
 class Applier {
@@ -57,6 +59,10 @@ class Applier {
   // here after everything now in the stream, so its local write will be published later and win;
   // applying the incoming change would overwrite the values the reader is about to publish. Such
   // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument.
+  //
+  // Changes marked `echo` (this node's own, back from the stream) are first compared with the
+  // local rows in a read transaction, which does not block the application's writers; those the
+  // database already holds are skipped (counted as unchanged).
   Result<ApplyStats> Apply(const std::vector<RowChange>& changes,
                            const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
@@ -73,8 +79,11 @@ class Applier {
   Database& database() { return db_; }
 
  private:
-  explicit Applier(Database db) : db_(std::move(db)) {}
-  Result<Statement*> StatementFor(const RowChange& change, std::string* sql_out);
+  explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
+  // For each change, 1 when it can be skipped: an echo whose row the database already holds, with
+  // no earlier change of the batch writing the same row. Empty when the batch has no echo.
+  Result<std::vector<char>> UnchangedEchoes(const std::vector<RowChange>& changes);
+  Result<Statement*> StatementFor(const RowChange& change);
   // Row identities (table + key bytes) of `changes` that have local log entries after `after`.
   Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
                                                                     uint64_t after);
@@ -87,8 +96,17 @@ class Applier {
                     const std::optional<StreamPosition>& position);
 
   Database db_;
+  RowMatcher matcher_;
   // Keyed by op, table and column list; SQLite re-prepares them itself after schema changes.
-  std::unordered_map<std::string, std::pair<std::string, Statement>> statements_;
+  std::unordered_map<std::string, Statement> statements_;
+  // The last entry used, for the common run of changes to one table with one shared column list
+  // (the columns pointer is held, so its address cannot be reused by another list).
+  struct LastStatement {
+    RowChange::Op op = RowChange::Op::kUpsert;
+    std::string table;
+    std::shared_ptr<const std::vector<std::string>> columns;
+    Statement* statement = nullptr;
+  } last_statement_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
   Statement save_position_;
   Statement dead_letter_;

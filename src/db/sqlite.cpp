@@ -125,6 +125,8 @@ int PollForLock(void* timeout_ms, int attempts) {
 
 }  // namespace
 
+void ConfigureSqliteForMarmot() { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 Result<Database> Database::Open(const std::string& path, const Options& options) {
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;

@@ -63,6 +63,11 @@ class Statement {
   sqlite3* db_ = nullptr;
 };
 
+// Process-wide SQLite settings for marmot's own connections; call once at start, before any
+// connection is opened. Turns off SQLite's memory statistics, whose global mutex is taken on
+// every allocation (marmot never reads them).
+void ConfigureSqliteForMarmot();
+
 class Database {
  public:
   struct Options {

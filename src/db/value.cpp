@@ -5,6 +5,16 @@
 
 namespace marmot {
 
+std::string ChangeShapeKey(const RowChange& change) {
+  std::string key(1, static_cast<char>(change.op));
+  key += change.table;
+  for (const std::string& c : *change.columns) {
+    key.push_back('\0');
+    key += c;
+  }
+  return key;
+}
+
 std::string Value::ToDebugString() const {
   static const char kHex[] = "0123456789ABCDEF";
   switch (type_) {

@@ -101,6 +101,13 @@ struct RowChange {
   std::shared_ptr<const std::vector<std::string>> columns;
   std::vector<Value> values;  // parallel to *columns
   uint64_t row_hash = 0;      // RowHash(table, key values); set by the change reader
+  // Set by the consumer, not on the wire: this node published the change and it came back from
+  // the stream (a hint that the row may already hold it; see RowMatcher).
+  bool echo = false;
 };
+
+// The operation, table and column list of `change`: changes with the same shape are applied by
+// the same statement.
+std::string ChangeShapeKey(const RowChange& change);
 
 }  // namespace marmot

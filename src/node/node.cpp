@@ -96,6 +96,7 @@ Status Node::StartPipeline() {
       ConsumerOptions co;
       co.layout = options_.layout;
       co.shard = shard;
+      co.node_id = options_.node_id;
       auto consumer = std::make_unique<ShardConsumer>(client_.get(), std::move(*applier), co, local_cursor);
       MARMOT_RETURN_IF_ERROR(consumer->Start());
       consumers_.push_back(std::move(consumer));

@@ -68,7 +68,11 @@ Status ShardConsumer::DecodeInto(std::string_view payload, std::vector<RowChange
   }
   Result<ChangeMessage> message = DecodeChangeMessage(payload);
   if (!message.ok()) return message.status();
-  for (RowChange& c : message->changes) changes->push_back(std::move(c));
+  bool echo = message->node_id == options_.node_id;
+  for (RowChange& c : message->changes) {
+    c.echo = echo;
+    changes->push_back(std::move(c));
+  }
   return Status();
 }
 
@@ -153,8 +157,8 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
         applied_messages_.fetch_add(messages);
         applied_changes_.fetch_add(stats->applied);
         spdlog::debug(
-            "applied {} change(s) from {} message(s) of {} up to {} in {:.1f} ms", stats->applied, messages,
-            stream_, last_seq,
+            "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
+            stats->applied, stats->unchanged, messages, stream_, last_seq,
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - apply_start)
                 .count());
         break;

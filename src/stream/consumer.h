@@ -29,6 +29,7 @@ namespace marmot {
 struct ConsumerOptions {
   StreamLayout layout;
   int shard = 1;
+  uint64_t node_id = 0;  // changes in messages from this node are marked as echoes
   size_t max_batch_changes = 8192;
   size_t max_decompressed_bytes = 512u << 20;
 };

@@ -1,0 +1,53 @@
+// RowMatcher: tells whether the local database already holds a row change exactly.
+//
+// Every node applies every change from the stream, its own included. When a node's own change
+// comes back, the row usually still holds exactly the values that were published; writing them
+// again would cost the node a second write of everything it wrote, and the write lock its
+// application wants. The applier asks a RowMatcher first and leaves such rows alone
+// (docs/CAPTURE.md, "Own changes coming back").
+//
+// REQUIRES: external synchronization (used by the applier's thread, on the applier's connection).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "db/sqlite.h"
+#include "db/value.h"
+#include "util/status.h"
+
+namespace marmot {
+
+class RowMatcher {
+ public:
+  explicit RowMatcher(Database* db) : db_(db) {}
+  RowMatcher(const RowMatcher&) = delete;
+  RowMatcher& operator=(const RowMatcher&) = delete;
+
+  // True when applying `change` now would not alter the database: for an upsert, the row exists
+  // and its stored columns are exactly the change's columns with exactly its values (same type,
+  // same bytes); for a delete, no row has the key. False when the answer is not certain (the
+  // table is unknown here or has other columns than the change).
+  Result<bool> AlreadyHolds(const RowChange& change);
+
+ private:
+  struct Lookup {
+    Statement statement;             // SELECT of the change's columns (or 1) by key
+    std::vector<size_t> key_values;  // where each key column's value is in the change
+    bool usable = false;             // false: the table or its columns differ here
+  };
+  Result<Lookup*> LookupFor(const RowChange& change);
+
+  Database* db_;
+  std::unordered_map<std::string, Lookup> lookups_;  // by ChangeShapeKey
+  // The last lookup used, for runs of changes sharing one column list (held, so its address is
+  // not reused by another list).
+  std::shared_ptr<const std::vector<std::string>> last_columns_;
+  RowChange::Op last_op_ = RowChange::Op::kUpsert;
+  std::string last_table_;
+  Lookup* last_ = nullptr;
+};
+
+}  // namespace marmot
