@@ -132,7 +132,7 @@ Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change)
 }
 
 Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
-    const std::vector<RowChange>& changes, uint64_t after) {
+    const std::vector<RowChange>& changes, const std::vector<char>& skip, uint64_t after) {
   std::unordered_set<std::string> superseded;
   std::string log = QuoteIdent(kChangeLogTable);
   // The common case, nothing unread, costs one lookup of the log's last entry.
@@ -140,10 +140,12 @@ Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
   if (!newest.ok()) return newest.status();
   if (*newest <= static_cast<int64_t>(after)) return superseded;
 
-  // Identities of the incoming rows: table name, NUL, key value bytes.
+  // Identities of the incoming rows: table name, NUL, key value bytes. Own changes the database
+  // already holds are not written, so they need no check (and a batch of only those needs no scan).
   std::unordered_set<std::string> incoming;
-  for (const RowChange& change : changes) {
-    Result<std::optional<std::string>> id = RowIdentity(change);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (!skip.empty() && skip[i]) continue;
+    Result<std::optional<std::string>> id = RowIdentity(changes[i]);
     if (!id.ok()) return id.status();
     if (*id) incoming.insert(std::move(**id));
   }
@@ -214,7 +216,8 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   std::unordered_set<std::string> superseded;
   if (local_unread_after) {
-    Result<std::unordered_set<std::string>> rows = RowsWithUnreadLocalWrites(changes, *local_unread_after);
+    Result<std::unordered_set<std::string>> rows =
+        RowsWithUnreadLocalWrites(changes, *unchanged, *local_unread_after);
     if (!rows.ok()) return rows.status().WithContext("checking for unpublished local writes");
     superseded = std::move(*rows);
   }

@@ -84,8 +84,10 @@ class Applier {
   // no earlier change of the batch writing the same row. Empty when the batch has no echo.
   Result<std::vector<char>> UnchangedEchoes(const std::vector<RowChange>& changes);
   Result<Statement*> StatementFor(const RowChange& change);
-  // Row identities (table + key bytes) of `changes` that have local log entries after `after`.
+  // Row identities (table + key bytes) of `changes` that have local log entries after `after`;
+  // changes marked in `skip` (see UnchangedEchoes) are left out.
   Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
+                                                                    const std::vector<char>& skip,
                                                                     uint64_t after);
   // "table NUL key-bytes" for the row `change` touches; nullopt when the table or a key column is
   // unknown here (the change will be dead-lettered anyway).

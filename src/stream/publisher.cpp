@@ -18,6 +18,7 @@ struct Encoder {
   const PublisherOptions& options;
   const ChangeBatch& batch;
   size_t limit;
+  ZstdCodec* zstd;
   std::vector<OutgoingMessage>* out;
 
   std::string MsgId(int shard, size_t part) const {
@@ -33,7 +34,7 @@ struct Encoder {
     message.changes = std::move(changes);
     std::string bytes = EncodeChangeMessage(message);
     if (!options.layout.compress) return bytes;
-    return ZstdCompress(bytes);
+    return zstd->Compress(bytes);
   }
 
   // Emits `changes` as one message, or as several when they do not fit, or as chunks when a single
@@ -71,14 +72,14 @@ struct Encoder {
 }  // namespace
 
 Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
-                                                   size_t max_payload) {
+                                                   size_t max_payload, ZstdCodec* zstd) {
   std::map<int, std::vector<RowChange>> by_shard;
   for (const RowChange& change : batch.changes) {
     by_shard[ShardOf(change.row_hash, options.layout.shards)].push_back(change);
   }
   std::vector<OutgoingMessage> out;
   size_t limit = max_payload > 2 * kHeaderAllowance ? max_payload - kHeaderAllowance : max_payload / 2;
-  Encoder encoder{options, batch, limit, &out};
+  Encoder encoder{options, batch, limit, zstd, &out};
   for (auto& [shard, changes] : by_shard) {
     MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, std::move(changes)));
   }
@@ -123,7 +124,7 @@ ChangePublisher::~ChangePublisher() {
 
 Status ChangePublisher::SendBatch(const ChangeBatch& batch) {
   Result<std::vector<OutgoingMessage>> messages =
-      BuildMessages(batch, options_, static_cast<size_t>(client_->max_payload()));
+      BuildMessages(batch, options_, static_cast<size_t>(client_->max_payload()), &zstd_);
   if (!messages.ok()) return messages.status().WithContext("encoding changes");
   for (const OutgoingMessage& m : *messages) {
     std::string subject = options_.layout.Subject(m.shard);

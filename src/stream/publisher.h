@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/compression.h"
 #include "db/change_reader.h"
 #include "db/change_watcher.h"
 #include "stream/nats_client.h"
@@ -45,10 +46,10 @@ struct OutgoingMessage {
   std::string payload;
 };
 
-// Encodes a batch into messages: grouped by shard, compressed when `layout.compress`, each at
-// most `max_payload` bytes of payload.
+// Encodes a batch into messages: grouped by shard, compressed with `zstd` when `layout.compress`,
+// each at most `max_payload` bytes of payload.
 Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
-                                                   size_t max_payload);
+                                                   size_t max_payload, ZstdCodec* zstd);
 
 class ChangePublisher {
  public:
@@ -87,6 +88,7 @@ class ChangePublisher {
   std::atomic<int> failed_acks_{0};
   std::string last_ack_error_;
   bool published_any_ = false;  // touched by the Run thread and the destructor only
+  ZstdCodec zstd_{1};           // its context is reused: creating one per message costs ~1 MB of memset
   friend void OnPublishError(jsCtx*, jsPubAckErr*, void*);
 };
 

@@ -42,9 +42,10 @@ class ConsumerTest : public ::testing::Test {
   // Publishes every message of `batch` (as the publisher would) and waits for the acks.
   void Publish(const ChangeBatch& batch, size_t max_payload) {
     PublisherOptions po;
+    ZstdCodec zstd;
     po.node_id = 5;
     po.layout = layout_;
-    Result<std::vector<OutgoingMessage>> messages = BuildMessages(batch, po, max_payload);
+    Result<std::vector<OutgoingMessage>> messages = BuildMessages(batch, po, max_payload, &zstd);
     ASSERT_TRUE(messages.ok()) << messages.status().message();
     for (const OutgoingMessage& m : *messages) {
       ASSERT_LE(m.payload.size(), max_payload);
