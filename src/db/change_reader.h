@@ -78,6 +78,7 @@ class ChangeReader {
   Database db_;
   int key_width_ = 0;
   Statement read_log_;
+  Statement any_unread_;  // SELECT 1 ... WHERE seq > ?1 LIMIT 1: the cheap check before a read
   std::unordered_map<int64_t, std::string> table_names_;  // from __marmot__tables
   std::unordered_map<int64_t, std::unique_ptr<TableReader>> tables_;
   uint64_t cursor_ = 0;

@@ -26,13 +26,15 @@ struct Encoder {
            std::to_string(batch.last_seq) + "-" + std::to_string(shard) + "-" + std::to_string(part);
   }
 
-  Result<std::string> Encode(std::vector<RowChange> changes) const {
+  // Encodes `changes` (lent to the message and handed back, not copied).
+  Result<std::string> Encode(std::vector<RowChange>& changes) const {
     ChangeMessage message;
     message.node_id = options.node_id;
     message.first_seq = batch.first_seq;
     message.last_seq = batch.last_seq;
-    message.changes = std::move(changes);
+    message.changes.swap(changes);
     std::string bytes = EncodeChangeMessage(message);
+    changes.swap(message.changes);
     if (!options.layout.compress) return bytes;
     return zstd->Compress(bytes);
   }
@@ -41,8 +43,6 @@ struct Encoder {
   // change does not fit.
   Status Emit(int shard, std::vector<RowChange> changes) {
     size_t count = changes.size();
-    std::vector<RowChange> second_half;
-    if (count > 1) second_half.assign(changes.begin() + count / 2, changes.end());
     Result<std::string> payload = Encode(changes);
     if (!payload.ok()) return payload.status();
     if (payload->size() <= limit) {
@@ -50,6 +50,8 @@ struct Encoder {
       return Status();
     }
     if (count > 1) {
+      std::vector<RowChange> second_half(std::make_move_iterator(changes.begin() + count / 2),
+                                         std::make_move_iterator(changes.end()));
       changes.resize(count / 2);
       MARMOT_RETURN_IF_ERROR(Emit(shard, std::move(changes)));
       return Emit(shard, std::move(second_half));
