@@ -7,6 +7,11 @@
 #include "codec/wire_format.h"
 
 namespace marmot {
+namespace {
+
+constexpr std::chrono::seconds kConsumerHeartbeat{1};
+
+}  // namespace
 
 ShardConsumer::ShardConsumer(NatsClient* client, std::unique_ptr<Applier> applier, ConsumerOptions options,
                              std::function<std::optional<uint64_t>()> local_cursor)
@@ -31,6 +36,10 @@ Status ShardConsumer::Start() {
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
   so.Ordered = true;
+  // An ordered consumer lives on one server. When that server goes away, nats.c notices only after
+  // two heartbeat intervals without traffic and then recreates the consumer from the next
+  // sequence; its default interval (5 s) stalled replication for 10-20 s after a server loss.
+  so.Config.Heartbeat = std::chrono::nanoseconds(kConsumerHeartbeat).count();
   if (*position > 0) {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = *position + 1;

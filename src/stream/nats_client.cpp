@@ -39,6 +39,19 @@ void OnReconnected(natsConnection* nc, void*) {
   spdlog::info("reconnected to NATS at {}", RedactUrl(url));
 }
 
+// Errors nats.c reports asynchronously, e.g. an ordered consumer that missed its heartbeats
+// (its server went away) and is being recreated, or a slow consumer.
+void OnAsyncError(natsConnection*, natsSubscription* sub, natsStatus err, void*) {
+  const char* subject = sub ? natsSubscription_GetSubject(sub) : nullptr;
+  if (err == NATS_MISSED_HEARTBEAT) {
+    spdlog::warn(
+        "NATS: a stream consumer missed its heartbeats (the server holding it may be down); nats.c "
+        "recreates it after the last message received");
+    return;
+  }
+  spdlog::warn("NATS: {}{}{}", NatsError(err), subject ? " on " : "", subject ? subject : "");
+}
+
 natsStatus SignNonce(char** error_text, unsigned char** signature, int* length, const char* nonce,
                      void* closure) {
   Result<std::string> sig = static_cast<const NKey*>(closure)->Sign(nonce);
@@ -86,6 +99,7 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
   natsOptions_SetDisconnectedCB(opts, OnDisconnected, client.get());
   natsOptions_SetClosedCB(opts, OnClosed, client.get());
   natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
+  natsOptions_SetErrorHandler(opts, OnAsyncError, nullptr);
   if (!o.user_name.empty()) {
     MARMOT_RETURN_IF_ERROR(check(natsOptions_SetUserInfo(opts, o.user_name.c_str(), o.user_password.c_str()),
                                  "[nats] user_name/user_password"));
