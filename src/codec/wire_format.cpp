@@ -423,23 +423,24 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
       if (!n.ok()) return n.status();
       message.changes.reserve(*n);
       for (uint64_t c = 0; c < *n; ++c) {
-        std::string where = "change #" + std::to_string(c);
+        // Built only for an error message: this loop runs once per row.
+        auto where = [c] { return "change #" + std::to_string(c); };
         Result<uint64_t> triple = ArrayLength(r);
-        if (!triple.ok()) return triple.status().WithContext(where);
-        if (*triple != 3) return r.Error(where + ": expected [header, op, values]");
+        if (!triple.ok()) return triple.status().WithContext(where());
+        if (*triple != 3) return r.Error(where() + ": expected [header, op, values]");
         Result<uint64_t> h = ReadUint(r);
-        if (!h.ok()) return h.status().WithContext(where);
+        if (!h.ok()) return h.status().WithContext(where());
         if (*h >= headers.size())
-          return r.Error(where + ": header " + std::to_string(*h) +
+          return r.Error(where() + ": header " + std::to_string(*h) +
                          " does not exist (\"h\" must come before \"c\")");
         Result<uint64_t> op = ReadUint(r);
-        if (!op.ok()) return op.status().WithContext(where);
-        if (*op != 1 && *op != 2) return r.Error(where + ": unknown op " + std::to_string(*op));
+        if (!op.ok()) return op.status().WithContext(where());
+        if (*op != 1 && *op != 2) return r.Error(where() + ": unknown op " + std::to_string(*op));
         Result<uint64_t> nvalues = ArrayLength(r);
-        if (!nvalues.ok()) return nvalues.status().WithContext(where);
+        if (!nvalues.ok()) return nvalues.status().WithContext(where());
         const auto& [table, columns] = headers[*h];
         if (*nvalues != columns->size()) {
-          return r.Error(where + ": " + std::to_string(*nvalues) + " values for " +
+          return r.Error(where() + ": " + std::to_string(*nvalues) + " values for " +
                          std::to_string(columns->size()) + " columns");
         }
         RowChange change;
@@ -449,7 +450,7 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
         change.values.reserve(*nvalues);
         for (uint64_t v = 0; v < *nvalues; ++v) {
           Result<Value> value = ReadValue(r);
-          if (!value.ok()) return value.status().WithContext(where + ": value #" + std::to_string(v));
+          if (!value.ok()) return value.status().WithContext(where() + ": value #" + std::to_string(v));
           change.values.push_back(std::move(*value));
         }
         message.changes.push_back(std::move(change));
