@@ -70,6 +70,16 @@ wait_for() {
 
 sql() { sqlite3 -cmd ".timeout 10000" "$@"; }
 
+# seen_within SECONDS DB SQL EXPECTED: runs SQL on DB every 50 ms until it prints EXPECTED; false
+# after SECONDS. (Not `wait_for ... test "$(sql ...)"`: that runs the query once, before waiting.)
+seen_within() {
+  local deadline=$((SECONDS + $1))
+  until [ "$(sql "$2" "$3")" = "$4" ]; do
+    [ "$SECONDS" -le "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+
 # A dump of every row of every table (marmot's own excluded), each value as typeof:quote(value)
 # (quote() of a REAL round-trips exactly), ordered by the table's first columns.
 dump_db() {
