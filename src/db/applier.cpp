@@ -243,7 +243,8 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
                               std::to_string(change.columns->size()) + " columns");
     } else {
       Statement* s = *stmt;
-      for (size_t i = 0; i < change.values.size(); ++i) s->Bind(static_cast<int>(i + 1), change.values[i]);
+      for (size_t i = 0; i < change.values.size(); ++i)
+        s->BindUncopied(static_cast<int>(i + 1), change.values[i]);
       applied = s->Run();
       s->Reset();
     }

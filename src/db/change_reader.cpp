@@ -158,11 +158,13 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
   }
 
   // 3. The current values of each row: present -> upsert, gone -> delete.
+  std::vector<const Value*> key;  // the row's key, for RowHash (reused: no allocation per row)
   for (size_t i = 0; i < entries.size(); ++i) {
     if (last_entry[row_ids[i]] != i) continue;
     Entry& entry = entries[i];
     TableReader* table = entry.table;
-    for (size_t k = 0; k < entry.key.size(); ++k) table->lookup.Bind(static_cast<int>(k + 1), entry.key[k]);
+    for (size_t k = 0; k < entry.key.size(); ++k)
+      table->lookup.BindUncopied(static_cast<int>(k + 1), entry.key[k]);
     Result<bool> found = table->lookup.Step();
     if (!found.ok()) {
       table->lookup.Reset();
@@ -170,7 +172,7 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
     }
     RowChange change;
     change.table = table->schema.name;
-    std::vector<const Value*> key;
+    key.clear();
     for (const Value& v : entry.key) key.push_back(&v);
     change.row_hash = RowHash(change.table, key);
     if (*found) {

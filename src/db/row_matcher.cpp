@@ -61,7 +61,7 @@ Result<bool> RowMatcher::AlreadyHolds(const RowChange& change) {
   Lookup& l = **lookup;
   if (!l.usable) return false;
   for (size_t k = 0; k < l.key_values.size(); ++k) {
-    l.statement.Bind(static_cast<int>(k + 1), change.values[l.key_values[k]]);
+    l.statement.BindUncopied(static_cast<int>(k + 1), change.values[l.key_values[k]]);
   }
   Result<bool> found = l.statement.Step();
   bool holds = false;

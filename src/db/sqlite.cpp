@@ -38,6 +38,16 @@ void Statement::BindBlob(int index, std::string_view bytes) {
   sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
 }
 
+void Statement::BindUncopied(int index, const Value& v) {
+  if (v.type() == Value::Type::kText) {
+    sqlite3_bind_text64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC, SQLITE_UTF8);
+  } else if (v.type() == Value::Type::kBlob && !v.bytes().empty()) {
+    sqlite3_bind_blob64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC);
+  } else {
+    Bind(index, v);
+  }
+}
+
 void Statement::Bind(int index, const Value& v) {
   switch (v.type()) {
     case Value::Type::kNull:

@@ -41,6 +41,9 @@ class Statement {
   void BindText(int index, std::string_view v);
   void BindBlob(int index, std::string_view bytes);
   void Bind(int index, const Value& v);
+  // As Bind, without copying TEXT and BLOB bytes: `v` must stay alive and unchanged until the next
+  // Reset() (which clears the bindings). For hot loops that bind, step and reset at once.
+  void BindUncopied(int index, const Value& v);
 
   // Steps once. Returns true when a row is available, false when done, or an error naming `sql`.
   Result<bool> Step();
