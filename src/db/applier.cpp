@@ -72,20 +72,7 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
 }
 
 Result<Statement*> Applier::StatementFor(const RowChange& change) {
-  LastStatement& last = last_statement_;
-  if (last.statement && last.columns == change.columns && last.op == change.op &&
-      last.table == change.table) {
-    return last.statement;
-  }
-  std::string key = ChangeShapeKey(change);
-  auto found = statements_.find(key);
-  if (found == statements_.end()) {
-    Result<Statement> stmt = db_.Prepare(BuildSql(change, nullptr));
-    if (!stmt.ok()) return stmt.status();
-    found = statements_.emplace(std::move(key), std::move(*stmt)).first;
-  }
-  last = LastStatement{change.op, change.table, change.columns, &found->second};
-  return &found->second;
+  return statements_.Get(change, [this](const RowChange& c) { return db_.Prepare(BuildSql(c, nullptr)); });
 }
 
 Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
@@ -131,23 +118,32 @@ Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change)
   return std::optional<std::string>(std::move(id));
 }
 
-Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
-    const std::vector<RowChange>& changes, const std::vector<char>& skip, uint64_t after) {
-  std::unordered_set<std::string> superseded;
-  std::string log = QuoteIdent(kChangeLogTable);
-  // The common case, nothing unread, costs one lookup of the log's last entry.
-  Result<int64_t> newest = db_.QueryInt("SELECT max(seq) FROM " + log);
-  if (!newest.ok()) return newest.status();
-  if (*newest <= static_cast<int64_t>(after)) return superseded;
-
-  // Identities of the incoming rows: table name, NUL, key value bytes. Own changes the database
-  // already holds are not written, so they need no check (and a batch of only those needs no scan).
-  std::unordered_set<std::string> incoming;
-  for (size_t i = 0; i < changes.size(); ++i) {
-    if (!skip.empty() && skip[i]) continue;
-    Result<std::optional<std::string>> id = RowIdentity(changes[i]);
+Result<std::vector<std::optional<std::string>>> Applier::RowIdentities(
+    const std::vector<RowChange>& changes) {
+  std::vector<std::optional<std::string>> ids;
+  ids.reserve(changes.size());
+  for (const RowChange& change : changes) {
+    Result<std::optional<std::string>> id = RowIdentity(change);
     if (!id.ok()) return id.status();
-    if (*id) incoming.insert(std::move(**id));
+    ids.push_back(std::move(*id));
+  }
+  return ids;
+}
+
+Result<bool> Applier::HasUnreadLocalWrites(uint64_t after) {
+  Result<int64_t> newest = db_.QueryInt("SELECT max(seq) FROM " + QuoteIdent(kChangeLogTable));
+  if (!newest.ok()) return newest.status();
+  return *newest > static_cast<int64_t>(after);
+}
+
+Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
+    const std::vector<std::optional<std::string>>& ids, const std::vector<char>& skip, uint64_t after) {
+  std::unordered_set<std::string> superseded;
+  // Own changes the database already holds are not written, so they need no check (and a batch of
+  // only those needs no scan).
+  std::unordered_set<std::string> incoming;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] && (skip.empty() || !skip[i])) incoming.insert(*ids[i]);
   }
   if (incoming.empty()) return superseded;
 
@@ -156,7 +152,8 @@ Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
   if (!width.ok()) return width.status();
   std::string sql = "SELECT t.name";
   for (int k = 1; k <= *width; ++k) sql += ", l.k" + std::to_string(k);
-  sql += " FROM " + log + " AS l JOIN " + QuoteIdent(kTablesTable) + " AS t ON t.id = l.tbl WHERE l.seq > ?1";
+  sql += " FROM " + QuoteIdent(kChangeLogTable) + " AS l JOIN " + QuoteIdent(kTablesTable) +
+         " AS t ON t.id = l.tbl WHERE l.seq > ?1";
   Result<Statement> unread = db_.Prepare(sql);
   if (!unread.ok()) return unread.status();
   unread->BindInt(1, static_cast<int64_t>(after));
@@ -176,21 +173,17 @@ Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
   return superseded;
 }
 
-Result<std::vector<char>> Applier::UnchangedEchoes(const std::vector<RowChange>& changes) {
-  std::vector<char> unchanged;
-  if (std::none_of(changes.begin(), changes.end(), [](const RowChange& c) { return c.echo; }))
-    return unchanged;
-  unchanged.assign(changes.size(), 0);
+Result<std::vector<char>> Applier::UnchangedEchoes(const std::vector<RowChange>& changes,
+                                                   const std::vector<std::optional<std::string>>& ids) {
+  std::vector<char> unchanged(changes.size(), 0);
   Transaction read(&db_);
   MARMOT_RETURN_IF_ERROR(read.Begin(/*immediate=*/false));
   // Rows that an earlier change of this batch will write: a later echo of the same row must be
   // compared with that change's values, not with the row as it is now, so it is applied.
   std::unordered_set<std::string> written;
   for (size_t i = 0; i < changes.size(); ++i) {
-    Result<std::optional<std::string>> id = RowIdentity(changes[i]);
-    if (!id.ok()) return id.status();
-    if (!*id) continue;  // unknown here: applying it will dead-letter it
-    if (changes[i].echo && !written.count(**id)) {
+    if (!ids[i]) continue;  // unknown here: applying it will dead-letter it
+    if (changes[i].echo && !written.count(*ids[i])) {
       Result<bool> holds = matcher_.AlreadyHolds(changes[i]);
       if (!holds.ok()) return holds.status();
       if (*holds) {
@@ -198,7 +191,7 @@ Result<std::vector<char>> Applier::UnchangedEchoes(const std::vector<RowChange>&
         continue;
       }
     }
-    written.insert(std::move(**id));
+    written.insert(*ids[i]);
   }
   MARMOT_RETURN_IF_ERROR(read.Commit());
   return unchanged;
@@ -208,31 +201,50 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
                                   const std::optional<StreamPosition>& position,
                                   std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
+  // Row identities, computed once, and only when one of the checks below needs them.
+  std::vector<std::optional<std::string>> ids;
+  auto compute_ids = [&]() -> Status {
+    if (ids.size() == changes.size()) return Status();
+    Result<std::vector<std::optional<std::string>>> all = RowIdentities(changes);
+    if (!all.ok()) return all.status();
+    ids = std::move(*all);
+    return Status();
+  };
   // Outside the write transaction: a row the application writes meanwhile has an unread change-log
   // entry, so the superseded check below covers it.
-  Result<std::vector<char>> unchanged = UnchangedEchoes(changes);
-  if (!unchanged.ok()) return unchanged.status().WithContext("comparing own changes with " + db_.path());
+  std::vector<char> unchanged;
+  if (std::any_of(changes.begin(), changes.end(), [](const RowChange& c) { return c.echo; })) {
+    std::string what = "comparing own changes with " + db_.path();
+    MARMOT_RETURN_IF_ERROR(compute_ids().WithContext(what));
+    Result<std::vector<char>> echoes = UnchangedEchoes(changes, ids);
+    if (!echoes.ok()) return echoes.status().WithContext(what);
+    unchanged = std::move(*echoes);
+  }
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   std::unordered_set<std::string> superseded;
   if (local_unread_after) {
-    Result<std::unordered_set<std::string>> rows =
-        RowsWithUnreadLocalWrites(changes, *unchanged, *local_unread_after);
-    if (!rows.ok()) return rows.status().WithContext("checking for unpublished local writes");
-    superseded = std::move(*rows);
+    // The common case, nothing unread, costs one lookup of the log's last entry.
+    const char* what = "checking for unpublished local writes";
+    Result<bool> unread = HasUnreadLocalWrites(*local_unread_after);
+    if (!unread.ok()) return unread.status().WithContext(what);
+    if (*unread) {
+      MARMOT_RETURN_IF_ERROR(compute_ids().WithContext(what));
+      Result<std::unordered_set<std::string>> rows =
+          RowsWithUnreadLocalWrites(ids, unchanged, *local_unread_after);
+      if (!rows.ok()) return rows.status().WithContext(what);
+      superseded = std::move(*rows);
+    }
   }
   for (size_t i = 0; i < changes.size(); ++i) {
     const RowChange& change = changes[i];
-    if (!unchanged->empty() && (*unchanged)[i]) {
+    if (!unchanged.empty() && unchanged[i]) {
       ++stats.unchanged;
       continue;
     }
-    if (!superseded.empty()) {
-      Result<std::optional<std::string>> id = RowIdentity(change);
-      if (id.ok() && *id && superseded.count(**id)) {
-        ++stats.superseded;
-        continue;
-      }
+    if (!superseded.empty() && ids[i] && superseded.count(*ids[i])) {
+      ++stats.superseded;
+      continue;
     }
     Result<Statement*> stmt = StatementFor(change);
     Status applied;
@@ -243,8 +255,8 @@ Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
                               std::to_string(change.columns->size()) + " columns");
     } else {
       Statement* s = *stmt;
-      for (size_t i = 0; i < change.values.size(); ++i)
-        s->BindUncopied(static_cast<int>(i + 1), change.values[i]);
+      for (size_t v = 0; v < change.values.size(); ++v)
+        s->BindUncopied(static_cast<int>(v + 1), change.values[v]);
       applied = s->Run();
       s->Reset();
     }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "db/row_matcher.h"
+#include "db/shape_cache.h"
 #include "db/sqlite.h"
 #include "db/value.h"
 #include "util/status.h"
@@ -81,14 +82,18 @@ class Applier {
  private:
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
   // For each change, 1 when it can be skipped: an echo whose row the database already holds, with
-  // no earlier change of the batch writing the same row. Empty when the batch has no echo.
-  Result<std::vector<char>> UnchangedEchoes(const std::vector<RowChange>& changes);
+  // no earlier change of the batch writing the same row. `ids` are the changes' RowIdentity.
+  Result<std::vector<char>> UnchangedEchoes(const std::vector<RowChange>& changes,
+                                            const std::vector<std::optional<std::string>>& ids);
   Result<Statement*> StatementFor(const RowChange& change);
-  // Row identities (table + key bytes) of `changes` that have local log entries after `after`;
+  // True when the change log has entries after `after` (local writes the reader has not read).
+  Result<bool> HasUnreadLocalWrites(uint64_t after);
+  // Of the rows `ids` (RowIdentity of each change), those with local log entries after `after`;
   // changes marked in `skip` (see UnchangedEchoes) are left out.
-  Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(const std::vector<RowChange>& changes,
-                                                                    const std::vector<char>& skip,
-                                                                    uint64_t after);
+  Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(
+      const std::vector<std::optional<std::string>>& ids, const std::vector<char>& skip, uint64_t after);
+  // RowIdentity of each change, in order.
+  Result<std::vector<std::optional<std::string>>> RowIdentities(const std::vector<RowChange>& changes);
   // "table NUL key-bytes" for the row `change` touches; nullopt when the table or a key column is
   // unknown here (the change will be dead-lettered anyway).
   Result<std::optional<std::string>> RowIdentity(const RowChange& change);
@@ -99,16 +104,8 @@ class Applier {
 
   Database db_;
   RowMatcher matcher_;
-  // Keyed by op, table and column list; SQLite re-prepares them itself after schema changes.
-  std::unordered_map<std::string, Statement> statements_;
-  // The last entry used, for the common run of changes to one table with one shared column list
-  // (the columns pointer is held, so its address cannot be reused by another list).
-  struct LastStatement {
-    RowChange::Op op = RowChange::Op::kUpsert;
-    std::string table;
-    std::shared_ptr<const std::vector<std::string>> columns;
-    Statement* statement = nullptr;
-  } last_statement_;
+  // SQLite re-prepares them itself after schema changes.
+  ShapeCache<Statement> statements_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
   Statement save_position_;
   Statement dead_letter_;

@@ -6,57 +6,37 @@
 
 namespace marmot {
 
-Result<RowMatcher::Lookup*> RowMatcher::LookupFor(const RowChange& change) {
-  if (last_ && last_columns_ == change.columns && last_op_ == change.op && last_table_ == change.table) {
-    return last_;
+Result<RowMatcher::Lookup> RowMatcher::MakeLookup(const RowChange& change) {
+  Lookup lookup;
+  Result<std::optional<TableSchema>> schema = ReadTableSchema(*db_, change.table);
+  if (!schema.ok()) return schema.status();
+  const std::vector<std::string>& columns = *change.columns;
+  bool delete_op = change.op == RowChange::Op::kDelete;
+  // An upsert is certain to change nothing only when it writes every stored column of the table.
+  if (!*schema || (!delete_op && (*schema)->StoredColumns() != columns)) return lookup;
+  std::string where;
+  for (const std::string& key : (*schema)->KeyColumns()) {
+    auto at = std::find(columns.begin(), columns.end(), key);
+    if (at == columns.end()) return lookup;
+    lookup.key_values.push_back(static_cast<size_t>(at - columns.begin()));
+    where +=
+        (where.empty() ? "" : " AND ") + QuoteIdent(key) + " IS ?" + std::to_string(lookup.key_values.size());
   }
-  std::string shape = ChangeShapeKey(change);
-  auto found = lookups_.find(shape);
-  if (found == lookups_.end()) {
-    Lookup lookup;
-    Result<std::optional<TableSchema>> schema = ReadTableSchema(*db_, change.table);
-    if (!schema.ok()) return schema.status();
-    const std::vector<std::string>& columns = *change.columns;
-    bool same_columns =
-        change.op == RowChange::Op::kDelete || (*schema && (*schema)->StoredColumns() == columns);
-    if (*schema && same_columns) {
-      lookup.usable = true;
-      std::string where;
-      for (const std::string& key : (*schema)->KeyColumns()) {
-        auto at = std::find(columns.begin(), columns.end(), key);
-        if (at == columns.end()) {
-          lookup.usable = false;
-          break;
-        }
-        lookup.key_values.push_back(static_cast<size_t>(at - columns.begin()));
-        where += (where.empty() ? "" : " AND ") + QuoteIdent(key) + " IS ?" +
-                 std::to_string(lookup.key_values.size());
-      }
-      std::string select;
-      if (change.op == RowChange::Op::kDelete) select = "1";
-      for (size_t i = 0; change.op == RowChange::Op::kUpsert && i < columns.size(); ++i) {
-        select += (i ? ", " : "") + QuoteIdent(columns[i]);
-      }
-      if (lookup.usable) {
-        Result<Statement> statement =
-            db_->Prepare("SELECT " + select + " FROM " + QuoteIdent(change.table) + " WHERE " + where);
-        if (!statement.ok())
-          return statement.status().WithContext("looking up rows of " + QuoteIdent(change.table));
-        lookup.statement = std::move(*statement);
-      }
-    }
-    found = lookups_.emplace(std::move(shape), std::move(lookup)).first;
-  }
-  last_columns_ = change.columns;
-  last_op_ = change.op;
-  last_table_ = change.table;
-  last_ = &found->second;
-  return last_;
+  std::string select = delete_op ? "1" : "";
+  for (size_t i = 0; !delete_op && i < columns.size(); ++i)
+    select += (i ? ", " : "") + QuoteIdent(columns[i]);
+  Result<Statement> statement =
+      db_->Prepare("SELECT " + select + " FROM " + QuoteIdent(change.table) + " WHERE " + where);
+  if (!statement.ok())
+    return statement.status().WithContext("looking up rows of " + QuoteIdent(change.table));
+  lookup.statement = std::move(*statement);
+  lookup.usable = true;
+  return lookup;
 }
 
 Result<bool> RowMatcher::AlreadyHolds(const RowChange& change) {
   if (change.values.size() != change.columns->size()) return false;
-  Result<Lookup*> lookup = LookupFor(change);
+  Result<Lookup*> lookup = lookups_.Get(change, [this](const RowChange& c) { return MakeLookup(c); });
   if (!lookup.ok()) return lookup.status();
   Lookup& l = **lookup;
   if (!l.usable) return false;

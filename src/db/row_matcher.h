@@ -9,11 +9,9 @@
 // REQUIRES: external synchronization (used by the applier's thread, on the applier's connection).
 #pragma once
 
-#include <memory>
-#include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "db/shape_cache.h"
 #include "db/sqlite.h"
 #include "db/value.h"
 #include "util/status.h"
@@ -38,16 +36,11 @@ class RowMatcher {
     std::vector<size_t> key_values;  // where each key column's value is in the change
     bool usable = false;             // false: the table or its columns differ here
   };
-  Result<Lookup*> LookupFor(const RowChange& change);
+  // The lookup for a change of this shape (prepared on first use).
+  Result<Lookup> MakeLookup(const RowChange& change);
 
   Database* db_;
-  std::unordered_map<std::string, Lookup> lookups_;  // by ChangeShapeKey
-  // The last lookup used, for runs of changes sharing one column list (held, so its address is
-  // not reused by another list).
-  std::shared_ptr<const std::vector<std::string>> last_columns_;
-  RowChange::Op last_op_ = RowChange::Op::kUpsert;
-  std::string last_table_;
-  Lookup* last_ = nullptr;
+  ShapeCache<Lookup> lookups_;
 };
 
 }  // namespace marmot
