@@ -13,6 +13,12 @@ Result<std::string> ZstdCodec::Compress(std::string_view input) {
 }
 
 Result<std::string> ZstdCodec::Decompress(std::string_view frame, size_t max_size) {
+  std::string out;
+  MARMOT_RETURN_IF_ERROR(Decompress(frame, max_size, &out));
+  return out;
+}
+
+Status ZstdCodec::Decompress(std::string_view frame, size_t max_size, std::string* output) {
   if (!dctx_) dctx_.reset(ZSTD_createDCtx());
   if (!dctx_) return Status::Error("zstd: cannot create a decompression context");
   ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
@@ -22,7 +28,7 @@ Result<std::string> ZstdCodec::Decompress(std::string_view frame, size_t max_siz
     return Status::Error("zstd: frame declares " + std::to_string(declared) +
                          " bytes, more than the limit of " + std::to_string(max_size));
   }
-  std::string out;
+  std::string& out = *output;
   out.resize(declared != ZSTD_CONTENTSIZE_UNKNOWN ? static_cast<size_t>(declared)
                                                   : std::min<size_t>(max_size, 1 << 16));
   ZSTD_inBuffer in{frame.data(), frame.size(), 0};
@@ -43,7 +49,7 @@ Result<std::string> ZstdCodec::Decompress(std::string_view frame, size_t max_siz
   }
   if (in.pos != in.size) return Status::Error("zstd: trailing bytes after the frame");
   out.resize(produced);
-  return out;
+  return Status();
 }
 
 Result<std::string> ZstdCompress(std::string_view input, int level) {

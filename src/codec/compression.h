@@ -21,6 +21,8 @@ class ZstdCodec {
   // Refuses output larger than `max_size` (a corrupt or hostile frame cannot exhaust memory).
   // Handles frames with and without a recorded content size.
   Result<std::string> Decompress(std::string_view frame, size_t max_size);
+  // As above, into `out` (replacing its content; its capacity is reused).
+  Status Decompress(std::string_view frame, size_t max_size, std::string* out);
 
  private:
   struct CCtxFree {

@@ -108,14 +108,14 @@ class Writer {
 
 }  // namespace
 
-std::string EncodeChangeMessage(const ChangeMessage& message) {
+std::string EncodeChangeMessage(const MessageOrigin& origin, std::span<const RowChange* const> changes) {
   // Headers: one per (table, column list); changes of one table in a batch share the list.
   std::map<std::pair<std::string_view, const void*>, size_t> header_index;
   std::vector<const RowChange*> header_of;
-  std::vector<size_t> change_header(message.changes.size());
+  std::vector<size_t> change_header(changes.size());
   size_t estimate = 64;
-  for (size_t i = 0; i < message.changes.size(); ++i) {
-    const RowChange& c = message.changes[i];
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const RowChange& c = *changes[i];
     auto key = std::make_pair(std::string_view(c.table), static_cast<const void*>(c.columns.get()));
     auto [it, inserted] = header_index.emplace(key, header_of.size());
     if (inserted) header_of.push_back(&c);
@@ -129,11 +129,11 @@ std::string EncodeChangeMessage(const ChangeMessage& message) {
   w.Text("v");
   w.Uint(kWireFormatVersion);
   w.Text("node");
-  w.Uint(message.node_id);
+  w.Uint(origin.node_id);
   w.Text("seq");
   w.Array(2);
-  w.Uint(message.first_seq);
-  w.Uint(message.last_seq);
+  w.Uint(origin.first_seq);
+  w.Uint(origin.last_seq);
   w.Text("h");
   w.Array(header_of.size());
   for (const RowChange* c : header_of) {
@@ -145,9 +145,9 @@ std::string EncodeChangeMessage(const ChangeMessage& message) {
     }
   }
   w.Text("c");
-  w.Array(message.changes.size());
-  for (size_t i = 0; i < message.changes.size(); ++i) {
-    const RowChange& c = message.changes[i];
+  w.Array(changes.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const RowChange& c = *changes[i];
     w.Array(3);
     w.Uint(change_header[i]);
     w.Uint(static_cast<uint64_t>(c.op));
@@ -155,6 +155,13 @@ std::string EncodeChangeMessage(const ChangeMessage& message) {
     for (const Value& v : c.values) w.Value(v);
   }
   return out;
+}
+
+std::string EncodeChangeMessage(const ChangeMessage& message) {
+  std::vector<const RowChange*> changes;
+  changes.reserve(message.changes.size());
+  for (const RowChange& c : message.changes) changes.push_back(&c);
+  return EncodeChangeMessage(message, changes);
 }
 
 // ---------------------------------------------------------------- decoding
@@ -326,29 +333,36 @@ Result<uint64_t> ReadUint(Reader& r) {
   return u->u;
 }
 
-Result<Value> ReadValue(Reader& r) {
+Status ReadValue(Reader& r, Value* into) {
   Result<Item> item = r.Next();
   if (!item.ok()) return item.status();
   switch (item->kind) {
     case Item::kNull:
-      return Value::Null();
+      into->SetNull();
+      return Status();
     case Item::kUint:
       if (item->u > static_cast<uint64_t>(INT64_MAX)) return r.Error("integer above the 64-bit signed range");
-      return Value::Integer(static_cast<int64_t>(item->u));
+      into->SetInteger(static_cast<int64_t>(item->u));
+      return Status();
     case Item::kNegint:
       if (item->u > static_cast<uint64_t>(INT64_MAX)) return r.Error("integer below the 64-bit signed range");
-      return Value::Integer(-1 - static_cast<int64_t>(item->u));
+      into->SetInteger(-1 - static_cast<int64_t>(item->u));
+      return Status();
     case Item::kFloat:
-      return Value::Real(item->d);
+      into->SetReal(item->d);
+      return Status();
     case Item::kText:
-      return Value::Text(std::string(item->data, item->len));
+      into->SetText(std::string_view(item->data, item->len));
+      return Status();
     case Item::kBytes:
-      return Value::Blob(std::string(item->data, item->len));
+      into->SetBlob(std::string_view(item->data, item->len));
+      return Status();
     case Item::kTag: {
       if (item->u != kTagNonUtf8Text) return r.Error("unknown tag " + std::to_string(item->u));
       Result<Item> bytes = r.Expect(Item::kBytes);
       if (!bytes.ok()) return bytes.status();
-      return Value::Text(std::string(bytes->data, bytes->len));
+      into->SetText(std::string_view(bytes->data, bytes->len));
+      return Status();
     }
     default:
       return r.Error(std::string("a ") + KindName(item->kind) + " is not a column value");
@@ -382,11 +396,12 @@ Status ReadHeaders(
 
 }  // namespace
 
-Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
+namespace {
+
+Status DecodeInto(std::string_view bytes, MessageOrigin* origin, RowChangeList* changes) {
   Reader r(bytes);
   Result<Item> map = r.Expect(Item::kMap);
   if (!map.ok()) return map.status();
-  ChangeMessage message;
   bool have_version = false;
   std::vector<std::pair<std::string, std::shared_ptr<const std::vector<std::string>>>> headers;
   for (uint64_t i = 0; i < map->u; ++i) {
@@ -405,7 +420,7 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
     } else if (k == "node") {
       Result<uint64_t> v = ReadUint(r);
       if (!v.ok()) return v.status();
-      message.node_id = *v;
+      origin->node_id = *v;
     } else if (k == "seq") {
       Result<uint64_t> n = ArrayLength(r);
       if (!n.ok()) return n.status();
@@ -414,14 +429,13 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
       if (!first.ok()) return first.status();
       Result<uint64_t> last = ReadUint(r);
       if (!last.ok()) return last.status();
-      message.first_seq = *first;
-      message.last_seq = *last;
+      origin->first_seq = *first;
+      origin->last_seq = *last;
     } else if (k == "h") {
       MARMOT_RETURN_IF_ERROR(ReadHeaders(r, &headers));
     } else if (k == "c") {
       Result<uint64_t> n = ArrayLength(r);
       if (!n.ok()) return n.status();
-      message.changes.reserve(*n);
       for (uint64_t c = 0; c < *n; ++c) {
         // Built only for an error message: this loop runs once per row.
         auto where = [c] { return "change #" + std::to_string(c); };
@@ -443,17 +457,15 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
           return r.Error(where() + ": " + std::to_string(*nvalues) + " values for " +
                          std::to_string(columns->size()) + " columns");
         }
-        RowChange change;
+        RowChange& change = changes->Append();
         change.table = table;
         change.op = static_cast<RowChange::Op>(*op);
         change.columns = columns;
-        change.values.reserve(*nvalues);
+        change.values.resize(*nvalues);
         for (uint64_t v = 0; v < *nvalues; ++v) {
-          Result<Value> value = ReadValue(r);
-          if (!value.ok()) return value.status().WithContext(where() + ": value #" + std::to_string(v));
-          change.values.push_back(std::move(*value));
+          Status value = ReadValue(r, &change.values[v]);
+          if (!value.ok()) return value.WithContext(where() + ": value #" + std::to_string(v));
         }
-        message.changes.push_back(std::move(change));
       }
     } else {
       MARMOT_RETURN_IF_ERROR(r.Skip());  // a newer writer's optional field
@@ -461,6 +473,23 @@ Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
   }
   if (!have_version) return Status::Error("wire format: no version (\"v\") in message");
   if (r.remaining() != 0) return r.Error("trailing bytes after the message");
+  return Status();
+}
+
+}  // namespace
+
+Status DecodeChangeMessage(std::string_view bytes, MessageOrigin* origin, RowChangeList* changes) {
+  size_t appended_from = changes->size();
+  Status s = DecodeInto(bytes, origin, changes);
+  if (!s.ok()) changes->Truncate(appended_from);
+  return s;
+}
+
+Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes) {
+  ChangeMessage message;
+  RowChangeList changes;
+  MARMOT_RETURN_IF_ERROR(DecodeChangeMessage(bytes, &message, &changes));
+  message.changes.assign(changes.begin(), changes.end());
   return message;
 }
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "db/marmot_tables.h"
 #include "db/schema.h"
@@ -118,16 +119,33 @@ Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change)
   return std::optional<std::string>(std::move(id));
 }
 
-Result<std::vector<std::optional<std::string>>> Applier::RowIdentities(
-    const std::vector<RowChange>& changes) {
-  std::vector<std::optional<std::string>> ids;
-  ids.reserve(changes.size());
-  for (const RowChange& change : changes) {
-    Result<std::optional<std::string>> id = RowIdentity(change);
-    if (!id.ok()) return id.status();
-    ids.push_back(std::move(*id));
+Result<Applier::KeyPositions> Applier::MakeKeyPositions(const RowChange& change) {
+  KeyPositions positions;
+  Result<const std::vector<std::string>*> keys = KeyColumns(change.table);
+  if (!keys.ok()) return keys.status();
+  if ((*keys)->empty()) return positions;
+  for (const std::string& key : **keys) {
+    auto at = std::find(change.columns->begin(), change.columns->end(), key);
+    if (at == change.columns->end()) return positions;
+    positions.at.push_back(static_cast<size_t>(at - change.columns->begin()));
   }
-  return ids;
+  positions.known = true;
+  return positions;
+}
+
+Status Applier::ComputeRowKeys(std::span<const RowChange> changes) {
+  row_keys_.assign(changes.size(), RowKey());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const RowChange& change = changes[i];
+    Result<KeyPositions*> positions =
+        key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
+    if (!positions.ok()) return positions.status();
+    if (!(*positions)->known || change.values.size() != change.columns->size()) continue;
+    RowHasher hasher(change.table);
+    for (size_t at : (*positions)->at) hasher.Add(change.values[at]);
+    row_keys_[i] = RowKey{hasher.hash(), true};
+  }
+  return Status();
 }
 
 Result<bool> Applier::HasUnreadLocalWrites(uint64_t after) {
@@ -136,18 +154,24 @@ Result<bool> Applier::HasUnreadLocalWrites(uint64_t after) {
   return *newest > static_cast<int64_t>(after);
 }
 
-Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
-    const std::vector<std::optional<std::string>>& ids, const std::vector<char>& skip, uint64_t after) {
-  std::unordered_set<std::string> superseded;
-  // Own changes the database already holds are not written, so they need no check (and a batch of
-  // only those needs no scan).
-  std::unordered_set<std::string> incoming;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] && (skip.empty() || !skip[i])) incoming.insert(*ids[i]);
+Status Applier::FindSupersededChanges(std::span<const RowChange> changes, const std::vector<char>& unchanged,
+                                      uint64_t after, std::vector<char>* superseded) {
+  superseded->assign(changes.size(), 0);
+  // The rows the batch will write (own changes the database already holds are not written, so
+  // they need no check, and a batch of only those needs no scan).
+  rows_seen_.Clear();
+  bool any_written = false;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (row_keys_[i].known && (unchanged.empty() || !unchanged[i])) {
+      rows_seen_.Insert(row_keys_[i].hash);
+      any_written = true;
+    }
   }
-  if (incoming.empty()) return superseded;
+  if (!any_written) return Status();
 
-  // Stream through the unread entries; memory stays bounded by the incoming batch.
+  // Stream through the unread entries; memory stays bounded by the incoming batch. A hash match
+  // is confirmed by comparing exact identities (built only for matches), so a hash collision can
+  // never make a change be skipped.
   Result<int> width = ChangeLogKeyColumns(db_);
   if (!width.ok()) return width.status();
   std::string sql = "SELECT t.name";
@@ -157,92 +181,101 @@ Result<std::unordered_set<std::string>> Applier::RowsWithUnreadLocalWrites(
   Result<Statement> unread = db_.Prepare(sql);
   if (!unread.ok()) return unread.status();
   unread->BindInt(1, static_cast<int64_t>(after));
+  std::unordered_set<std::string> written_here;  // exact identities of the matches
+  std::string table;
   while (true) {
     Result<bool> row = unread->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    std::string id = unread->ColumnText(0);
-    Result<const std::vector<std::string>*> keys = KeyColumns(id);
+    unread->ReadColumn(0, &key_value_);
+    table.assign(key_value_.bytes());
+    Result<const std::vector<std::string>*> keys = KeyColumns(table);
     if (!keys.ok()) return keys.status();
-    id.push_back('\0');
-    for (size_t k = 0; k < (*keys)->size() && static_cast<int>(k) < *width; ++k) {
-      AppendKeyBytes(unread->ColumnValue(static_cast<int>(k + 1)), &id);
+    size_t key_count = std::min((*keys)->size(), static_cast<size_t>(*width));
+    RowHasher hasher(table);
+    for (size_t k = 0; k < key_count; ++k) {
+      unread->ReadColumn(static_cast<int>(k + 1), &key_value_);
+      hasher.Add(key_value_);
     }
-    if (incoming.count(id)) superseded.insert(std::move(id));
+    if (!rows_seen_.Contains(hasher.hash())) continue;
+    std::string id = table;
+    id.push_back('\0');
+    for (size_t k = 0; k < key_count; ++k) AppendKeyBytes(unread->ColumnValue(static_cast<int>(k + 1)), &id);
+    written_here.insert(std::move(id));
   }
-  return superseded;
+  if (written_here.empty()) return Status();
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (!row_keys_[i].known || (!unchanged.empty() && unchanged[i])) continue;
+    Result<std::optional<std::string>> id = RowIdentity(changes[i]);
+    if (!id.ok()) return id.status();
+    if (*id && written_here.count(**id)) (*superseded)[i] = 1;
+  }
+  return Status();
 }
 
-Result<std::vector<char>> Applier::UnchangedEchoes(const std::vector<RowChange>& changes,
-                                                   const std::vector<std::optional<std::string>>& ids) {
-  std::vector<char> unchanged(changes.size(), 0);
+Status Applier::FindUnchangedEchoes(std::span<const RowChange> changes, std::vector<char>* unchanged) {
+  unchanged->assign(changes.size(), 0);
   Transaction read(&db_);
   MARMOT_RETURN_IF_ERROR(read.Begin(/*immediate=*/false));
   // Rows that an earlier change of this batch will write: a later echo of the same row must be
-  // compared with that change's values, not with the row as it is now, so it is applied.
-  std::unordered_set<std::string> written;
+  // compared with that change's values, not with the row as it is now, so it is applied. (A hash
+  // collision with another row only makes an echo be written again, which is harmless.)
+  rows_seen_.Clear();
   for (size_t i = 0; i < changes.size(); ++i) {
-    if (!ids[i]) continue;  // unknown here: applying it will dead-letter it
-    if (changes[i].echo && !written.count(*ids[i])) {
+    if (!row_keys_[i].known) continue;  // unknown here: applying it will dead-letter it
+    if (changes[i].echo && !rows_seen_.Contains(row_keys_[i].hash)) {
       Result<bool> holds = matcher_.AlreadyHolds(changes[i]);
       if (!holds.ok()) return holds.status();
       if (*holds) {
-        unchanged[i] = 1;
+        (*unchanged)[i] = 1;
         continue;
       }
     }
-    written.insert(*ids[i]);
+    rows_seen_.Insert(row_keys_[i].hash);
   }
-  MARMOT_RETURN_IF_ERROR(read.Commit());
-  return unchanged;
+  return read.Commit();
 }
 
-Result<ApplyStats> Applier::Apply(const std::vector<RowChange>& changes,
+Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
                                   const std::optional<StreamPosition>& position,
                                   std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
-  // Row identities, computed once, and only when one of the checks below needs them.
-  std::vector<std::optional<std::string>> ids;
-  auto compute_ids = [&]() -> Status {
-    if (ids.size() == changes.size()) return Status();
-    Result<std::vector<std::optional<std::string>>> all = RowIdentities(changes);
-    if (!all.ok()) return all.status();
-    ids = std::move(*all);
-    return Status();
+  // Row keys, computed once, and only when one of the checks below needs them.
+  bool have_keys = false;
+  auto compute_keys = [&]() -> Status {
+    if (have_keys) return Status();
+    have_keys = true;
+    return ComputeRowKeys(changes);
   };
   // Outside the write transaction: a row the application writes meanwhile has an unread change-log
   // entry, so the superseded check below covers it.
-  std::vector<char> unchanged;
+  unchanged_.clear();
   if (std::any_of(changes.begin(), changes.end(), [](const RowChange& c) { return c.echo; })) {
     std::string what = "comparing own changes with " + db_.path();
-    MARMOT_RETURN_IF_ERROR(compute_ids().WithContext(what));
-    Result<std::vector<char>> echoes = UnchangedEchoes(changes, ids);
-    if (!echoes.ok()) return echoes.status().WithContext(what);
-    unchanged = std::move(*echoes);
+    MARMOT_RETURN_IF_ERROR(compute_keys().WithContext(what));
+    MARMOT_RETURN_IF_ERROR(FindUnchangedEchoes(changes, &unchanged_).WithContext(what));
   }
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
-  std::unordered_set<std::string> superseded;
+  superseded_.clear();
   if (local_unread_after) {
     // The common case, nothing unread, costs one lookup of the log's last entry.
     const char* what = "checking for unpublished local writes";
     Result<bool> unread = HasUnreadLocalWrites(*local_unread_after);
     if (!unread.ok()) return unread.status().WithContext(what);
     if (*unread) {
-      MARMOT_RETURN_IF_ERROR(compute_ids().WithContext(what));
-      Result<std::unordered_set<std::string>> rows =
-          RowsWithUnreadLocalWrites(ids, unchanged, *local_unread_after);
-      if (!rows.ok()) return rows.status().WithContext(what);
-      superseded = std::move(*rows);
+      MARMOT_RETURN_IF_ERROR(compute_keys().WithContext(what));
+      MARMOT_RETURN_IF_ERROR(
+          FindSupersededChanges(changes, unchanged_, *local_unread_after, &superseded_).WithContext(what));
     }
   }
   for (size_t i = 0; i < changes.size(); ++i) {
     const RowChange& change = changes[i];
-    if (!unchanged.empty() && unchanged[i]) {
+    if (!unchanged_.empty() && unchanged_[i]) {
       ++stats.unchanged;
       continue;
     }
-    if (!superseded.empty() && ids[i] && superseded.count(*ids[i])) {
+    if (!superseded_.empty() && superseded_[i]) {
       ++stats.superseded;
       continue;
     }

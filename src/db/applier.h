@@ -18,15 +18,16 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "db/row_matcher.h"
 #include "db/shape_cache.h"
 #include "db/sqlite.h"
 #include "db/value.h"
+#include "util/hash_set64.h"
 #include "util/status.h"
 
 namespace marmot {
@@ -64,8 +65,7 @@ class Applier {
   // Changes marked `echo` (this node's own, back from the stream) are first compared with the
   // local rows in a read transaction, which does not block the application's writers; those the
   // database already holds are skipped (counted as unchanged).
-  Result<ApplyStats> Apply(const std::vector<RowChange>& changes,
-                           const std::optional<StreamPosition>& position,
+  Result<ApplyStats> Apply(std::span<const RowChange> changes, const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
 
   // Records a stream message that could not be decoded at all, in its own transaction.
@@ -80,25 +80,38 @@ class Applier {
   Database& database() { return db_; }
 
  private:
+  // Which row a change touches: RowHash of its table and key (the hash the change reader gives
+  // it); `known` is false when the table or a key column is unknown here (the change will be
+  // dead-lettered anyway). Equal rows have equal hashes; the converse holds only up to hash
+  // collisions, so each use below says what a collision would cost.
+  struct RowKey {
+    uint64_t hash = 0;
+    bool known = false;
+  };
+  // Where a change's key values are among its columns (per change shape).
+  struct KeyPositions {
+    std::vector<size_t> at;
+    bool known = false;
+  };
+
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
-  // For each change, 1 when it can be skipped: an echo whose row the database already holds, with
-  // no earlier change of the batch writing the same row. `ids` are the changes' RowIdentity.
-  Result<std::vector<char>> UnchangedEchoes(const std::vector<RowChange>& changes,
-                                            const std::vector<std::optional<std::string>>& ids);
+  // For each change, 1 in `unchanged` when it can be skipped: an echo whose row the database
+  // already holds, with no earlier change of the batch writing the same row.
+  Status FindUnchangedEchoes(std::span<const RowChange> changes, std::vector<char>* unchanged);
   Result<Statement*> StatementFor(const RowChange& change);
   // True when the change log has entries after `after` (local writes the reader has not read).
   Result<bool> HasUnreadLocalWrites(uint64_t after);
-  // Of the rows `ids` (RowIdentity of each change), those with local log entries after `after`;
-  // changes marked in `skip` (see UnchangedEchoes) are left out.
-  Result<std::unordered_set<std::string>> RowsWithUnreadLocalWrites(
-      const std::vector<std::optional<std::string>>& ids, const std::vector<char>& skip, uint64_t after);
-  // RowIdentity of each change, in order.
-  Result<std::vector<std::optional<std::string>>> RowIdentities(const std::vector<RowChange>& changes);
-  // "table NUL key-bytes" for the row `change` touches; nullopt when the table or a key column is
-  // unknown here (the change will be dead-lettered anyway).
+  // Marks in `superseded` the changes whose rows have local log entries after `after`; changes
+  // marked in `unchanged` are left out.
+  Status FindSupersededChanges(std::span<const RowChange> changes, const std::vector<char>& unchanged,
+                               uint64_t after, std::vector<char>* superseded);
+  // Fills row_keys_ for `changes`, in order.
+  Status ComputeRowKeys(std::span<const RowChange> changes);
+  // "table NUL key-bytes": the exact identity of the row `change` touches (nullopt as for RowKey).
   Result<std::optional<std::string>> RowIdentity(const RowChange& change);
   // The key columns of `table` (cached); empty when the table does not exist here.
   Result<const std::vector<std::string>*> KeyColumns(const std::string& table);
+  Result<KeyPositions> MakeKeyPositions(const RowChange& change);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
 
@@ -106,7 +119,14 @@ class Applier {
   RowMatcher matcher_;
   // SQLite re-prepares them itself after schema changes.
   ShapeCache<Statement> statements_;
+  ShapeCache<KeyPositions> key_positions_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
+  // Per-batch scratch space, kept so that applying allocates nothing per row.
+  std::vector<RowKey> row_keys_;
+  std::vector<char> unchanged_;
+  std::vector<char> superseded_;
+  HashSet64 rows_seen_;
+  Value key_value_;
   Statement save_position_;
   Statement dead_letter_;
   uint64_t dead_lettered_total_ = 0;

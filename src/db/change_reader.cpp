@@ -100,25 +100,26 @@ Result<bool> ChangeReader::DatabaseChanged() {
 }
 
 Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
-  struct Entry {
-    uint64_t seq;
-    int64_t table_id;
-    TableReader* table;
-    std::vector<Value> key;
-  };
   ChangeBatch batch;
+  MARMOT_RETURN_IF_ERROR(ReadBatch(max_entries, &batch));
+  return batch;
+}
+
+Status ChangeReader::ReadBatch(size_t max_entries, ChangeBatch* batch) {
+  batch->Clear();
   // Most wakes on a node that mostly applies come from the applier's own commits: answer those
   // with one indexed lookup instead of a read transaction.
   any_unread_.BindInt(1, static_cast<int64_t>(cursor_));
   Result<bool> any = any_unread_.Step();
   any_unread_.Reset();
   if (!any.ok()) return any.status().WithContext("reading change log");
-  if (!*any) return batch;
+  if (!*any) return Status();
   Transaction read_txn(&db_);
   MARMOT_RETURN_IF_ERROR(read_txn.Begin(/*immediate=*/false).WithContext("reading change log"));
 
   // 1. The log entries, oldest first.
-  std::vector<Entry> entries;
+  entries_.clear();
+  keys_used_ = 0;
   read_log_.BindInt(1, static_cast<int64_t>(cursor_));
   read_log_.BindInt(2, static_cast<int64_t>(max_entries));
   while (true) {
@@ -129,8 +130,8 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
     }
     if (!*row) break;
     uint64_t seq = static_cast<uint64_t>(read_log_.ColumnInt(0));
-    if (batch.entries++ == 0) batch.first_seq = seq;
-    batch.last_seq = seq;
+    if (batch->entries++ == 0) batch->first_seq = seq;
+    batch->last_seq = seq;
     int64_t table_id = read_log_.ColumnInt(1);
     Result<TableReader*> table = Table(table_id);
     if (!table.ok()) {
@@ -138,61 +139,90 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
       return table.status();
     }
     if (*table == nullptr) continue;  // the table was dropped: nothing left to replicate
-    Entry entry{seq, table_id, *table, {}};
+    Entry entry{seq, table_id, *table, keys_used_, 0};
     size_t width = (*table)->key_columns->size();
-    entry.key.reserve(width);
-    for (size_t k = 0; k < width; ++k) entry.key.push_back(read_log_.ColumnValue(2 + static_cast<int>(k)));
-    entries.push_back(std::move(entry));
+    if (keys_.size() < keys_used_ + width) keys_.resize(keys_used_ + width);
+    RowHasher hasher(entry.table->schema.name);
+    for (size_t k = 0; k < width; ++k) {
+      Value& key = keys_[keys_used_++];
+      read_log_.ReadColumn(2 + static_cast<int>(k), &key);
+      hasher.Add(key);
+    }
+    entry.row_hash = hasher.hash();
+    entries_.push_back(entry);
   }
   read_log_.Reset();
 
   // 2. Only the last entry of each row matters: it will read the row's newest state.
-  std::unordered_map<std::string, size_t> last_entry;
-  last_entry.reserve(entries.size());
-  std::vector<std::string> row_ids(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    std::string& id = row_ids[i];
-    AppendKeyBytes(Value::Integer(entries[i].table_id), &id);
-    for (const Value& v : entries[i].key) AppendKeyBytes(v, &id);
-    last_entry[id] = i;
-  }
+  MarkLastEntryOfEachRow();
 
   // 3. The current values of each row: present -> upsert, gone -> delete.
-  std::vector<const Value*> key;  // the row's key, for RowHash (reused: no allocation per row)
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (last_entry[row_ids[i]] != i) continue;
-    Entry& entry = entries[i];
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (!keep_[i]) continue;
+    const Entry& entry = entries_[i];
     TableReader* table = entry.table;
-    for (size_t k = 0; k < entry.key.size(); ++k)
-      table->lookup.BindUncopied(static_cast<int>(k + 1), entry.key[k]);
+    size_t width = table->key_columns->size();
+    for (size_t k = 0; k < width; ++k)
+      table->lookup.BindUncopied(static_cast<int>(k + 1), keys_[entry.key_begin + k]);
     Result<bool> found = table->lookup.Step();
     if (!found.ok()) {
       table->lookup.Reset();
       return found.status().WithContext("reading row of table " + QuoteIdent(table->schema.name));
     }
-    RowChange change;
+    RowChange& change = batch->changes.Append();
     change.table = table->schema.name;
-    key.clear();
-    for (const Value& v : entry.key) key.push_back(&v);
-    change.row_hash = RowHash(change.table, key);
+    change.row_hash = entry.row_hash;
     if (*found) {
       change.op = RowChange::Op::kUpsert;
       change.columns = table->stored_columns;
-      change.values.reserve(table->stored_columns->size());
-      for (size_t c = 0; c < table->stored_columns->size(); ++c) {
-        change.values.push_back(table->lookup.ColumnValue(static_cast<int>(c)));
+      change.values.resize(table->stored_columns->size());
+      for (size_t c = 0; c < change.values.size(); ++c) {
+        table->lookup.ReadColumn(static_cast<int>(c), &change.values[c]);
       }
     } else {
       change.op = RowChange::Op::kDelete;
       change.columns = table->key_columns;
-      change.values = std::move(entry.key);
+      change.values.resize(width);
+      for (size_t k = 0; k < width; ++k) change.values[k] = keys_[entry.key_begin + k];
     }
     table->lookup.Reset();
-    batch.changes.push_back(std::move(change));
   }
   MARMOT_RETURN_IF_ERROR(read_txn.Commit().WithContext("reading change log"));
-  if (batch.entries > 0) cursor_ = batch.last_seq;
-  return batch;
+  if (batch->entries > 0) cursor_ = batch->last_seq;
+  return Status();
+}
+
+bool ChangeReader::SameRow(const Entry& a, const Entry& b) const {
+  if (a.table_id != b.table_id) return false;
+  size_t width = a.table->key_columns->size();
+  for (size_t k = 0; k < width; ++k) {
+    if (!(keys_[a.key_begin + k] == keys_[b.key_begin + k])) return false;
+  }
+  return true;
+}
+
+void ChangeReader::MarkLastEntryOfEachRow() {
+  size_t n = entries_.size();
+  keep_.assign(n, 1);
+  // Entries of one row have the same hash: sort by (hash, position) and look within equal hashes.
+  order_.resize(n);
+  for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+  std::sort(order_.begin(), order_.end(), [this](uint32_t a, uint32_t b) {
+    const Entry& x = entries_[a];
+    const Entry& y = entries_[b];
+    return x.row_hash != y.row_hash ? x.row_hash < y.row_hash : a < b;
+  });
+  for (size_t g = 0; g < n;) {
+    size_t end = g + 1;
+    while (end < n && entries_[order_[end]].row_hash == entries_[order_[g]].row_hash) ++end;
+    // A group is almost always one entry; otherwise it is mostly one row written several times.
+    for (size_t i = g; i + 1 < end; ++i) {
+      for (size_t j = i + 1; j < end && keep_[order_[i]]; ++j) {
+        if (SameRow(entries_[order_[i]], entries_[order_[j]])) keep_[order_[i]] = 0;
+      }
+    }
+    g = end;
+  }
 }
 
 void ChangeReader::Confirm(uint64_t seq) {

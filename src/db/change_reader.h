@@ -31,9 +31,14 @@ struct ChangeBatch {
   uint64_t first_seq = 0;  // first change-log entry covered (0 when empty)
   uint64_t last_seq = 0;   // last change-log entry covered; confirm this when done
   size_t entries = 0;      // log entries read (>= changes.size() because of coalescing)
-  std::vector<RowChange> changes;
+  RowChangeList changes;
 
   bool empty() const { return entries == 0; }
+  void Clear() {
+    first_seq = last_seq = 0;
+    entries = 0;
+    changes.clear();
+  }
 };
 
 class ChangeReader {
@@ -47,7 +52,9 @@ class ChangeReader {
   // Cheap check (PRAGMA data_version) whether another connection committed since the last call.
   Result<bool> DatabaseChanged();
 
-  // Reads at most `max_entries` log entries after the cursor and advances the cursor past them.
+  // Reads at most `max_entries` log entries after the cursor into `batch` (cleared first; its
+  // buffers are reused) and advances the cursor past them.
+  Status ReadBatch(size_t max_entries, ChangeBatch* batch);
   Result<ChangeBatch> ReadBatch(size_t max_entries);
 
   // The consumer has durably taken over every entry up to and including `seq`.
@@ -70,7 +77,19 @@ class ChangeReader {
     Statement lookup;  // SELECT stored columns WHERE key IS ?...
   };
 
+  // One change-log entry of the batch being read; its key values are keys_[key_begin, +width).
+  struct Entry {
+    uint64_t seq;
+    int64_t table_id;
+    TableReader* table;
+    size_t key_begin;
+    uint64_t row_hash;  // RowHash(table name, key)
+  };
+
   explicit ChangeReader(Database db) : db_(std::move(db)) {}
+  // Marks in keep_ the last entry of each row (earlier entries of a row are superseded by it).
+  void MarkLastEntryOfEachRow();
+  bool SameRow(const Entry& a, const Entry& b) const;
   Status LoadTables();
   Result<TableReader*> Table(int64_t id);
   Status PrepareLogRead();
@@ -85,6 +104,12 @@ class ChangeReader {
   uint64_t confirmed_ = 0;
   uint64_t persisted_confirmed_ = 0;
   int64_t data_version_ = -1;
+  // Scratch space of ReadBatch, kept between batches so reading allocates nothing per row.
+  std::vector<Entry> entries_;
+  std::vector<Value> keys_;  // the first keys_used_ hold the batch's key values
+  size_t keys_used_ = 0;
+  std::vector<uint32_t> order_;
+  std::vector<char> keep_;
 };
 
 }  // namespace marmot

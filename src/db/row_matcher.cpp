@@ -51,7 +51,7 @@ Result<bool> RowMatcher::AlreadyHolds(const RowChange& change) {
     } else if (*found) {
       holds = true;
       for (size_t i = 0; holds && i < change.values.size(); ++i) {
-        holds = l.statement.ColumnValue(static_cast<int>(i)) == change.values[i];
+        holds = l.statement.ColumnEquals(static_cast<int>(i), change.values[i]);
       }
     }
   }

@@ -1,6 +1,6 @@
 // ShapeCache<T>: one T (a prepared statement, say) per change shape, i.e. per ChangeShapeKey
-// (operation, table, column list). The last entry used is remembered by the change's shared
-// column list, so a run of changes from one message finds it without building the key.
+// (operation, table, column list). The last few entries used are remembered by the change's shared
+// column list, so the changes of one message find theirs without building the key.
 //
 // REQUIRES: external synchronization.
 #pragma once
@@ -22,8 +22,9 @@ class ShapeCache {
   // time. A failed `make` is not cached.
   template <typename Make>
   Result<T*> Get(const RowChange& change, Make make) {
-    if (last_ && last_columns_ == change.columns && last_op_ == change.op && last_table_ == change.table) {
-      return last_;
+    for (const Recent& r : recent_) {
+      if (r.entry && r.columns == change.columns && r.op == change.op && r.table == change.table)
+        return r.entry;
     }
     std::string key = ChangeShapeKey(change);
     auto found = entries_.find(key);
@@ -32,20 +33,30 @@ class ShapeCache {
       if (!made.ok()) return made.status();
       found = entries_.emplace(std::move(key), std::move(*made)).first;
     }
+    Recent& r = recent_[next_recent_];
+    next_recent_ = (next_recent_ + 1) % kRecent;
     // Holding the column list keeps its address from being reused by another list.
-    last_columns_ = change.columns;
-    last_op_ = change.op;
-    last_table_ = change.table;
-    last_ = &found->second;  // stable: unordered_map never moves its elements
-    return last_;
+    r.columns = change.columns;
+    r.op = change.op;
+    r.table = change.table;
+    r.entry = &found->second;  // stable: unordered_map never moves its elements
+    return r.entry;
   }
 
  private:
+  // The last shapes used, found by their shared column list without building a key: enough for
+  // batches that interleave a few shapes (upserts and deletes of a few tables).
+  static constexpr size_t kRecent = 4;
+  struct Recent {
+    std::shared_ptr<const std::vector<std::string>> columns;
+    RowChange::Op op = RowChange::Op::kUpsert;
+    std::string table;
+    T* entry = nullptr;
+  };
+
   std::unordered_map<std::string, T> entries_;
-  std::shared_ptr<const std::vector<std::string>> last_columns_;
-  RowChange::Op last_op_ = RowChange::Op::kUpsert;
-  std::string last_table_;
-  T* last_ = nullptr;
+  Recent recent_[kRecent];
+  size_t next_recent_ = 0;
 };
 
 }  // namespace marmot

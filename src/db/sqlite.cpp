@@ -1,5 +1,6 @@
 #include "db/sqlite.h"
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -95,26 +96,58 @@ std::string Statement::ColumnText(int col) const {
 }
 
 Value Statement::ColumnValue(int col) const {
-  switch (sqlite3_column_type(stmt_.get(), col)) {
+  Value v;
+  ReadColumn(col, &v);
+  return v;
+}
+
+namespace {
+
+// A TEXT or BLOB column's bytes as stored (no conversion; embedded NULs kept).
+std::string_view ColumnBytes(sqlite3_stmt* stmt, int col, int type) {
+  // column_text for TEXT so SQLite never converts the encoding; blob access for BLOB.
+  const void* p = type == SQLITE_TEXT ? static_cast<const void*>(sqlite3_column_text(stmt, col))
+                                      : sqlite3_column_blob(stmt, col);
+  int n = sqlite3_column_bytes(stmt, col);
+  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string_view();
+}
+
+}  // namespace
+
+void Statement::ReadColumn(int col, Value* into) const {
+  sqlite3_stmt* stmt = stmt_.get();
+  int type = sqlite3_column_type(stmt, col);
+  switch (type) {
     case SQLITE_INTEGER:
-      return Value::Integer(sqlite3_column_int64(stmt_.get(), col));
+      return into->SetInteger(sqlite3_column_int64(stmt, col));
     case SQLITE_FLOAT:
-      return Value::Real(sqlite3_column_double(stmt_.get(), col));
-    case SQLITE_TEXT: {
-      // Read the bytes as stored; column_text would stop at nothing, but blob access avoids any
-      // conversion and keeps embedded NULs.
-      const unsigned char* p = sqlite3_column_text(stmt_.get(), col);
-      int n = sqlite3_column_bytes(stmt_.get(), col);
-      return Value::Text(std::string(reinterpret_cast<const char*>(p), n));
-    }
-    case SQLITE_BLOB: {
-      const void* p = sqlite3_column_blob(stmt_.get(), col);
-      int n = sqlite3_column_bytes(stmt_.get(), col);
-      return Value::Blob(p ? std::string(static_cast<const char*>(p), n) : std::string());
-    }
+      return into->SetReal(sqlite3_column_double(stmt, col));
+    case SQLITE_TEXT:
+      return into->SetText(ColumnBytes(stmt, col, type));
+    case SQLITE_BLOB:
+      return into->SetBlob(ColumnBytes(stmt, col, type));
     default:
-      return Value::Null();
+      return into->SetNull();
   }
+}
+
+bool Statement::ColumnEquals(int col, const Value& v) const {
+  sqlite3_stmt* stmt = stmt_.get();
+  int type = sqlite3_column_type(stmt, col);
+  switch (v.type()) {
+    case Value::Type::kNull:
+      return type == SQLITE_NULL;
+    case Value::Type::kInteger:
+      return type == SQLITE_INTEGER && sqlite3_column_int64(stmt, col) == v.integer();
+    case Value::Type::kReal:
+      return type == SQLITE_FLOAT &&
+             std::bit_cast<uint64_t>(sqlite3_column_double(stmt, col)) == std::bit_cast<uint64_t>(v.real());
+    case Value::Type::kText:
+      return type == SQLITE_TEXT && ColumnBytes(stmt, col, type) == v.bytes();
+    case Value::Type::kBlob:
+      return type == SQLITE_BLOB && ColumnBytes(stmt, col, type) == v.bytes();
+  }
+  return false;
 }
 
 // ---- Database ----

@@ -57,6 +57,11 @@ class Statement {
   std::string ColumnText(int col) const;
   bool ColumnIsNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   Value ColumnValue(int col) const;
+  // As ColumnValue, into an existing Value whose buffer is reused (no allocation once it is big
+  // enough).
+  void ReadColumn(int col, Value* into) const;
+  // Exactly equal to `v` (same storage class, same bytes; REAL by bit pattern), without a copy.
+  bool ColumnEquals(int col, const Value& v) const;
 
  private:
   struct Finalizer {

@@ -94,33 +94,47 @@ void MixBigEndian(uint64_t* h, uint64_t v) {
 
 }  // namespace
 
-uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key) {
-  uint64_t h = kFnvOffset;
-  Mix(&h, table.data(), table.size());
+RowHasher::RowHasher(std::string_view table) : h_(kFnvOffset) {
+  Mix(&h_, table.data(), table.size());
   unsigned char zero = 0;
-  Mix(&h, &zero, 1);
-  for (const Value* v : key) {
-    unsigned char type = static_cast<unsigned char>(v->type());
-    Mix(&h, &type, 1);
-    switch (v->type()) {
-      case Value::Type::kNull:
-        break;
-      case Value::Type::kInteger:
-        MixBigEndian(&h, static_cast<uint64_t>(v->integer()));
-        break;
-      case Value::Type::kReal: {
-        double d = v->real();
-        uint64_t bits;
-        std::memcpy(&bits, &d, sizeof(bits));
-        MixBigEndian(&h, bits);
-        break;
-      }
-      default:
-        MixBigEndian(&h, v->bytes().size());
-        Mix(&h, v->bytes().data(), v->bytes().size());
+  Mix(&h_, &zero, 1);
+}
+
+void RowHasher::Add(const Value& v) {
+  unsigned char type = static_cast<unsigned char>(v.type());
+  Mix(&h_, &type, 1);
+  switch (v.type()) {
+    case Value::Type::kNull:
+      break;
+    case Value::Type::kInteger:
+      MixBigEndian(&h_, static_cast<uint64_t>(v.integer()));
+      break;
+    case Value::Type::kReal: {
+      double d = v.real();
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof(bits));
+      MixBigEndian(&h_, bits);
+      break;
     }
+    default:
+      MixBigEndian(&h_, v.bytes().size());
+      Mix(&h_, v.bytes().data(), v.bytes().size());
   }
-  return h;
+}
+
+uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key) {
+  RowHasher hasher(table);
+  for (const Value* v : key) hasher.Add(*v);
+  return hasher.hash();
+}
+
+RowChange& RowChangeList::Append() {
+  if (size_ == slots_.size()) slots_.emplace_back();
+  RowChange& slot = slots_[size_++];
+  slot.op = RowChange::Op::kUpsert;
+  slot.row_hash = 0;
+  slot.echo = false;
+  return slot;
 }
 
 }  // namespace marmot

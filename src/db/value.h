@@ -8,7 +8,9 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,6 +47,20 @@ class Value {
     return x;
   }
 
+  // In-place setters: they keep the TEXT/BLOB buffer's capacity, so refilling a Value that is
+  // reused from batch to batch does not allocate.
+  void SetNull() { Set(Type::kNull); }
+  void SetInteger(int64_t v) {
+    Set(Type::kInteger);
+    i_ = v;
+  }
+  void SetReal(double v) {
+    Set(Type::kReal);
+    d_ = v;
+  }
+  void SetText(std::string_view v) { SetBytes(Type::kText, v); }
+  void SetBlob(std::string_view v) { SetBytes(Type::kBlob, v); }
+
   Type type() const { return type_; }
   bool is_null() const { return type_ == Type::kNull; }
   int64_t integer() const { return i_; }
@@ -70,6 +86,15 @@ class Value {
   std::string ToDebugString() const;
 
  private:
+  void Set(Type type) {
+    type_ = type;
+    bytes_.clear();
+  }
+  void SetBytes(Type type, std::string_view v) {
+    type_ = type;
+    bytes_.assign(v.data(), v.size());
+  }
+
   Type type_ = Type::kNull;
   union {
     int64_t i_ = 0;
@@ -88,6 +113,17 @@ void AppendKeyBytes(const Value& v, std::string* out);
 // double's bits, or by the 8-byte big-endian length and the bytes for TEXT and BLOB.
 uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key);
 
+// RowHash computed incrementally: RowHasher(table), then Add() each key value in order.
+class RowHasher {
+ public:
+  explicit RowHasher(std::string_view table);
+  void Add(const Value& v);
+  uint64_t hash() const { return h_; }
+
+ private:
+  uint64_t h_;
+};
+
 // What a row looks like on the wire: the table, the operation and named column values.
 // Columns are shared between the changes of one table in one batch (one allocation per batch,
 // not per row).
@@ -104,6 +140,35 @@ struct RowChange {
   // Set by the consumer, not on the wire: this node published the change and it came back from
   // the stream (a hint that the row may already hold it; see RowMatcher).
   bool echo = false;
+};
+
+// A list of RowChanges that keeps its elements, and their buffers, when cleared: refilling it
+// with rows of the same shapes allocates nothing. Reads like a vector.
+class RowChangeList {
+ public:
+  // Appends a change whose op, echo and row_hash are reset and whose `values` still hold what
+  // this slot held before: resize them and assign every one (Value's setters keep capacity).
+  RowChange& Append();
+  void push_back(RowChange change) { Append() = std::move(change); }
+  // Drops the changes from `size` on (their slots are kept for reuse).
+  void Truncate(size_t size) {
+    if (size < size_) size_ = size;
+  }
+  void clear() { size_ = 0; }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  RowChange& operator[](size_t i) { return slots_[i]; }
+  const RowChange& operator[](size_t i) const { return slots_[i]; }
+  RowChange* begin() { return slots_.data(); }
+  RowChange* end() { return slots_.data() + size_; }
+  const RowChange* begin() const { return slots_.data(); }
+  const RowChange* end() const { return slots_.data() + size_; }
+  operator std::span<const RowChange>() const { return {slots_.data(), size_}; }  // NOLINT
+
+ private:
+  std::vector<RowChange> slots_;
+  size_t size_ = 0;
 };
 
 // The operation, table and column list of `change`: changes with the same shape are applied by

@@ -67,25 +67,20 @@ Status ShardConsumer::Start() {
   return Status();
 }
 
-Status ShardConsumer::DecodeInto(std::string_view payload, std::vector<RowChange>* changes) {
-  std::string inflated;
+Status ShardConsumer::DecodeInto(std::string_view payload, RowChangeList* changes) {
   if (options_.layout.compress) {
-    Result<std::string> raw = zstd_.Decompress(payload, options_.max_decompressed_bytes);
-    if (!raw.ok()) return raw.status();
-    inflated = std::move(*raw);
-    payload = inflated;
+    MARMOT_RETURN_IF_ERROR(zstd_.Decompress(payload, options_.max_decompressed_bytes, &inflated_));
+    payload = inflated_;
   }
-  Result<ChangeMessage> message = DecodeChangeMessage(payload);
-  if (!message.ok()) return message.status();
-  bool echo = message->node_id == options_.node_id;
-  for (RowChange& c : message->changes) {
-    c.echo = echo;
-    changes->push_back(std::move(c));
-  }
+  size_t first = changes->size();
+  MessageOrigin origin;
+  MARMOT_RETURN_IF_ERROR(DecodeChangeMessage(payload, &origin, changes));
+  bool echo = origin.node_id == options_.node_id;
+  for (size_t i = first; i < changes->size(); ++i) (*changes)[i].echo = echo;
   return Status();
 }
 
-void ShardConsumer::Take(natsMsg* msg, uint64_t seq, std::vector<RowChange>* changes) {
+void ShardConsumer::Take(natsMsg* msg, uint64_t seq, RowChangeList* changes) {
   std::string_view payload(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
   const char* chunk = nullptr;
   Status s;
@@ -127,7 +122,7 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
 }
 
 void ShardConsumer::Run(const std::atomic<bool>& stop) {
-  std::vector<RowChange> changes;
+  RowChangeList& changes = changes_;
   while (!stop.load()) {
     natsMsg* msg = nullptr;
     natsStatus s = natsSubscription_NextMsg(&msg, sub_, 200);

@@ -60,8 +60,8 @@ class ShardConsumer {
   };
   // Decodes one message into `changes`, or records it as undecodable; a chunk is kept until its
   // group is complete.
-  void Take(natsMsg* msg, uint64_t seq, std::vector<RowChange>* changes);
-  Status DecodeInto(std::string_view payload, std::vector<RowChange>* changes);
+  void Take(natsMsg* msg, uint64_t seq, RowChangeList* changes);
+  Status DecodeInto(std::string_view payload, RowChangeList* changes);
   uint64_t SafePosition(uint64_t last_seq) const;
 
   NatsClient* client_;
@@ -72,6 +72,9 @@ class ShardConsumer {
   natsSubscription* sub_ = nullptr;
   ZstdCodec zstd_;
   std::map<std::string, ChunkGroup> chunks_;
+  // Kept from batch to batch so that decoding reuses their buffers.
+  RowChangeList changes_;
+  std::string inflated_;
   std::atomic<uint64_t> applied_messages_{0};
   std::atomic<uint64_t> applied_changes_{0};
 };

@@ -2,7 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <map>
+#include <algorithm>
+#include <span>
 #include <thread>
 
 #include "codec/compression.h"
@@ -26,35 +27,26 @@ struct Encoder {
            std::to_string(batch.last_seq) + "-" + std::to_string(shard) + "-" + std::to_string(part);
   }
 
-  // Encodes `changes` (lent to the message and handed back, not copied).
-  Result<std::string> Encode(std::vector<RowChange>& changes) const {
-    ChangeMessage message;
-    message.node_id = options.node_id;
-    message.first_seq = batch.first_seq;
-    message.last_seq = batch.last_seq;
-    message.changes.swap(changes);
-    std::string bytes = EncodeChangeMessage(message);
-    changes.swap(message.changes);
+  Result<std::string> Encode(std::span<const RowChange* const> changes) const {
+    MessageOrigin origin{options.node_id, batch.first_seq, batch.last_seq};
+    std::string bytes = EncodeChangeMessage(origin, changes);
     if (!options.layout.compress) return bytes;
     return zstd->Compress(bytes);
   }
 
   // Emits `changes` as one message, or as several when they do not fit, or as chunks when a single
   // change does not fit.
-  Status Emit(int shard, std::vector<RowChange> changes) {
-    size_t count = changes.size();
+  Status Emit(int shard, std::span<const RowChange* const> changes) {
     Result<std::string> payload = Encode(changes);
     if (!payload.ok()) return payload.status();
     if (payload->size() <= limit) {
       out->push_back({shard, MsgId(shard, out->size()), "", std::move(*payload)});
       return Status();
     }
-    if (count > 1) {
-      std::vector<RowChange> second_half(std::make_move_iterator(changes.begin() + count / 2),
-                                         std::make_move_iterator(changes.end()));
-      changes.resize(count / 2);
-      MARMOT_RETURN_IF_ERROR(Emit(shard, std::move(changes)));
-      return Emit(shard, std::move(second_half));
+    if (changes.size() > 1) {
+      size_t half = changes.size() / 2;
+      MARMOT_RETURN_IF_ERROR(Emit(shard, changes.first(half)));
+      return Emit(shard, changes.subspan(half));
     }
     // One row larger than a message: send its encoding in chunks the consumer puts together.
     std::string group = MsgId(shard, out->size());
@@ -75,15 +67,19 @@ struct Encoder {
 
 Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
                                                    size_t max_payload, ZstdCodec* zstd) {
-  std::map<int, std::vector<RowChange>> by_shard;
+  // The changes of each shard, in batch order (pointers: the batch is not copied).
+  int shards = std::max(options.layout.shards, 1);
+  std::vector<std::vector<const RowChange*>> by_shard(static_cast<size_t>(shards));
+  if (shards == 1) by_shard[0].reserve(batch.changes.size());
   for (const RowChange& change : batch.changes) {
-    by_shard[ShardOf(change.row_hash, options.layout.shards)].push_back(change);
+    by_shard[static_cast<size_t>(ShardOf(change.row_hash, shards) - 1)].push_back(&change);
   }
   std::vector<OutgoingMessage> out;
   size_t limit = max_payload > 2 * kHeaderAllowance ? max_payload - kHeaderAllowance : max_payload / 2;
   Encoder encoder{options, batch, limit, zstd, &out};
-  for (auto& [shard, changes] : by_shard) {
-    MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, std::move(changes)));
+  for (int shard = 1; shard <= shards; ++shard) {
+    const std::vector<const RowChange*>& changes = by_shard[static_cast<size_t>(shard - 1)];
+    if (!changes.empty()) MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, changes));
   }
   return out;
 }
@@ -161,17 +157,17 @@ Status ChangePublisher::AwaitAcks() {
   return Status();
 }
 
-Result<ChangeBatch> ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake) {
-  Result<ChangeBatch> batch = reader_->ReadBatch(options_.scan_max_changes);
+Status ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch) {
+  Status read = reader_->ReadBatch(options_.scan_max_changes, batch);
   // After a change event the commit may not be visible yet: the WAL is written before the commit
   // is published in its index (see ChangeWatcher::Wait), and between the two the writer syncs the
   // WAL (about 1 ms here). Look again every 0.1 ms for the first 5 ms, then every 1 ms up to 20 ms.
-  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 65 && batch.ok() && batch->empty();
+  for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 65 && read.ok() && batch->empty();
        ++retry) {
     std::this_thread::sleep_for(std::chrono::microseconds(retry < 50 ? 100 : 1000));
-    batch = reader_->ReadBatch(options_.scan_max_changes);
+    read = reader_->ReadBatch(options_.scan_max_changes, batch);
   }
-  return batch;
+  return read;
 }
 
 Status ChangePublisher::ResendUntilAcked(const std::vector<ChangeBatch>& unacked,
@@ -214,18 +210,26 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
     }
     Status s;
     if (more || unacked.empty()) {
-      Result<ChangeBatch> batch = ReadAfterWake(wake);
-      if (!batch.ok()) {
-        spdlog::error("reading changes: {}; retrying in 1 s", batch.status().message());
+      ChangeBatch batch;
+      if (!spare_batches_.empty()) {
+        batch = std::move(spare_batches_.back());
+        spare_batches_.pop_back();
+      }
+      Status read = ReadAfterWake(wake, &batch);
+      if (!read.ok()) {
+        spdlog::error("reading changes: {}; retrying in 1 s", read.message());
+        spare_batches_.push_back(std::move(batch));
         std::this_thread::sleep_for(std::chrono::seconds(1));
         more = !stop.load();
         continue;
       }
       cursor_.store(reader_->cursor(), std::memory_order_release);
-      more = batch->entries >= options_.scan_max_changes;
-      if (!batch->empty()) {
-        s = SendBatch(*batch);
-        unacked.push_back(std::move(*batch));
+      more = batch.entries >= options_.scan_max_changes;
+      if (batch.empty()) {
+        spare_batches_.push_back(std::move(batch));
+      } else {
+        s = SendBatch(batch);
+        unacked.push_back(std::move(batch));
       }
     }
     if (!unacked.empty() && (!s.ok() || !more || unacked.size() >= kMaxBatchesInFlight || stop.load())) {
@@ -237,6 +241,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
       reader_->Confirm(unacked.back().last_seq);
       published_rows_.fetch_add(rows);
       spdlog::debug("published {} change(s) up to log entry {}", rows, unacked.back().last_seq);
+      for (ChangeBatch& b : unacked) spare_batches_.push_back(std::move(b));
       unacked.clear();
     }
     if (std::chrono::steady_clock::now() >= next_cleanup || (stop.load() && !more)) {

@@ -76,7 +76,7 @@ class ChangePublisher {
   // are acknowledged; gives up only when `stop` is set.
   Status ResendUntilAcked(const std::vector<ChangeBatch>& unacked, const std::atomic<bool>& stop,
                           Status failure);
-  Result<ChangeBatch> ReadAfterWake(ChangeWatcher::Wake wake);
+  Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
 
   NatsClient* client_;
   ChangeReader* reader_;
@@ -89,6 +89,8 @@ class ChangePublisher {
   std::string last_ack_error_;
   bool published_any_ = false;  // touched by the Run thread and the destructor only
   ZstdCodec zstd_{1};           // its context is reused: creating one per message costs ~1 MB of memset
+  // Batches whose changes were confirmed, kept so the next reads reuse their buffers.
+  std::vector<ChangeBatch> spare_batches_;
   friend void OnPublishError(jsCtx*, jsPubAckErr*, void*);
 };
 

@@ -117,7 +117,8 @@ TEST_F(ApplierTest, PositionIsStoredWithTheRowsAndOnlyWithThem) {
   Exec(blocker, "PRAGMA busy_timeout=0; BEGIN IMMEDIATE; INSERT INTO audit VALUES (0);");
   Exec(applier_->database(), "PRAGMA busy_timeout=50");
   Result<ApplyStats> blocked = applier_->Apply(
-      {Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})}, StreamPosition{"s", 8});
+      std::vector<RowChange>{Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})},
+      StreamPosition{"s", 8});
   EXPECT_FALSE(blocked.ok());
   EXPECT_NE(blocked.status().message().find("applying batch"), std::string::npos)
       << blocked.status().message();

@@ -234,7 +234,8 @@ TEST_F(CaptureTest, IncomingChangesDoNotOverwriteLocalWritesTheReaderHasNotRead)
   RowChange echo = first.changes[0];
   RowChange remote = first.changes[1];
   remote.values[1] = Value::Text("remote");
-  Result<ApplyStats> stats = (*applier)->Apply({echo, remote}, StreamPosition{"s", 1}, reader_->cursor());
+  Result<ApplyStats> stats =
+      (*applier)->Apply(std::vector<RowChange>{echo, remote}, StreamPosition{"s", 1}, reader_->cursor());
   ASSERT_TRUE(stats.ok()) << stats.status().message();
   EXPECT_EQ(stats->superseded, 1u);
   EXPECT_EQ(stats->applied, 1u);
@@ -244,7 +245,7 @@ TEST_F(CaptureTest, IncomingChangesDoNotOverwriteLocalWritesTheReaderHasNotRead)
   ChangeBatch second = Read();
   ASSERT_EQ(second.changes.size(), 1u);
   EXPECT_EQ(second.changes[0].values[1], Value::Text("newer local"));
-  stats = (*applier)->Apply({echo}, StreamPosition{"s", 2}, reader_->cursor());
+  stats = (*applier)->Apply(std::vector<RowChange>{echo}, StreamPosition{"s", 2}, reader_->cursor());
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->superseded, 0u);
   EXPECT_EQ(stats->applied, 1u);
