@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -35,6 +36,9 @@ void ReplicationThroughput(const ClusterBenchOptions& o, std::vector<Figure>* ou
       load.join();
       rates.push_back(o.rows / seconds);
       ratios.push_back(rates.back() / plain_rates.back());  // both from this run: the noise cancels
+      std::fprintf(stderr,
+                   "marmot_bench: replication run %d/%d: %.0f rows/s, plain SQLite %.0f rows/s, ratio %.3f\n",
+                   run + 1, o.runs, rates.back(), plain_rates.back(), ratios.back());
       // Flat memory: the resident set after the first second of the burst against its peak.
       std::vector<double> samples = rss_node1.Finish();
       rss_start.push_back(samples.size() > 10 ? samples[10] : samples.back());
