@@ -270,26 +270,59 @@ class Reader {
  public:
   explicit Reader(std::string_view bytes) : bytes_(bytes) {}
 
-  Result<Item> Next() {
-    if (offset_ >= bytes_.size()) return Error("unexpected end of message");
-    Item item;
+  // Reads the next item into `item`. On failure returns false and keeps the reason in error().
+  // (The per-row loop uses this form: a Result per item costs more than decoding the item.)
+  bool Read(Item* item) {
+    if (offset_ >= bytes_.size()) return Fail("unexpected end of message");
+    *item = Item();
     cbor_decoder_result r = cbor_stream_decode(reinterpret_cast<cbor_data>(bytes_.data() + offset_),
-                                               bytes_.size() - offset_, &kCallbacks, &item);
-    if (r.status == CBOR_DECODER_NEDATA) return Error("unexpected end of message");
-    if (r.status != CBOR_DECODER_FINISHED || item.kind == Item::kNone) return Error("malformed CBOR");
-    if (item.kind == Item::kIndefinite) {
-      return Error("indefinite-length items are not supported (encode with definite lengths)");
+                                               bytes_.size() - offset_, &kCallbacks, item);
+    if (r.status == CBOR_DECODER_NEDATA) return Fail("unexpected end of message");
+    if (r.status != CBOR_DECODER_FINISHED || item->kind == Item::kNone) return Fail("malformed CBOR");
+    if (item->kind == Item::kIndefinite) {
+      return Fail("indefinite-length items are not supported (encode with definite lengths)");
     }
     offset_ += r.read;
+    return true;
+  }
+  // As Read, and the item must be of `kind`.
+  bool Read(Item::Kind kind, Item* item) {
+    if (!Read(item)) return false;
+    if (item->kind == kind) return true;
+    return Fail(std::string("expected ") + KindName(kind) + ", found " + KindName(item->kind));
+  }
+  // As Read(kArray), and the array's length must fit in the rest of the message (each element
+  // takes at least one byte), so no allocation can be larger than the input.
+  bool ReadArray(uint64_t* length) {
+    Item item;
+    if (!Read(Item::kArray, &item)) return false;
+    if (item.u > remaining())
+      return Fail("array of " + std::to_string(item.u) + " items is longer than the message");
+    *length = item.u;
+    return true;
+  }
+  bool ReadUint(uint64_t* value) {
+    Item item;
+    if (!Read(Item::kUint, &item)) return false;
+    *value = item.u;
+    return true;
+  }
+  // Records `what` (at the current offset) as the reason for failing; returns false.
+  bool Fail(const std::string& what) {
+    error_ = Error(what);
+    return false;
+  }
+  const Status& error() const { return error_; }
+
+  Result<Item> Next() {
+    Item item;
+    if (!Read(&item)) return error_;
     return item;
   }
 
   Result<Item> Expect(Item::Kind kind) {
-    Result<Item> item = Next();
-    if (!item.ok()) return item;
-    if (item->kind != kind) {
-      return Error(std::string("expected ") + KindName(kind) + ", found " + KindName(item->kind));
-    }
+    Item item;
+    if (!Read(kind, &item)) return error_;
     return item;
   }
 
@@ -315,57 +348,55 @@ class Reader {
  private:
   std::string_view bytes_;
   size_t offset_ = 0;
+  Status error_;
 };
 
 // An array length must fit in the remaining bytes (each element takes at least one byte), so no
 // allocation can be larger than the input.
 Result<uint64_t> ArrayLength(Reader& r) {
-  Result<Item> a = r.Expect(Item::kArray);
-  if (!a.ok()) return a.status();
-  if (a->u > r.remaining())
-    return r.Error("array of " + std::to_string(a->u) + " items is longer than the message");
-  return a->u;
+  uint64_t n;
+  if (!r.ReadArray(&n)) return r.error();
+  return n;
 }
 
 Result<uint64_t> ReadUint(Reader& r) {
-  Result<Item> u = r.Expect(Item::kUint);
-  if (!u.ok()) return u.status();
-  return u->u;
+  uint64_t v;
+  if (!r.ReadUint(&v)) return r.error();
+  return v;
 }
 
-Status ReadValue(Reader& r, Value* into) {
-  Result<Item> item = r.Next();
-  if (!item.ok()) return item.status();
-  switch (item->kind) {
+// Reads one column value into `into`; false (reason in r.error()) when it is not one.
+bool ReadValue(Reader& r, Value* into) {
+  Item item;
+  if (!r.Read(&item)) return false;
+  switch (item.kind) {
     case Item::kNull:
       into->SetNull();
-      return Status();
+      return true;
     case Item::kUint:
-      if (item->u > static_cast<uint64_t>(INT64_MAX)) return r.Error("integer above the 64-bit signed range");
-      into->SetInteger(static_cast<int64_t>(item->u));
-      return Status();
+      if (item.u > static_cast<uint64_t>(INT64_MAX)) return r.Fail("integer above the 64-bit signed range");
+      into->SetInteger(static_cast<int64_t>(item.u));
+      return true;
     case Item::kNegint:
-      if (item->u > static_cast<uint64_t>(INT64_MAX)) return r.Error("integer below the 64-bit signed range");
-      into->SetInteger(-1 - static_cast<int64_t>(item->u));
-      return Status();
+      if (item.u > static_cast<uint64_t>(INT64_MAX)) return r.Fail("integer below the 64-bit signed range");
+      into->SetInteger(-1 - static_cast<int64_t>(item.u));
+      return true;
     case Item::kFloat:
-      into->SetReal(item->d);
-      return Status();
+      into->SetReal(item.d);
+      return true;
     case Item::kText:
-      into->SetText(std::string_view(item->data, item->len));
-      return Status();
+      into->SetText(std::string_view(item.data, item.len));
+      return true;
     case Item::kBytes:
-      into->SetBlob(std::string_view(item->data, item->len));
-      return Status();
-    case Item::kTag: {
-      if (item->u != kTagNonUtf8Text) return r.Error("unknown tag " + std::to_string(item->u));
-      Result<Item> bytes = r.Expect(Item::kBytes);
-      if (!bytes.ok()) return bytes.status();
-      into->SetText(std::string_view(bytes->data, bytes->len));
-      return Status();
-    }
+      into->SetBlob(std::string_view(item.data, item.len));
+      return true;
+    case Item::kTag:
+      if (item.u != kTagNonUtf8Text) return r.Fail("unknown tag " + std::to_string(item.u));
+      if (!r.Read(Item::kBytes, &item)) return false;
+      into->SetText(std::string_view(item.data, item.len));
+      return true;
     default:
-      return r.Error(std::string("a ") + KindName(item->kind) + " is not a column value");
+      return r.Fail(std::string("a ") + KindName(item.kind) + " is not a column value");
   }
 }
 
@@ -439,32 +470,29 @@ Status DecodeInto(std::string_view bytes, MessageOrigin* origin, RowChangeList* 
       for (uint64_t c = 0; c < *n; ++c) {
         // Built only for an error message: this loop runs once per row.
         auto where = [c] { return "change #" + std::to_string(c); };
-        Result<uint64_t> triple = ArrayLength(r);
-        if (!triple.ok()) return triple.status().WithContext(where());
-        if (*triple != 3) return r.Error(where() + ": expected [header, op, values]");
-        Result<uint64_t> h = ReadUint(r);
-        if (!h.ok()) return h.status().WithContext(where());
-        if (*h >= headers.size())
-          return r.Error(where() + ": header " + std::to_string(*h) +
+        uint64_t triple, h, op, nvalues;
+        if (!r.ReadArray(&triple)) return r.error().WithContext(where());
+        if (triple != 3) return r.Error(where() + ": expected [header, op, values]");
+        if (!r.ReadUint(&h)) return r.error().WithContext(where());
+        if (h >= headers.size())
+          return r.Error(where() + ": header " + std::to_string(h) +
                          " does not exist (\"h\" must come before \"c\")");
-        Result<uint64_t> op = ReadUint(r);
-        if (!op.ok()) return op.status().WithContext(where());
-        if (*op != 1 && *op != 2) return r.Error(where() + ": unknown op " + std::to_string(*op));
-        Result<uint64_t> nvalues = ArrayLength(r);
-        if (!nvalues.ok()) return nvalues.status().WithContext(where());
-        const auto& [table, columns] = headers[*h];
-        if (*nvalues != columns->size()) {
-          return r.Error(where() + ": " + std::to_string(*nvalues) + " values for " +
+        if (!r.ReadUint(&op)) return r.error().WithContext(where());
+        if (op != 1 && op != 2) return r.Error(where() + ": unknown op " + std::to_string(op));
+        if (!r.ReadArray(&nvalues)) return r.error().WithContext(where());
+        const auto& [table, columns] = headers[h];
+        if (nvalues != columns->size()) {
+          return r.Error(where() + ": " + std::to_string(nvalues) + " values for " +
                          std::to_string(columns->size()) + " columns");
         }
         RowChange& change = changes->Append();
         change.table = table;
-        change.op = static_cast<RowChange::Op>(*op);
+        change.op = static_cast<RowChange::Op>(op);
         change.columns = columns;
-        change.values.resize(*nvalues);
-        for (uint64_t v = 0; v < *nvalues; ++v) {
-          Status value = ReadValue(r, &change.values[v]);
-          if (!value.ok()) return value.WithContext(where() + ": value #" + std::to_string(v));
+        change.values.resize(nvalues);
+        for (uint64_t v = 0; v < nvalues; ++v) {
+          if (!ReadValue(r, &change.values[v]))
+            return r.error().WithContext(where() + ": value #" + std::to_string(v));
         }
       }
     } else {
