@@ -43,7 +43,7 @@ std::string EncodeChangeMessage(const ChangeMessage& message);
 // Changes that share a header share one columns vector.
 //
 // The hot path's form appends the message's changes to `changes`, reusing its slots; on error
-// nothing is appended.
+// nothing is appended (`origin` may be partly set).
 Status DecodeChangeMessage(std::string_view bytes, MessageOrigin* origin, RowChangeList* changes);
 Result<ChangeMessage> DecodeChangeMessage(std::string_view bytes);
 

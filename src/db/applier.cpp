@@ -182,22 +182,24 @@ Status Applier::FindSupersededChanges(std::span<const RowChange> changes, const 
   if (!unread.ok()) return unread.status();
   unread->BindInt(1, static_cast<int64_t>(after));
   std::unordered_set<std::string> written_here;  // exact identities of the matches
+  superseded_hashes_.Clear();
   std::string table;
   while (true) {
     Result<bool> row = unread->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    unread->ReadColumn(0, &key_value_);
-    table.assign(key_value_.bytes());
+    unread->ReadColumn(0, &column_scratch_);
+    table.assign(column_scratch_.bytes());
     Result<const std::vector<std::string>*> keys = KeyColumns(table);
     if (!keys.ok()) return keys.status();
     size_t key_count = std::min((*keys)->size(), static_cast<size_t>(*width));
     RowHasher hasher(table);
     for (size_t k = 0; k < key_count; ++k) {
-      unread->ReadColumn(static_cast<int>(k + 1), &key_value_);
-      hasher.Add(key_value_);
+      unread->ReadColumn(static_cast<int>(k + 1), &column_scratch_);
+      hasher.Add(column_scratch_);
     }
     if (!rows_seen_.Contains(hasher.hash())) continue;
+    superseded_hashes_.Insert(hasher.hash());
     std::string id = table;
     id.push_back('\0');
     for (size_t k = 0; k < key_count; ++k) AppendKeyBytes(unread->ColumnValue(static_cast<int>(k + 1)), &id);
@@ -206,6 +208,7 @@ Status Applier::FindSupersededChanges(std::span<const RowChange> changes, const 
   if (written_here.empty()) return Status();
   for (size_t i = 0; i < changes.size(); ++i) {
     if (!row_keys_[i].known || (!unchanged.empty() && unchanged[i])) continue;
+    if (!superseded_hashes_.Contains(row_keys_[i].hash)) continue;  // exact identities only for matches
     Result<std::optional<std::string>> id = RowIdentity(changes[i]);
     if (!id.ok()) return id.status();
     if (*id && written_here.count(**id)) (*superseded)[i] = 1;

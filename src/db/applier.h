@@ -80,10 +80,10 @@ class Applier {
   Database& database() { return db_; }
 
  private:
-  // Which row a change touches: RowHash of its table and key (the hash the change reader gives
-  // it); `known` is false when the table or a key column is unknown here (the change will be
-  // dead-lettered anyway). Equal rows have equal hashes; the converse holds only up to hash
-  // collisions, so each use below says what a collision would cost.
+  // Which row a change touches: RowHash of its table and key, computed here (the same function
+  // the change reader uses for shards; decoded changes carry no hash); `known` is false when the table or a
+  // key column is unknown here (the change will be dead-lettered anyway). Equal rows have equal hashes; the
+  // converse holds only up to hash collisions, so each use below says what a collision would cost.
   struct RowKey {
     uint64_t hash = 0;
     bool known = false;
@@ -125,8 +125,11 @@ class Applier {
   std::vector<RowKey> row_keys_;
   std::vector<char> unchanged_;
   std::vector<char> superseded_;
+  // Row hashes: in FindUnchangedEchoes the rows written earlier in the batch, in
+  // FindSupersededChanges the rows the batch writes.
   HashSet64 rows_seen_;
-  Value key_value_;
+  HashSet64 superseded_hashes_;  // rows of the batch that an unread local write also touches
+  Value column_scratch_;
   Statement save_position_;
   Statement dead_letter_;
   uint64_t dead_lettered_total_ = 0;

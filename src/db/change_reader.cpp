@@ -139,7 +139,7 @@ Status ChangeReader::ReadBatch(size_t max_entries, ChangeBatch* batch) {
       return table.status();
     }
     if (*table == nullptr) continue;  // the table was dropped: nothing left to replicate
-    Entry entry{seq, table_id, *table, keys_used_, 0};
+    Entry entry{table_id, *table, keys_used_, 0};
     size_t width = (*table)->key_columns->size();
     if (keys_.size() < keys_used_ + width) keys_.resize(keys_used_ + width);
     RowHasher hasher(entry.table->schema.name);

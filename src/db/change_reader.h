@@ -79,7 +79,6 @@ class ChangeReader {
 
   // One change-log entry of the batch being read; its key values are keys_[key_begin, +width).
   struct Entry {
-    uint64_t seq;
     int64_t table_id;
     TableReader* table;
     size_t key_begin;
@@ -108,7 +107,7 @@ class ChangeReader {
   std::vector<Entry> entries_;
   std::vector<Value> keys_;  // the first keys_used_ hold the batch's key values
   size_t keys_used_ = 0;
-  std::vector<uint32_t> order_;
+  std::vector<uint32_t> order_;  // entry positions (a batch has far fewer than 2^32 entries)
   std::vector<char> keep_;
 };
 

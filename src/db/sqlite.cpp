@@ -105,7 +105,8 @@ namespace {
 
 // A TEXT or BLOB column's bytes as stored (no conversion; embedded NULs kept).
 std::string_view ColumnBytes(sqlite3_stmt* stmt, int col, int type) {
-  // column_text for TEXT so SQLite never converts the encoding; blob access for BLOB.
+  // TEXT as UTF-8 (marmot's databases are UTF-8, so nothing is converted); the length comes from
+  // column_bytes, so embedded NULs are kept.
   const void* p = type == SQLITE_TEXT ? static_cast<const void*>(sqlite3_column_text(stmt, col))
                                       : sqlite3_column_blob(stmt, col);
   int n = sqlite3_column_bytes(stmt, col);

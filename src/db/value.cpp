@@ -128,6 +128,14 @@ uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key)
   return hasher.hash();
 }
 
+size_t RowChangeList::BufferBytes() const {
+  size_t bytes = 0;
+  for (const RowChange& slot : slots_) {
+    for (const Value& v : slot.values) bytes += v.bytes().capacity();
+  }
+  return bytes;
+}
+
 RowChange& RowChangeList::Append() {
   if (size_ == slots_.size()) slots_.emplace_back();
   RowChange& slot = slots_[size_++];

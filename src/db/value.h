@@ -143,12 +143,24 @@ struct RowChange {
 };
 
 // A list of RowChanges that keeps its elements, and their buffers, when cleared: refilling it
-// with rows of the same shapes allocates nothing. Reads like a vector.
+// with rows of the same shapes allocates nothing. Reads like a vector. References to its changes
+// stay valid until the next Append.
 class RowChangeList {
  public:
-  // Appends a change whose op, echo and row_hash are reset and whose `values` still hold what
-  // this slot held before: resize them and assign every one (Value's setters keep capacity).
+  RowChangeList() = default;
+  RowChangeList(RowChangeList&& other) noexcept
+      : slots_(std::move(other.slots_)), size_(std::exchange(other.size_, 0)) {}
+  RowChangeList& operator=(RowChangeList&& other) noexcept {
+    slots_ = std::move(other.slots_);
+    size_ = std::exchange(other.size_, 0);
+    return *this;
+  }
+
+  // Appends a change whose op, echo and row_hash are reset and whose table, columns and values
+  // still hold what this slot held before: set the table and columns, resize the values and
+  // assign every one (Value's setters keep capacity).
   RowChange& Append();
+  // Appends a copy of `change` (its buffers replace the slot's: for tests and cold paths).
   void push_back(RowChange change) { Append() = std::move(change); }
   // Drops the changes from `size` on (their slots are kept for reuse).
   void Truncate(size_t size) {
@@ -165,6 +177,10 @@ class RowChangeList {
   const RowChange* begin() const { return slots_.data(); }
   const RowChange* end() const { return slots_.data() + size_; }
   operator std::span<const RowChange>() const { return {slots_.data(), size_}; }  // NOLINT
+
+  // Heap bytes held by the TEXT and BLOB buffers of all slots, used or not (owners release a
+  // list that once held huge rows instead of keeping that memory for good).
+  size_t BufferBytes() const;
 
  private:
   std::vector<RowChange> slots_;

@@ -132,6 +132,9 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
+    // Let go of buffers that a batch of huge rows left behind; keep ordinary ones for reuse.
+    if (changes.BufferBytes() > kMaxKeptBufferBytes) changes = RowChangeList();
+    if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
     // Take the first message and whatever else is queued, up to the batch limit.
     changes.clear();
     uint64_t messages = 0, last_seq = 0;

@@ -72,7 +72,9 @@ class ShardConsumer {
   natsSubscription* sub_ = nullptr;
   ZstdCodec zstd_;
   std::map<std::string, ChunkGroup> chunks_;
-  // Kept from batch to batch so that decoding reuses their buffers.
+  // Kept from batch to batch so that decoding reuses their buffers, up to this many bytes (a batch
+  // of huge rows is let go instead of holding that memory for good).
+  static constexpr size_t kMaxKeptBufferBytes = 16u << 20;
   RowChangeList changes_;
   std::string inflated_;
   std::atomic<uint64_t> applied_messages_{0};

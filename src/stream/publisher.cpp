@@ -157,6 +157,11 @@ Status ChangePublisher::AwaitAcks() {
   return Status();
 }
 
+void ChangePublisher::Recycle(ChangeBatch batch) {
+  // A batch that held huge rows goes: keeping its buffers would keep that memory for good.
+  if (batch.changes.BufferBytes() <= kMaxPooledBatchBytes) spare_batches_.push_back(std::move(batch));
+}
+
 Status ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch) {
   Status read = reader_->ReadBatch(options_.scan_max_changes, batch);
   // After a change event the commit may not be visible yet: the WAL is written before the commit
@@ -218,7 +223,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
       Status read = ReadAfterWake(wake, &batch);
       if (!read.ok()) {
         spdlog::error("reading changes: {}; retrying in 1 s", read.message());
-        spare_batches_.push_back(std::move(batch));
+        Recycle(std::move(batch));
         std::this_thread::sleep_for(std::chrono::seconds(1));
         more = !stop.load();
         continue;
@@ -226,7 +231,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
       cursor_.store(reader_->cursor(), std::memory_order_release);
       more = batch.entries >= options_.scan_max_changes;
       if (batch.empty()) {
-        spare_batches_.push_back(std::move(batch));
+        Recycle(std::move(batch));
       } else {
         s = SendBatch(batch);
         unacked.push_back(std::move(batch));
@@ -241,7 +246,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
       reader_->Confirm(unacked.back().last_seq);
       published_rows_.fetch_add(rows);
       spdlog::debug("published {} change(s) up to log entry {}", rows, unacked.back().last_seq);
-      for (ChangeBatch& b : unacked) spare_batches_.push_back(std::move(b));
+      for (ChangeBatch& b : unacked) Recycle(std::move(b));
       unacked.clear();
     }
     if (std::chrono::steady_clock::now() >= next_cleanup || (stop.load() && !more)) {

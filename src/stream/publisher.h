@@ -69,6 +69,8 @@ class ChangePublisher {
  private:
   // How many batches may be sent before waiting for their acks.
   static constexpr size_t kMaxBatchesInFlight = 8;
+  // Confirmed batches are kept for reuse only up to this many bytes of row values each.
+  static constexpr size_t kMaxPooledBatchBytes = 8u << 20;
 
   Status SendBatch(const ChangeBatch& batch);  // asynchronous publishes, no waiting
   Status AwaitAcks();                          // waits for every outstanding ack
@@ -77,6 +79,8 @@ class ChangePublisher {
   Status ResendUntilAcked(const std::vector<ChangeBatch>& unacked, const std::atomic<bool>& stop,
                           Status failure);
   Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
+  // Keeps `batch` in spare_batches_ for the next read, unless its buffers are too large.
+  void Recycle(ChangeBatch batch);
 
   NatsClient* client_;
   ChangeReader* reader_;

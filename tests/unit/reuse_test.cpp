@@ -65,6 +65,22 @@ TEST(RowChangeListTest, ReusesSlotsAfterClear) {
   EXPECT_EQ(&view[0], &list[0]);
 }
 
+TEST(RowChangeListTest, MovedFromListIsEmptyAndBufferBytesCountsAllSlots) {
+  RowChangeList list;
+  list.push_back(
+      RowChange{"t", RowChange::Op::kUpsert, nullptr, {Value::Text(std::string(100, 'x'))}, 0, false});
+  list.push_back(
+      RowChange{"t", RowChange::Op::kUpsert, nullptr, {Value::Blob(std::string(50, 'y'))}, 0, false});
+  list.Truncate(1);
+  EXPECT_GE(list.BufferBytes(), 150u);  // the dropped slot's buffer is still held
+  RowChangeList moved = std::move(list);
+  EXPECT_EQ(moved.size(), 1u);
+  EXPECT_EQ(list.size(), 0u);  // NOLINT(bugprone-use-after-move): moving leaves it empty
+  EXPECT_EQ(list.begin(), list.end());
+  list.push_back(moved[0]);
+  EXPECT_EQ(list.size(), 1u);
+}
+
 TEST(HashSet64Test, InsertContainsClearAndGrow) {
   HashSet64 set;
   EXPECT_FALSE(set.Contains(0));
