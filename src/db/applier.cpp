@@ -106,16 +106,13 @@ Result<const std::vector<std::string>*> Applier::KeyColumns(const std::string& t
 }
 
 Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change) {
-  Result<const std::vector<std::string>*> keys = KeyColumns(change.table);
-  if (!keys.ok()) return keys.status();
-  if ((*keys)->empty()) return std::optional<std::string>();
+  Result<KeyPositions*> positions =
+      key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
+  if (!positions.ok()) return positions.status();
+  if (!(*positions)->known) return std::optional<std::string>();
   std::string id = change.table;
   id.push_back('\0');
-  for (const std::string& key : **keys) {
-    auto at = std::find(change.columns->begin(), change.columns->end(), key);
-    if (at == change.columns->end()) return std::optional<std::string>();
-    AppendKeyBytes(change.values[at - change.columns->begin()], &id);
-  }
+  for (size_t at : (*positions)->at) AppendKeyBytes(change.values[at], &id);
   return std::optional<std::string>(std::move(id));
 }
 

@@ -103,10 +103,9 @@ Value Statement::ColumnValue(int col) const {
 
 namespace {
 
-// A TEXT or BLOB column's bytes as stored (no conversion; embedded NULs kept).
+// A TEXT or BLOB column's bytes as stored: TEXT as UTF-8 (marmot's databases are UTF-8, so
+// nothing is converted), the length from column_bytes, so embedded NULs are kept.
 std::string_view ColumnBytes(sqlite3_stmt* stmt, int col, int type) {
-  // TEXT as UTF-8 (marmot's databases are UTF-8, so nothing is converted); the length comes from
-  // column_bytes, so embedded NULs are kept.
   const void* p = type == SQLITE_TEXT ? static_cast<const void*>(sqlite3_column_text(stmt, col))
                                       : sqlite3_column_blob(stmt, col);
   int n = sqlite3_column_bytes(stmt, col);

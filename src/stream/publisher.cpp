@@ -157,6 +157,13 @@ Status ChangePublisher::AwaitAcks() {
   return Status();
 }
 
+ChangeBatch ChangePublisher::TakeSpareBatch() {
+  if (spare_batches_.empty()) return ChangeBatch();
+  ChangeBatch batch = std::move(spare_batches_.back());
+  spare_batches_.pop_back();
+  return batch;
+}
+
 void ChangePublisher::Recycle(ChangeBatch batch) {
   // A batch that held huge rows goes: keeping its buffers would keep that memory for good.
   if (batch.changes.BufferBytes() <= kMaxPooledBatchBytes) spare_batches_.push_back(std::move(batch));
@@ -215,11 +222,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
     }
     Status s;
     if (more || unacked.empty()) {
-      ChangeBatch batch;
-      if (!spare_batches_.empty()) {
-        batch = std::move(spare_batches_.back());
-        spare_batches_.pop_back();
-      }
+      ChangeBatch batch = TakeSpareBatch();
       Status read = ReadAfterWake(wake, &batch);
       if (!read.ok()) {
         spdlog::error("reading changes: {}; retrying in 1 s", read.message());

@@ -79,6 +79,8 @@ class ChangePublisher {
   Status ResendUntilAcked(const std::vector<ChangeBatch>& unacked, const std::atomic<bool>& stop,
                           Status failure);
   Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
+  // A batch for the next read: a recycled one (its buffers are reused) or a new one.
+  ChangeBatch TakeSpareBatch();
   // Keeps `batch` in spare_batches_ for the next read, unless its buffers are too large.
   void Recycle(ChangeBatch batch);
 
