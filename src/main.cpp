@@ -14,6 +14,7 @@
 #include "db/sqlite.h"
 #include "node/node.h"
 #include "telemetry/logging.h"
+#include "util/process_lock.h"
 
 namespace marmot {
 namespace {
@@ -24,6 +25,13 @@ constexpr int kExitUsage = 2;
 int Cleanup(const Config& config) {
   if (!std::filesystem::exists(config.db_path)) {
     spdlog::error("-cleanup: database {} does not exist", config.db_path);
+    return kExitFailure;
+  }
+  // Not while a node runs on it: it would go on writing to the tables removed here.
+  Result<ProcessLock> lock =
+      ProcessLock::Acquire(DatabaseLockPath(config.db_path), "database " + config.db_path);
+  if (!lock.ok()) {
+    spdlog::error("-cleanup: {}", lock.status().message());
     return kExitFailure;
   }
   Result<Database> db = Database::Open(config.db_path);
@@ -56,6 +64,8 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
   o.layout.max_entries = c.replication_log.max_entries;
   o.layout.compress = c.replication_log.compress;
   o.layout.update_existing = c.replication_log.update_existing;
+  o.max_message_bytes = static_cast<size_t>(c.replication_log.max_message_bytes);
+  o.max_batch_bytes = static_cast<size_t>(c.replication_log.max_batch_bytes);
   o.nats.urls = c.nats.urls;
   o.nats.name = "marmot-node-" + std::to_string(c.node_id);
   o.nats.user_name = c.nats.user_name;

@@ -13,6 +13,9 @@
 #include <utility>
 #include <variant>
 
+#include "util/fnv.h"
+#include "util/host_port.h"
+
 namespace marmot {
 namespace fs = std::filesystem;
 
@@ -48,11 +51,7 @@ uint64_t DefaultNodeId() {
     char host[256] = {0};
     if (gethostname(host, sizeof(host) - 1) == 0) id = host;
   }
-  uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
-  for (unsigned char c : id) {
-    hash ^= c;
-    hash *= 1099511628211ULL;  // FNV 64 prime
-  }
+  uint64_t hash = Fnv1a64(id);
   return hash == 0 ? 1 : hash;  // 0 means "derive", so it can never be a derived id
 }
 
@@ -118,6 +117,8 @@ std::vector<Field> Fields(Config& c) {
       {"replication_log.max_entries", &c.replication_log.max_entries},
       {"replication_log.compress", &c.replication_log.compress},
       {"replication_log.update_existing", &c.replication_log.update_existing},
+      {"replication_log.max_message_bytes", &c.replication_log.max_message_bytes},
+      {"replication_log.max_batch_bytes", &c.replication_log.max_batch_bytes},
       {"nats.urls", &c.nats.urls},
       {"nats.bind_address", &c.nats.bind_address},
       {"nats.server_config", &c.nats.server_config},
@@ -307,30 +308,8 @@ Status NotNegative(const char* key, int64_t value, const char* unit) {
                        ", 0 or more)");
 }
 
-// "host:port" as Go's net.SplitHostPort takes it: the host may be empty (all interfaces), an IPv6
-// host must be in brackets, and the port is 0..65535 or -1 (a random free port).
-bool IsHostPort(const std::string& value) {
-  const size_t colon = value.rfind(':');
-  if (colon == std::string::npos) return false;
-  const std::string host = value.substr(0, colon);
-  const std::string port = value.substr(colon + 1);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-  } else if (host.find_first_of(":[]") != std::string::npos) {
-    return false;
-  }
-  for (unsigned char c : host) {
-    if (std::isspace(c) || c == '/') return false;
-  }
-  if (port == "-1") return true;
-  if (port.empty() || port.size() > 5) return false;
-  if (!std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
-    return false;
-  return std::stoi(port) <= 65535;
-}
-
 Status CheckHostPort(const char* key, const std::string& value) {
-  if (IsHostPort(value)) return Status();
+  if (ParseHostPort(value).ok()) return Status();  // util/host_port.h has the syntax
   return Status::Error(std::string(key) + " = " + Quoted(value) +
                        " must be host:port with port 0..65535 or -1 (random); the host may be empty "
                        "(all interfaces), an IPv6 host goes in brackets ([::1]:4222)");
@@ -390,6 +369,10 @@ Status CheckValues(const Config& c) {
                          " must be at most 1024 (each shard is a stream and a consumer per node)");
   }
   MARMOT_RETURN_IF_ERROR(AtLeast("replication_log.max_entries", c.replication_log.max_entries, 1));
+  MARMOT_RETURN_IF_ERROR(
+      AtLeast("replication_log.max_message_bytes", c.replication_log.max_message_bytes, 1 << 20));
+  MARMOT_RETURN_IF_ERROR(
+      AtLeast("replication_log.max_batch_bytes", c.replication_log.max_batch_bytes, 1 << 20));
 
   // [nats]
   MARMOT_RETURN_IF_ERROR(CheckHostPort("nats.bind_address", c.nats.bind_address));

@@ -74,6 +74,9 @@ struct ReplicationLogConfig {
   int64_t max_entries = 1024;    // messages kept per stream (oldest discarded), >= 1
   bool compress = true;          // zstd payloads; streams are named "<prefix>-c-N"
   bool update_existing = false;  // reconfigure existing streams whose settings differ
+  // Additions to v0.8 (bounds against hostile or runaway messages; docs/CONFIG.md):
+  int64_t max_message_bytes = 64 << 20;  // decoded size of one message or chunked row, >= 1 MiB
+  int64_t max_batch_bytes = 64 << 20;    // decoded bytes applied in one transaction, >= 1 MiB
 };
 
 // [nats]

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "util/host_port.h"
+
 namespace marmot {
 namespace {
 
@@ -52,6 +54,18 @@ Status SetNodeId(CommandLine* cl, const std::string& v) {
   return Status();
 }
 
+// The leaf-node listener takes port + 1, so the port must be fixed and below 65535.
+Status SetClusterAddr(CommandLine* cl, const std::string& v) {
+  Result<HostPort> address = ParseHostPort(v);
+  if (!address.ok()) return address.status().WithContext("flag -cluster-addr");
+  if (address->port < 1 || address->port > 65534) {
+    return Status::InvalidArgument("flag -cluster-addr: \"" + v +
+                                   "\" needs a fixed port from 1 to 65534 (leaf nodes listen on port + 1)");
+  }
+  cl->cluster_addr = v;
+  return Status();
+}
+
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> kFlags = {
       {"config", nullptr, false, "PATH", "TOML config file; a missing file means all defaults",
@@ -73,11 +87,7 @@ const std::vector<Flag>& Flags() {
          return Status();
        }},
       {"cluster-addr", nullptr, false, "HOST:PORT",
-       "embedded NATS: listen for cluster routes here (and for leaf nodes on PORT+1)",
-       [](CommandLine* cl, const std::string& v) {
-         cl->cluster_addr = v;
-         return Status();
-       }},
+       "embedded NATS: listen for cluster routes here (and for leaf nodes on PORT+1)", SetClusterAddr},
       {"cluster-peers", nullptr, false, "LIST",
        "embedded NATS: comma-separated routes, nats://host:port/ or dns://name:port/?min=N&interval_ms=M",
        [](CommandLine* cl, const std::string& v) {

@@ -11,11 +11,25 @@
 namespace marmot {
 namespace {
 
-// The statement text for `change`, with ?N placeholders, or with literals when `values` is set.
-std::string BuildSql(const RowChange& change, const std::vector<Value>* values) {
+// A literal for `v`, shortened to about `budget` bytes (a TEXT or BLOB longer than that shows its
+// start followed by "...").
+std::string BoundedLiteral(const Value& v, size_t budget) {
+  bool bytes = v.type() == Value::Type::kText || v.type() == Value::Type::kBlob;
+  size_t keep = v.type() == Value::Type::kBlob ? budget / 2 : budget;
+  if (!bytes || v.bytes().size() <= keep) return v.ToDebugString();
+  std::string_view start(v.bytes().data(), keep);
+  Value part =
+      v.type() == Value::Type::kText ? Value::Text(std::string(start)) : Value::Blob(std::string(start));
+  return part.ToDebugString() + "...";
+}
+
+// The statement text for `change`, with ?N placeholders, or with literals when `values` is set
+// (each at most about `value_budget` bytes).
+std::string BuildSql(const RowChange& change, const std::vector<Value>* values,
+                     size_t value_budget = SIZE_MAX) {
   const std::vector<std::string>& cols = *change.columns;
   auto param = [&](size_t i) {
-    if (values) return (*values)[i].ToDebugString();
+    if (values) return BoundedLiteral((*values)[i], value_budget);
     std::string placeholder = "?";
     placeholder += std::to_string(i + 1);
     return placeholder;
@@ -37,7 +51,22 @@ std::string BuildSql(const RowChange& change, const std::vector<Value>* values) 
 
 }  // namespace
 
-std::string ChangeToSql(const RowChange& change) { return BuildSql(change, &change.values); }
+std::string ChangeToSql(const RowChange& change, size_t max_bytes) {
+  if (change.values.size() != change.columns->size()) {
+    return "-- " + std::to_string(change.values.size()) + " values for " +
+           std::to_string(change.columns->size()) + " columns of table " + QuoteIdent(change.table);
+  }
+  size_t budget = max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes / std::max<size_t>(change.values.size(), 1);
+  std::string sql = BuildSql(change, &change.values, budget);
+  bool shortened = sql.size() > max_bytes;
+  if (shortened) sql.resize(max_bytes);
+  for (const Value& v : change.values) {
+    bool bytes = v.type() == Value::Type::kText || v.type() == Value::Type::kBlob;
+    if (bytes && v.bytes().size() > (v.type() == Value::Type::kBlob ? budget / 2 : budget)) shortened = true;
+  }
+  if (shortened) sql += " -- ... (truncated)";
+  return sql;
+}
 
 Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   Database::Options options;
@@ -60,10 +89,13 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
     MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(d, std::max(*width, 1)).WithContext(what));
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
   }
-  Result<Statement> save =
-      d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) + "(stream, seq) VALUES (?1, ?2)");
+  Result<Statement> save = d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) +
+                                     "(stream, seq, stream_created) VALUES (?1, ?2, ?3)");
   if (!save.ok()) return save.status().WithContext(what);
   applier->save_position_ = std::move(*save);
+  Result<Statement> version = d.Prepare("PRAGMA schema_version");
+  if (!version.ok()) return version.status().WithContext(what);
+  applier->schema_version_ = std::move(*version);
   Result<Statement> dead =
       d.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
                 "(stream, stream_seq, tbl, op, reason, statement) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -72,23 +104,82 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   return applier;
 }
 
-Result<Statement*> Applier::StatementFor(const RowChange& change) {
-  return statements_.Get(change, [this](const RowChange& c) { return db_.Prepare(BuildSql(c, nullptr)); });
+Status Applier::ForgetCachesIfSchemaChanged() {
+  Result<bool> row = schema_version_.Step();
+  int64_t version = row.ok() && *row ? schema_version_.ColumnInt(0) : -1;
+  schema_version_.Reset();
+  if (!row.ok()) return row.status().WithContext("reading the schema cookie");
+  if (version == known_schema_version_) return Status();
+  if (known_schema_version_ != -1) spdlog::debug("schema of {} changed: applier caches dropped", db_.path());
+  known_schema_version_ = version;
+  statements_.Clear();
+  key_positions_.Clear();
+  key_columns_.clear();
+  matcher_.Clear();
+  return Status();
+}
+
+namespace {
+
+// The names in `a` that are not in `b`, quoted and comma-separated.
+std::string Missing(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::string out;
+  for (const std::string& name : a) {
+    if (std::find(b.begin(), b.end(), name) == b.end()) out += (out.empty() ? "" : ", ") + QuoteIdent(name);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Applier::PreparedShape> Applier::MakeShape(const RowChange& change) {
+  PreparedShape shape;
+  Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
+  if (!schema.ok()) return schema.status();
+  if (!*schema) {
+    shape.mismatch = "no such table here: " + QuoteIdent(change.table);
+    return shape;
+  }
+  bool upsert = change.op == RowChange::Op::kUpsert;
+  std::vector<std::string> here = upsert ? (*schema)->StoredColumns() : (*schema)->KeyColumns();
+  std::string unknown = Missing(*change.columns, here);
+  std::string lacking = Missing(here, *change.columns);
+  if (!unknown.empty() || !lacking.empty()) {
+    shape.mismatch = "the change's columns differ from table " + QuoteIdent(change.table) + " here (";
+    if (!unknown.empty()) shape.mismatch += "not here: " + unknown;
+    if (!unknown.empty() && !lacking.empty()) shape.mismatch += "; ";
+    if (!lacking.empty())
+      shape.mismatch += std::string(upsert ? "missing in the change: " : "key here: ") + lacking;
+    shape.mismatch +=
+        "): it was written under another schema, and is not applied in part or with defaults filled in";
+    return shape;
+  }
+  Result<Statement> statement = db_.Prepare(BuildSql(change, nullptr));
+  if (!statement.ok()) return statement.status();
+  shape.statement = std::move(*statement);
+  return shape;
+}
+
+Result<Applier::PreparedShape*> Applier::ShapeFor(const RowChange& change) {
+  return statements_.Get(change, [this](const RowChange& c) { return MakeShape(c); });
 }
 
 Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
                            const std::optional<StreamPosition>& position) {
   ++dead_lettered_total_;
-  std::string statement = ChangeToSql(change);
-  spdlog::warn("dead-lettered a change to table {} ({}): {}", QuoteIdent(change.table), reason,
-               statement.substr(0, 300));
+  std::string statement = ChangeToSql(change, kMaxDeadLetterStatement);
+  std::string why = reason.substr(0, kMaxDeadLetterReason);
+  uint64_t seq = change.stream_seq != 0 ? change.stream_seq : position ? position->seq : 0;
+  spdlog::error("dead-lettered a change to table {} from stream {} message {} ({}): {}",
+                QuoteIdent(change.table), position ? position->stream : "?", seq, why,
+                statement.substr(0, 300));
   if (position) {
     dead_letter_.BindText(1, position->stream);
-    dead_letter_.BindInt(2, static_cast<int64_t>(position->seq));
+    dead_letter_.BindInt(2, static_cast<int64_t>(seq));
   }
   dead_letter_.BindText(3, change.table);
   dead_letter_.BindText(4, change.op == RowChange::Op::kUpsert ? "upsert" : "delete");
-  dead_letter_.BindText(5, reason);
+  dead_letter_.BindText(5, why);
   dead_letter_.BindText(6, statement);
   Status s = dead_letter_.Run();
   dead_letter_.Reset();
@@ -240,6 +331,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
                                   const std::optional<StreamPosition>& position,
                                   std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
+  MARMOT_RETURN_IF_ERROR(ForgetCachesIfSchemaChanged().WithContext("applying batch to " + db_.path()));
   // Row keys, computed once, and only when one of the checks below needs them.
   bool have_keys = false;
   auto compute_keys = [&]() -> Status {
@@ -279,15 +371,17 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
       ++stats.superseded;
       continue;
     }
-    Result<Statement*> stmt = StatementFor(change);
+    Result<PreparedShape*> shape = ShapeFor(change);
     Status applied;
-    if (!stmt.ok()) {
-      applied = stmt.status();
+    if (!shape.ok()) {
+      applied = shape.status();
+    } else if (!(*shape)->mismatch.empty()) {
+      applied = Status::InvalidArgument((*shape)->mismatch);
     } else if (change.values.size() != change.columns->size()) {
       applied = Status::Error("change has " + std::to_string(change.values.size()) + " values for " +
                               std::to_string(change.columns->size()) + " columns");
     } else {
-      Statement* s = *stmt;
+      Statement* s = &(*shape)->statement;
       for (size_t v = 0; v < change.values.size(); ++v)
         s->BindUncopied(static_cast<int>(v + 1), change.values[v]);
       applied = s->Run();
@@ -308,6 +402,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   if (position) {
     save_position_.BindText(1, position->stream);
     save_position_.BindInt(2, static_cast<int64_t>(position->seq));
+    save_position_.BindInt(3, position->created_ns);
     Status s = save_position_.Run();
     save_position_.Reset();
     MARMOT_RETURN_IF_ERROR(s.WithContext("storing position of stream " + position->stream));
@@ -322,7 +417,7 @@ Status Applier::DeadLetterMessage(const StreamPosition& position, const std::str
   dead_letter_.BindInt(2, static_cast<int64_t>(position.seq));
   dead_letter_.BindText(3, "");
   dead_letter_.BindText(4, "undecodable message");
-  dead_letter_.BindText(5, reason);
+  dead_letter_.BindText(5, reason.substr(0, kMaxDeadLetterReason));
   dead_letter_.BindText(6, "");
   Status s = dead_letter_.Run();
   dead_letter_.Reset();
@@ -330,13 +425,55 @@ Status Applier::DeadLetterMessage(const StreamPosition& position, const std::str
 }
 
 Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
-  Result<Statement> stmt =
-      db_.Prepare("SELECT seq FROM " + QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
+  Result<StreamPosition> position = LoadStreamPosition(stream);
+  if (!position.ok()) return position.status();
+  return position->seq;
+}
+
+Result<StreamPosition> Applier::LoadStreamPosition(const std::string& stream) {
+  Result<Statement> stmt = db_.Prepare("SELECT seq, ifnull(stream_created, 0) FROM " +
+                                       QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, stream);
   Result<bool> row = stmt->Step();
   if (!row.ok()) return row.status().WithContext("reading position of stream " + stream);
-  return *row ? static_cast<uint64_t>(stmt->ColumnInt(0)) : uint64_t{0};
+  StreamPosition position{stream, 0, 0};
+  if (*row) {
+    position.seq = static_cast<uint64_t>(stmt->ColumnInt(0));
+    position.created_ns = stmt->ColumnInt(1);
+  }
+  return position;
+}
+
+Status Applier::SavePosition(const StreamPosition& position) {
+  std::string what = "storing position of stream " + position.stream;
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext(what));
+  save_position_.BindText(1, position.stream);
+  save_position_.BindInt(2, static_cast<int64_t>(position.seq));
+  save_position_.BindInt(3, position.created_ns);
+  Status s = save_position_.Run();
+  save_position_.Reset();
+  MARMOT_RETURN_IF_ERROR(s.WithContext(what));
+  return txn.Commit().WithContext(what);
+}
+
+Status Applier::RecordGap(const std::string& stream, uint64_t first, uint64_t last,
+                          const std::string& reason) {
+  std::string what = "recording a gap in stream " + stream;
+  Result<Statement> insert =
+      db_.Prepare("INSERT INTO " + QuoteIdent(kGapsTable) +
+                  "(stream, first_missing, last_missing, reason) VALUES (?1, ?2, ?3, ?4)");
+  if (!insert.ok()) return insert.status().WithContext(what);
+  insert->BindText(1, stream);
+  insert->BindInt(2, static_cast<int64_t>(first));
+  if (last == 0) {
+    insert->BindNull(3);
+  } else {
+    insert->BindInt(3, static_cast<int64_t>(last));
+  }
+  insert->BindText(4, reason.substr(0, kMaxDeadLetterReason));
+  return insert->Run().WithContext(what);
 }
 
 }  // namespace marmot

@@ -8,13 +8,20 @@
 // columns are never written (they are not in the change).
 //
 // A change that cannot be applied (unknown table or column, constraint failure, ...) is written
-// to __marmot__dead_letter with the reason and a replayable SQL statement; the rest of the batch
-// goes on. The position handed in with the batch (stream, sequence) is stored in the same
-// transaction, so after a crash the rows and the position agree.
+// to __marmot__dead_letter with the reason and a replayable SQL statement (an excerpt of at most
+// kMaxDeadLetterStatement bytes for huge rows: the stream sequence finds the whole change); the
+// rest of the batch goes on. A change whose columns differ from the local table's (written under
+// another schema) is dead-lettered too, never written in part or with defaults filled in. The
+// position handed in with the batch (stream, sequence) is stored in the same transaction, so
+// after a crash the rows and the position agree.
+//
+// Schema changes: every batch first compares SQLite's schema cookie with the last one seen; when
+// the schema changed, every cached statement, key list and lookup is dropped and made again.
 //
 // REQUIRES: external synchronization (one thread uses an applier).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,6 +42,7 @@ namespace marmot {
 struct StreamPosition {
   std::string stream;
   uint64_t seq = 0;
+  int64_t created_ns = 0;  // the stream's creation time (0: unknown); tells a re-created stream
 };
 
 struct ApplyStats {
@@ -73,6 +81,18 @@ class Applier {
 
   // The last sequence stored for `stream`, 0 when none.
   Result<uint64_t> LoadPosition(const std::string& stream);
+  // The position stored for `stream` with the stream's creation time (both 0 when none).
+  Result<StreamPosition> LoadStreamPosition(const std::string& stream);
+  // Stores `position` in its own transaction (a consumer moving past a gap or a new stream).
+  Status SavePosition(const StreamPosition& position);
+
+  // Records in __marmot__gaps that messages first..last of `stream` (last 0: unknown) will never
+  // be applied here, in its own transaction.
+  Status RecordGap(const std::string& stream, uint64_t first, uint64_t last, const std::string& reason);
+
+  // Longest reason and statement stored with a dead letter.
+  static constexpr size_t kMaxDeadLetterReason = 4096;
+  static constexpr size_t kMaxDeadLetterStatement = size_t{64} * 1024;
 
   // Total number of dead-lettered changes since this applier was opened (a metric).
   uint64_t dead_lettered_total() const { return dead_lettered_total_; }
@@ -94,11 +114,20 @@ class Applier {
     bool known = false;
   };
 
+  // The statement for one change shape, or why changes of that shape cannot be applied here.
+  struct PreparedShape {
+    Statement statement;
+    std::string mismatch;  // not empty: the change's columns differ from the local table's
+  };
+
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
+  // Drops every cache when the schema cookie changed since the last call.
+  Status ForgetCachesIfSchemaChanged();
+  Result<PreparedShape> MakeShape(const RowChange& change);
   // For each change, 1 in `unchanged` when it can be skipped: an echo whose row the database
   // already holds, with no earlier change of the batch writing the same row.
   Status FindUnchangedEchoes(std::span<const RowChange> changes, std::vector<char>* unchanged);
-  Result<Statement*> StatementFor(const RowChange& change);
+  Result<PreparedShape*> ShapeFor(const RowChange& change);
   // True when the change log has entries after `after` (local writes the reader has not read).
   Result<bool> HasUnreadLocalWrites(uint64_t after);
   // Marks in `superseded` the changes whose rows have local log entries after `after`; changes
@@ -117,8 +146,9 @@ class Applier {
 
   Database db_;
   RowMatcher matcher_;
-  // SQLite re-prepares them itself after schema changes.
-  ShapeCache<Statement> statements_;
+  Statement schema_version_;
+  int64_t known_schema_version_ = -1;
+  ShapeCache<PreparedShape> statements_;
   ShapeCache<KeyPositions> key_positions_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
   // Per-batch scratch space, kept so that applying allocates nothing per row.
@@ -136,7 +166,8 @@ class Applier {
 };
 
 // The SQL statement (with values inlined as literals) that would apply `change` by hand; stored in
-// the dead-letter table so an operator can fix the cause and replay it.
-std::string ChangeToSql(const RowChange& change);
+// the dead-letter table so an operator can fix the cause and replay it. Longer than `max_bytes`,
+// it is cut there (values shortened, then the text) and ends in "... (truncated)".
+std::string ChangeToSql(const RowChange& change, size_t max_bytes = SIZE_MAX);
 
 }  // namespace marmot

@@ -60,19 +60,37 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
   return db.Exec(sql);
 }
 
-Status DropMarmotTriggers(Database& db) {
-  Result<Statement> list = db.Prepare(
-      "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, 10) = '__marmot__'");
-  if (!list.ok()) return list.status();
-  std::vector<std::string> names;
+// A table renamed since capture was installed keeps its triggers (SQLite moves them with it), and
+// they log the table's old id: point that id at the new name, so its entries are read from the
+// renamed table. When a table of that name was logged under another id (the old table was dropped
+// and this one renamed into its place, as in SQLite's 12-step ALTER), its entries move to this id.
+Status FollowRenamedTables(Database& db) {
+  Result<Statement> moved =
+      db.Prepare("SELECT t.id, s.tbl_name FROM sqlite_schema AS s JOIN " + QuoteIdent(kTablesTable) +
+                 " AS t ON s.name = '__marmot__' || t.id || '_insert' WHERE s.type = 'trigger' AND "
+                 "s.tbl_name <> t.name");
+  if (!moved.ok()) return moved.status();
+  std::vector<std::pair<int64_t, std::string>> renames;
   while (true) {
-    Result<bool> row = list->Step();
+    Result<bool> row = moved->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    names.push_back(list->ColumnText(0));
+    renames.emplace_back(moved->ColumnInt(0), moved->ColumnText(1));
   }
-  for (const std::string& name : names) {
-    MARMOT_RETURN_IF_ERROR(db.Exec("DROP TRIGGER IF EXISTS " + QuoteIdent(name)));
+  for (const auto& [id, name] : renames) {
+    std::string ids = std::to_string(id);
+    std::string taken =
+        "(SELECT id FROM " + QuoteIdent(kTablesTable) + " WHERE name = ?1 AND id <> " + ids + ")";
+    for (const std::string& sql :
+         {"UPDATE " + QuoteIdent(kChangeLogTable) + " SET tbl = " + ids + " WHERE tbl IN " + taken,
+          "DELETE FROM " + QuoteIdent(kTablesTable) + " WHERE id IN " + taken,
+          "UPDATE " + QuoteIdent(kTablesTable) + " SET name = ?1 WHERE id = " + ids}) {
+      Result<Statement> stmt = db.Prepare(sql);
+      if (!stmt.ok()) return stmt.status();
+      stmt->BindText(1, name);
+      MARMOT_RETURN_IF_ERROR(stmt->Run());
+    }
+    spdlog::info("table {} was renamed: its captured changes follow it", QuoteIdent(name));
   }
   return Status();
 }
@@ -86,7 +104,9 @@ Status InstallCapture(Database& db, const std::vector<TableSchema>& tables) {
   Transaction txn(&db);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("installing capture"));
   MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(db, widest_key).WithContext("creating marmot tables"));
-  MARMOT_RETURN_IF_ERROR(DropMarmotTriggers(db).WithContext("removing old capture triggers"));
+  MARMOT_RETURN_IF_ERROR(FollowRenamedTables(db).WithContext("following renamed tables"));
+  MARMOT_RETURN_IF_ERROR(
+      DropMarmotObjects(db, MarmotObjects::kTriggers).WithContext("removing old capture triggers"));
   for (const TableSchema& table : tables) {
     std::string what = "installing capture on table " + QuoteIdent(table.name);
     Result<int64_t> id = TableId(db, table.name);
@@ -101,7 +121,7 @@ Status InstallCapture(Database& db, const std::vector<TableSchema>& tables) {
 Status RemoveCapture(Database& db) {
   Transaction txn(&db);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("removing capture"));
-  MARMOT_RETURN_IF_ERROR(DropMarmotObjects(db).WithContext("removing capture"));
+  MARMOT_RETURN_IF_ERROR(DropMarmotObjects(db, MarmotObjects::kAll).WithContext("removing capture"));
   return txn.Commit().WithContext("removing capture");
 }
 

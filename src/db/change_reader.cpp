@@ -5,14 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "db/capture.h"
 #include "db/marmot_tables.h"
 
 namespace marmot {
-namespace {
-
-constexpr char kConfirmedStateName[] = "reader_confirmed_seq";
-
-}  // namespace
 
 Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path) {
   Database::Options options;
@@ -20,24 +16,57 @@ Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_p
   Result<Database> db = Database::Open(db_path, options);
   if (!db.ok()) return db.status();
   std::unique_ptr<ChangeReader> reader(new ChangeReader(std::move(*db)));
-  MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext("opening change reader on " + db_path));
-  MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext("opening change reader on " + db_path));
-  Result<int64_t> confirmed =
-      reader->db_.QueryInt(std::string("SELECT value FROM ") + QuoteIdent(kStateTable) + " WHERE name = '" +
-                           kConfirmedStateName + "'");
-  if (!confirmed.ok()) return confirmed.status().WithContext("reading confirmed change-log position");
-  reader->cursor_ = reader->confirmed_ = reader->persisted_confirmed_ = static_cast<uint64_t>(*confirmed);
+  std::string what = "opening change reader on " + db_path;
+  Result<Statement> version = reader->db_.Prepare("PRAGMA schema_version");
+  if (!version.ok()) return version.status().WithContext(what);
+  reader->schema_version_ = std::move(*version);
+  Result<int64_t> known = reader->SchemaVersion();
+  if (!known.ok()) return known.status().WithContext(what);
+  reader->known_schema_version_ = *known;
+  MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext(what));
+  MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext(what));
+  Result<PublishState> state = LoadPublishState(reader->db_);
+  if (!state.ok()) return state.status().WithContext(what);
+  reader->state_ = reader->persisted_state_ = *state;
+  reader->cursor_ = state->confirmed_seq;
   return reader;
+}
+
+Result<int64_t> ChangeReader::SchemaVersion() {
+  Result<bool> row = schema_version_.Step();
+  int64_t version = row.ok() && *row ? schema_version_.ColumnInt(0) : -1;
+  schema_version_.Reset();
+  if (!row.ok()) return row.status().WithContext("reading the schema cookie");
+  return version;
+}
+
+Result<bool> ChangeReader::RefreshIfSchemaChanged() {
+  Result<int64_t> version = SchemaVersion();
+  if (!version.ok()) return version.status();
+  if (*version == known_schema_version_) return false;
+  spdlog::info("the schema of {} changed; re-installing capture", db_.path());
+  tables_.clear();
+  key_columns_.clear();
+  Result<std::vector<TableSchema>> tables = ReadSchema(db_);
+  if (!tables.ok()) return tables.status().WithContext("re-reading the schema");
+  MARMOT_RETURN_IF_ERROR(InstallCapture(db_, *tables).WithContext("re-installing capture"));
+  // The installation changed the schema itself (triggers): remember the cookie after it.
+  version = SchemaVersion();
+  if (!version.ok()) return version.status();
+  known_schema_version_ = *version;
+  MARMOT_RETURN_IF_ERROR(PrepareLogRead().WithContext("re-reading the change log's columns"));
+  MARMOT_RETURN_IF_ERROR(LoadTables().WithContext("re-reading captured tables"));
+  return true;
 }
 
 Status ChangeReader::PrepareLogRead() {
   Result<int> width = ChangeLogKeyColumns(db_);
   if (!width.ok()) return width.status();
-  if (*width == 0) return Status::Error("change log is missing: capture is not installed");
+  if (*width == 0) return Status::NotFound("change log is missing: capture is not installed");
   key_width_ = *width;
   std::string sql = "SELECT seq, tbl";
   for (int k = 1; k <= key_width_; ++k) sql += ", k" + std::to_string(k);
-  sql += " FROM " + QuoteIdent(kChangeLogTable) + " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  sql += " FROM " + QuoteIdent(kChangeLogTable) + " WHERE seq > ?1 AND seq <= ?3 ORDER BY seq LIMIT ?2";
   Result<Statement> stmt = db_.Prepare(sql);
   if (!stmt.ok()) return stmt.status();
   read_log_ = std::move(*stmt);
@@ -107,6 +136,8 @@ Result<ChangeBatch> ChangeReader::ReadBatch(size_t max_entries) {
 
 Status ChangeReader::ReadBatch(size_t max_entries, ChangeBatch* batch) {
   batch->Clear();
+  Result<bool> refreshed = RefreshIfSchemaChanged();
+  if (!refreshed.ok()) return refreshed.status();
   // Most wakes on a node that mostly applies come from the applier's own commits: answer those
   // with one indexed lookup instead of a read transaction.
   any_unread_.BindInt(1, static_cast<int64_t>(cursor_));
@@ -114,14 +145,39 @@ Status ChangeReader::ReadBatch(size_t max_entries, ChangeBatch* batch) {
   any_unread_.Reset();
   if (!any.ok()) return any.status().WithContext("reading change log");
   if (!*any) return Status();
+  MARMOT_RETURN_IF_ERROR(ReadEntries(cursor_, UINT64_MAX >> 1, max_entries, batch));
+  if (batch->entries > 0) cursor_ = batch->last_seq;
+  return Status();
+}
+
+Status ChangeReader::ReadRange(uint64_t first, uint64_t last, ChangeBatch* batch) {
+  batch->Clear();
+  Result<bool> refreshed = RefreshIfSchemaChanged();
+  if (!refreshed.ok()) return refreshed.status();
+  if (last < first) return Status();
+  return ReadEntries(first - 1, last, last - first + 1, batch);
+}
+
+void ChangeReader::SkipTo(uint64_t seq) {
+  if (seq > cursor_) cursor_ = seq;
+}
+
+Result<uint64_t> ChangeReader::LastLoggedSeq() {
+  Result<int64_t> newest = db_.QueryInt("SELECT max(seq) FROM " + QuoteIdent(kChangeLogTable));
+  if (!newest.ok()) return newest.status().WithContext("reading the change log's newest entry");
+  return static_cast<uint64_t>(*newest);
+}
+
+Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entries, ChangeBatch* batch) {
   Transaction read_txn(&db_);
   MARMOT_RETURN_IF_ERROR(read_txn.Begin(/*immediate=*/false).WithContext("reading change log"));
 
   // 1. The log entries, oldest first.
   entries_.clear();
   keys_used_ = 0;
-  read_log_.BindInt(1, static_cast<int64_t>(cursor_));
+  read_log_.BindInt(1, static_cast<int64_t>(after));
   read_log_.BindInt(2, static_cast<int64_t>(max_entries));
+  read_log_.BindInt(3, static_cast<int64_t>(upto));
   while (true) {
     Result<bool> row = read_log_.Step();
     if (!row.ok()) {
@@ -187,9 +243,7 @@ Status ChangeReader::ReadBatch(size_t max_entries, ChangeBatch* batch) {
     }
     table->lookup.Reset();
   }
-  MARMOT_RETURN_IF_ERROR(read_txn.Commit().WithContext("reading change log"));
-  if (batch->entries > 0) cursor_ = batch->last_seq;
-  return Status();
+  return read_txn.Commit().WithContext("reading change log");
 }
 
 bool ChangeReader::SameRow(const Entry& a, const Entry& b) const {
@@ -225,12 +279,26 @@ void ChangeReader::MarkLastEntryOfEachRow() {
   }
 }
 
-void ChangeReader::Confirm(uint64_t seq) {
-  if (seq > confirmed_) confirmed_ = seq;
+void ChangeReader::Confirm(uint64_t seq, const std::map<std::string, uint64_t>& acked) {
+  if (seq > state_.confirmed_seq) state_.confirmed_seq = seq;
+  for (const auto& [stream, at] : acked) {
+    uint64_t& known = state_.acked_seq[stream];
+    if (at > known) known = at;
+  }
+}
+
+Status ChangeReader::PersistPublishState() {
+  if (state_ == persisted_state_) return Status();
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("saving publish state"));
+  MARMOT_RETURN_IF_ERROR(SavePublishState(db_, state_));
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("saving publish state"));
+  persisted_state_ = state_;
+  return Status();
 }
 
 Result<size_t> ChangeReader::DeleteConfirmed() {
-  if (confirmed_ == persisted_confirmed_) return size_t{0};
+  if (state_ == persisted_state_) return size_t{0};
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("deleting confirmed change-log entries"));
   std::string log = QuoteIdent(kChangeLogTable);
@@ -238,23 +306,40 @@ Result<size_t> ChangeReader::DeleteConfirmed() {
   Result<Statement> del =
       db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
   if (!del.ok()) return del.status();
-  del->BindInt(1, static_cast<int64_t>(confirmed_));
+  del->BindInt(1, static_cast<int64_t>(state_.confirmed_seq));
   MARMOT_RETURN_IF_ERROR(del->Run().WithContext("deleting confirmed change-log entries"));
   size_t deleted = static_cast<size_t>(sqlite3_changes(db_.get()));
-  Result<Statement> save =
-      db_.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + "(name, value) VALUES(?1, ?2)");
-  if (!save.ok()) return save.status();
-  save->BindText(1, kConfirmedStateName);
-  save->BindInt(2, static_cast<int64_t>(confirmed_));
-  MARMOT_RETURN_IF_ERROR(save->Run().WithContext("saving confirmed change-log position"));
+  MARMOT_RETURN_IF_ERROR(SavePublishState(db_, state_));
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("deleting confirmed change-log entries"));
-  persisted_confirmed_ = confirmed_;
+  persisted_state_ = state_;
   return deleted;
+}
+
+Result<std::optional<std::string>> ChangeReader::RowIdentity(const RowChange& change) {
+  auto keys = key_columns_.find(change.table);
+  if (keys == key_columns_.end()) {
+    Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
+    if (!schema.ok()) return schema.status();
+    std::vector<std::string> names;
+    if (*schema) names = (*schema)->KeyColumns();
+    keys = key_columns_.emplace(change.table, std::move(names)).first;
+  }
+  if (keys->second.empty()) return std::optional<std::string>();
+  std::string id = change.table;
+  id.push_back('\0');
+  for (const std::string& key : keys->second) {
+    auto at = std::find(change.columns->begin(), change.columns->end(), key);
+    if (at == change.columns->end() || change.values.size() != change.columns->size()) {
+      return std::optional<std::string>();
+    }
+    AppendKeyBytes(change.values[static_cast<size_t>(at - change.columns->begin())], &id);
+  }
+  return std::optional<std::string>(std::move(id));
 }
 
 Result<int64_t> ChangeReader::PendingEntries() {
   return db_.QueryInt("SELECT count(*) FROM " + QuoteIdent(kChangeLogTable) + " WHERE seq > " +
-                      std::to_string(confirmed_));
+                      std::to_string(state_.confirmed_seq));
 }
 
 }  // namespace marmot

@@ -7,19 +7,28 @@
 // the last entry, which is exactly the row's newest state (docs/CAPTURE.md explains why this is
 // equivalent to shipping every intermediate version under last-writer-wins).
 //
-// Entries are removed only after the consumer confirms them (Confirm), and then lazily by
-// DeleteConfirmed, which the owner calls every cleanup_interval. The newest entry is always kept
-// so that sequence numbers are never reused (they feed publish dedup ids).
+// Schema changes: before each read the reader compares SQLite's schema cookie with the one it
+// last saw. When the application changed the schema (ALTER, CREATE, DROP, RENAME), it re-installs
+// capture (new tables get triggers, a renamed table keeps its id) and forgets every cached column
+// list and statement, so a row is never read with the columns of another schema.
+//
+// Entries are confirmed (Confirm) once JetStream acknowledged them, and deleted later by
+// DeleteConfirmed, which the owner calls every cleanup_interval and which also persists the
+// publish state (db/publish_state.h). The newest entry is always kept so that sequence numbers
+// are never reused.
 //
 // REQUIRES: external synchronization (one thread uses a reader).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "db/change_source.h"
+#include "db/publish_state.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
 #include "db/value.h"
@@ -27,21 +36,7 @@
 
 namespace marmot {
 
-struct ChangeBatch {
-  uint64_t first_seq = 0;  // first change-log entry covered (0 when empty)
-  uint64_t last_seq = 0;   // last change-log entry covered; confirm this when done
-  size_t entries = 0;      // log entries read (>= changes.size() because of coalescing)
-  RowChangeList changes;
-
-  bool empty() const { return entries == 0; }
-  void Clear() {
-    first_seq = last_seq = 0;
-    entries = 0;
-    changes.clear();
-  }
-};
-
-class ChangeReader {
+class ChangeReader final : public ChangeSource {
  public:
   // Opens its own connection to `db_path`. Capture must be installed already.
   static Result<std::unique_ptr<ChangeReader>> Open(const std::string& db_path);
@@ -53,19 +48,45 @@ class ChangeReader {
   Result<bool> DatabaseChanged();
 
   // Reads at most `max_entries` log entries after the cursor into `batch` (cleared first; its
-  // buffers are reused) and advances the cursor past them.
-  Status ReadBatch(size_t max_entries, ChangeBatch* batch);
+  // buffers are reused) and advances the cursor past them. Re-installs capture first when the
+  // schema changed (see the file comment).
+  Status ReadBatch(size_t max_entries, ChangeBatch* batch) override;
   Result<ChangeBatch> ReadBatch(size_t max_entries);
 
-  // The consumer has durably taken over every entry up to and including `seq`.
-  void Confirm(uint64_t seq);
+  // Reads exactly the entries first..last (recovery re-reads a batch that was partly published);
+  // the cursor does not move.
+  Status ReadRange(uint64_t first, uint64_t last, ChangeBatch* batch) override;
 
-  // Deletes confirmed entries (keeping the newest log row) and persists the confirmed position.
-  // Returns how many entries were deleted.
-  Result<size_t> DeleteConfirmed();
+  // Moves the cursor forward to `seq` without reading (recovery found those entries published).
+  void SkipTo(uint64_t seq) override;
 
-  uint64_t cursor() const { return cursor_; }
-  uint64_t confirmed() const { return confirmed_; }
+  // Re-installs capture and forgets cached tables when the schema cookie changed since the last
+  // call; true when it did. ReadBatch calls it; exposed for tests.
+  Result<bool> RefreshIfSchemaChanged();
+
+  // The newest entry's sequence (0 for an empty log). The log never loses its newest entry, so
+  // this is the highest sequence this database ever assigned.
+  Result<uint64_t> LastLoggedSeq() override;
+
+  Result<std::optional<std::string>> RowIdentity(const RowChange& change) override;
+
+  // Every entry up to and including `seq` is in the streams; `acked` holds, per stream, the newest
+  // acknowledged message sequence (see PublishState). In memory until the next persist.
+  void Confirm(uint64_t seq, const std::map<std::string, uint64_t>& acked) override;
+  // The publisher sessions recorded with the state (see PublishState::sessions).
+  void SetSessions(std::vector<std::string> sessions) override { state_.sessions = std::move(sessions); }
+
+  // Persists the in-memory publish state now, in its own transaction.
+  Status PersistPublishState() override;
+
+  // Deletes confirmed entries (keeping the newest log row) and persists the publish state, in one
+  // transaction. Returns how many entries were deleted.
+  Result<size_t> DeleteConfirmed() override;
+
+  uint64_t cursor() const override { return cursor_; }
+  uint64_t confirmed() const { return state_.confirmed_seq; }
+  // The publish state as loaded at open and updated since (confirmations may not be persisted).
+  const PublishState& publish_state() const override { return state_; }
   // Number of entries in the log after the confirmed position (for lag metrics and tests).
   Result<int64_t> PendingEntries();
 
@@ -86,22 +107,28 @@ class ChangeReader {
   };
 
   explicit ChangeReader(Database db) : db_(std::move(db)) {}
+  // Reads the entries after `after`, up to `upto`, at most `max_entries` of them.
+  Status ReadEntries(uint64_t after, uint64_t upto, size_t max_entries, ChangeBatch* batch);
   // Marks in keep_ the last entry of each row (earlier entries of a row are superseded by it).
   void MarkLastEntryOfEachRow();
   bool SameRow(const Entry& a, const Entry& b) const;
   Status LoadTables();
   Result<TableReader*> Table(int64_t id);
   Status PrepareLogRead();
+  Result<int64_t> SchemaVersion();
 
   Database db_;
   int key_width_ = 0;
   Statement read_log_;
   Statement any_unread_;  // SELECT 1 ... WHERE seq > ?1 LIMIT 1: the cheap check before a read
+  Statement schema_version_;
+  int64_t known_schema_version_ = -1;
   std::unordered_map<int64_t, std::string> table_names_;  // from __marmot__tables
   std::unordered_map<int64_t, std::unique_ptr<TableReader>> tables_;
+  std::unordered_map<std::string, std::vector<std::string>> key_columns_;  // by table, for RowIdentity
   uint64_t cursor_ = 0;
-  uint64_t confirmed_ = 0;
-  uint64_t persisted_confirmed_ = 0;
+  PublishState state_;            // confirmed_seq may be ahead of the persisted record
+  PublishState persisted_state_;  // as last written
   int64_t data_version_ = -1;
   // Scratch space of ReadBatch, kept between batches so reading allocates nothing per row.
   std::vector<Entry> entries_;

@@ -27,12 +27,25 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
               " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
               "CREATE TABLE IF NOT EXISTS " +
               QuoteIdent(kPositionsTable) +
-              " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+              " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER) WITHOUT ROWID;"
               "CREATE TABLE IF NOT EXISTS " +
               QuoteIdent(kDeadLetterTable) +
               " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
               " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
-              " reason TEXT NOT NULL, statement TEXT NOT NULL);"));
+              " reason TEXT NOT NULL, statement TEXT NOT NULL);"
+              "CREATE TABLE IF NOT EXISTS " +
+              QuoteIdent(kGapsTable) +
+              " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+              " stream TEXT NOT NULL, first_missing INTEGER NOT NULL, last_missing INTEGER,"
+              " reason TEXT NOT NULL);"));
+  // Positions written by versions before the creation time was kept.
+  Result<int64_t> has_created = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
+                                            kPositionsTable + "') WHERE name = 'stream_created'");
+  if (!has_created.ok()) return has_created.status();
+  if (*has_created == 0) {
+    MARMOT_RETURN_IF_ERROR(
+        db.Exec("ALTER TABLE " + QuoteIdent(kPositionsTable) + " ADD COLUMN stream_created INTEGER"));
+  }
   Result<int> have = ChangeLogKeyColumns(db);
   if (!have.ok()) return have.status();
   for (int k = *have + 1; k <= key_columns; ++k) {
@@ -41,10 +54,10 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
   return Status();
 }
 
-Status DropMarmotObjects(Database& db) {
-  Result<Statement> list = db.Prepare(
-      "SELECT type, name FROM sqlite_schema WHERE type IN ('trigger', 'table') "
-      "AND substr(name, 1, 10) = '__marmot__' ORDER BY type = 'table'");
+Status DropMarmotObjects(Database& db, MarmotObjects which) {
+  std::string types = which == MarmotObjects::kAll ? "('trigger', 'table')" : "('trigger')";
+  Result<Statement> list = db.Prepare("SELECT type, name FROM sqlite_schema WHERE type IN " + types +
+                                      " AND substr(name, 1, 10) = '__marmot__' ORDER BY type = 'table'");
   if (!list.ok()) return list.status();
   std::vector<std::string> drops;
   while (true) {

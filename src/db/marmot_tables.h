@@ -5,8 +5,12 @@
 //                          row that changed. seq is an INTEGER PRIMARY KEY, so it follows commit
 //                          order. The row's values are read when the change is read (docs/CAPTURE.md).
 //   __marmot__state        name -> value; the reader's confirmed change-log position lives here.
-//   __marmot__positions    stream -> last applied sequence, written in the apply transaction.
+//   __marmot__positions    stream -> last applied sequence (and the stream's creation time, to
+//                          notice a re-created stream), written in the apply transaction.
 //   __marmot__dead_letter  changes that could not be applied, with the reason.
+//   __marmot__gaps         stream messages this node will never apply (discarded before it read
+//                          them, a re-created stream, ...): while a row is here, this node's copy
+//                          may be incomplete. Snapshot restore clears them.
 //
 // -cleanup drops all of them, and every __marmot__ trigger.
 #pragma once
@@ -24,6 +28,7 @@ inline constexpr char kChangeLogTable[] = "__marmot__change_log";
 inline constexpr char kStateTable[] = "__marmot__state";
 inline constexpr char kPositionsTable[] = "__marmot__positions";
 inline constexpr char kDeadLetterTable[] = "__marmot__dead_letter";
+inline constexpr char kGapsTable[] = "__marmot__gaps";
 
 // Creates marmot's tables when missing. The change log gets at least `key_columns` key columns
 // (k1..kN), added with ALTER TABLE when a wider key appears. Call inside a write transaction.
@@ -32,7 +37,9 @@ Status EnsureMarmotTables(Database& db, int key_columns);
 // Number of key columns (k1..kN) the change log has now; 0 when it does not exist.
 Result<int> ChangeLogKeyColumns(Database& db);
 
-// Drops every __marmot__ trigger and table. Leaves everything else untouched.
-Status DropMarmotObjects(Database& db);
+// Drops every __marmot__ trigger (kTriggers), or every trigger and table (kAll). Leaves everything
+// else untouched.
+enum class MarmotObjects { kTriggers, kAll };
+Status DropMarmotObjects(Database& db, MarmotObjects which);
 
 }  // namespace marmot

@@ -12,8 +12,16 @@ Result<RowMatcher::Lookup> RowMatcher::MakeLookup(const RowChange& change) {
   if (!schema.ok()) return schema.status();
   const std::vector<std::string>& columns = *change.columns;
   bool delete_op = change.op == RowChange::Op::kDelete;
-  // An upsert is certain to change nothing only when it writes every stored column of the table.
-  if (!*schema || (!delete_op && (*schema)->StoredColumns() != columns)) return lookup;
+  // Every column of the change must be a stored column here. The table may have more (added here
+  // after the change was written): a row holding the change's values in its columns holds all
+  // that this node's own change wrote.
+  if (!*schema) return lookup;
+  if (!delete_op) {
+    std::vector<std::string> stored = (*schema)->StoredColumns();
+    for (const std::string& c : columns) {
+      if (std::find(stored.begin(), stored.end(), c) == stored.end()) return lookup;
+    }
+  }
   std::string where;
   for (const std::string& key : (*schema)->KeyColumns()) {
     auto at = std::find(columns.begin(), columns.end(), key);

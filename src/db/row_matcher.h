@@ -24,11 +24,14 @@ class RowMatcher {
   RowMatcher(const RowMatcher&) = delete;
   RowMatcher& operator=(const RowMatcher&) = delete;
 
-  // True when applying `change` now would not alter the database: for an upsert, the row exists
-  // and its stored columns are exactly the change's columns with exactly its values (same type,
-  // same bytes); for a delete, no row has the key. False when the answer is not certain (the
-  // table is unknown here or has other columns than the change).
+  // True when the database already holds what `change` wrote: for an upsert, the row exists and
+  // holds exactly the change's values (same type, same bytes) in the change's columns (a column
+  // the table gained here since is not compared); for a delete, no row has the key. False when
+  // the answer is not certain (the table is unknown here or lacks a column of the change).
   Result<bool> AlreadyHolds(const RowChange& change);
+
+  // Forgets every prepared lookup (after a schema change).
+  void Clear() { lookups_.Clear(); }
 
  private:
   struct Lookup {

@@ -20,6 +20,12 @@ class ShapeCache {
  public:
   // The entry for `change`'s shape; `make(change)` (returning Result<T>) creates it the first
   // time. A failed `make` is not cached.
+  // Forgets every entry (after a schema change).
+  void Clear() {
+    for (Recent& r : recent_) r = Recent();
+    entries_.clear();
+  }
+
   template <typename Make>
   Result<T*> Get(const RowChange& change, Make make) {
     for (const Recent& r : recent_) {

@@ -24,26 +24,64 @@ std::string QuoteIdent(std::string_view name) {
 
 // ---- Statement ----
 
-void Statement::BindNull(int index) { sqlite3_bind_null(stmt_.get(), index); }
-void Statement::BindInt(int index, int64_t v) { sqlite3_bind_int64(stmt_.get(), index, v); }
-void Statement::BindDouble(int index, double v) { sqlite3_bind_double(stmt_.get(), index, v); }
+Status SqliteError(int rc, std::string message) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Busy(std::move(message));
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return Status::IoError(std::move(message));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Corruption(std::move(message));
+    case SQLITE_ERROR:
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+      return Status::InvalidArgument(std::move(message));
+    default:
+      return Status::Error(std::move(message));
+  }
+}
+
+void Statement::CheckBind(int rc, int index) {
+  if (rc != SQLITE_OK && bind_error_ == SQLITE_OK) {
+    bind_error_ = rc;
+    bind_error_index_ = index;
+  }
+}
+
+void Statement::BindNull(int index) { CheckBind(sqlite3_bind_null(stmt_.get(), index), index); }
+void Statement::BindInt(int index, int64_t v) { CheckBind(sqlite3_bind_int64(stmt_.get(), index, v), index); }
+void Statement::BindDouble(int index, double v) {
+  CheckBind(sqlite3_bind_double(stmt_.get(), index, v), index);
+}
 void Statement::BindText(int index, std::string_view v) {
-  sqlite3_bind_text64(stmt_.get(), index, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  CheckBind(sqlite3_bind_text64(stmt_.get(), index, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
+            index);
 }
 void Statement::BindBlob(int index, std::string_view bytes) {
   // A zero-length blob must stay a BLOB, not become NULL: sqlite3_bind_zeroblob does that.
   if (bytes.empty()) {
-    sqlite3_bind_zeroblob(stmt_.get(), index, 0);
+    CheckBind(sqlite3_bind_zeroblob(stmt_.get(), index, 0), index);
     return;
   }
-  sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+  CheckBind(sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT), index);
 }
 
 void Statement::BindUncopied(int index, const Value& v) {
   if (v.type() == Value::Type::kText) {
-    sqlite3_bind_text64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC, SQLITE_UTF8);
+    CheckBind(sqlite3_bind_text64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC,
+                                  SQLITE_UTF8),
+              index);
   } else if (v.type() == Value::Type::kBlob && !v.bytes().empty()) {
-    sqlite3_bind_blob64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC);
+    CheckBind(sqlite3_bind_blob64(stmt_.get(), index, v.bytes().data(), v.bytes().size(), SQLITE_STATIC),
+              index);
   } else {
     Bind(index, v);
   }
@@ -70,10 +108,15 @@ void Statement::Bind(int index, const Value& v) {
 }
 
 Result<bool> Statement::Step() {
+  if (bind_error_ != SQLITE_OK) {
+    return SqliteError(bind_error_, "binding parameter " + std::to_string(bind_error_index_) + ": " +
+                                        sqlite3_errstr(bind_error_) +
+                                        " (running: " + sqlite3_sql(stmt_.get()) + ")");
+  }
   int rc = sqlite3_step(stmt_.get());
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Status::Error(std::string(sqlite3_errmsg(db_)) + " (running: " + sqlite3_sql(stmt_.get()) + ")");
+  return SqliteError(rc, std::string(sqlite3_errmsg(db_)) + " (running: " + sqlite3_sql(stmt_.get()) + ")");
 }
 
 Status Statement::Run() {
@@ -87,6 +130,8 @@ Status Statement::Run() {
 void Statement::Reset() {
   sqlite3_reset(stmt_.get());
   sqlite3_clear_bindings(stmt_.get());
+  bind_error_ = SQLITE_OK;
+  bind_error_index_ = 0;
 }
 
 std::string Statement::ColumnText(int col) const {
@@ -179,9 +224,14 @@ Result<Database> Database::Open(const std::string& path, const Options& options)
   Database db(raw, path);
   if (rc != SQLITE_OK) {
     std::string why = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
-    return Status::Error("opening database " + path + ": " + why);
+    return SqliteError(rc, "opening database " + path + ": " + why);
   }
   sqlite3_extended_result_codes(raw, 1);
+  // SQLite's legacy fallback reads an unknown "identifier" as a string literal: after a column is
+  // renamed, a prepared SELECT "old_name" would return the text 'old_name' as the value. Marmot's
+  // SQL quotes every identifier, so it must fail instead.
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
   if (options.poll_for_locks) {
     db.lock_timeout_ms_ = std::make_unique<int>(options.busy_timeout_ms);
     sqlite3_busy_handler(raw, PollForLock, db.lock_timeout_ms_.get());
@@ -200,7 +250,7 @@ Status Database::Exec(const std::string& sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return Status::Error(msg + " (running: " + sql.substr(0, 200) + ")");
+    return SqliteError(rc, msg + " (running: " + sql.substr(0, 200) + ")");
   }
   return Status();
 }
@@ -210,8 +260,8 @@ Result<Statement> Database::Prepare(std::string_view sql) {
   int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                               &stmt, nullptr);
   if (rc != SQLITE_OK) {
-    return Status::Error(std::string(sqlite3_errmsg(db_.get())) +
-                         " (preparing: " + std::string(sql.substr(0, 200)) + ")");
+    return SqliteError(
+        rc, std::string(sqlite3_errmsg(db_.get())) + " (preparing: " + std::string(sql.substr(0, 200)) + ")");
   }
   return Statement(stmt, db_.get());
 }

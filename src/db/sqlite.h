@@ -34,7 +34,9 @@ class Statement {
   bool valid() const { return stmt_ != nullptr; }
   sqlite3_stmt* get() const { return stmt_.get(); }
 
-  // Binding: index is 1-based as in SQLite.
+  // Binding: index is 1-based as in SQLite. A value SQLite refuses (too big for its limits, index
+  // out of range, out of memory) is never silently bound as NULL: the failure is kept and the next
+  // Step() or Run() returns it, naming the parameter, without running the statement.
   void BindNull(int index);
   void BindInt(int index, int64_t v);
   void BindDouble(int index, double v);
@@ -49,7 +51,7 @@ class Statement {
   Result<bool> Step();
   // Steps until done (for statements that return no rows).
   Status Run();
-  // Resets the statement and clears bindings so it can be reused.
+  // Resets the statement, clears bindings and a kept binding failure so it can be reused.
   void Reset();
 
   int ColumnCount() const { return sqlite3_column_count(stmt_.get()); }
@@ -67,9 +69,19 @@ class Statement {
   struct Finalizer {
     void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
   };
+  // Keeps the first binding failure since the last Reset() (see Bind*).
+  void CheckBind(int rc, int index);
+
   std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
   sqlite3* db_ = nullptr;
+  int bind_error_ = SQLITE_OK;
+  int bind_error_index_ = 0;
 };
+
+// A failed Status for SQLite result code `rc` (extended codes allowed) with `message`; the code is
+// mapped: BUSY/LOCKED -> kBusy, IOERR/FULL/CANTOPEN/READONLY/PERM -> kIoError, CORRUPT/NOTADB ->
+// kCorruption, ERROR/CONSTRAINT/MISMATCH/TOOBIG/RANGE -> kInvalidArgument, others -> kUnknown.
+Status SqliteError(int rc, std::string message);
 
 // Process-wide SQLite settings for marmot's own connections; call once at start, before any
 // connection is opened. Turns off SQLite's memory statistics, whose global mutex is taken on

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "util/fnv.h"
+
 namespace marmot {
 
 std::string ChangeShapeKey(const RowChange& change) {
@@ -72,16 +74,7 @@ void AppendKeyBytes(const Value& v, std::string* out) {
 
 namespace {
 
-constexpr uint64_t kFnvOffset = 14695981039346656037ULL;
-constexpr uint64_t kFnvPrime = 1099511628211ULL;
-
-void Mix(uint64_t* h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    *h ^= p[i];
-    *h *= kFnvPrime;
-  }
-}
+void Mix(uint64_t* h, const void* data, size_t n) { *h = Fnv1a64Add(*h, data, n); }
 
 void MixBigEndian(uint64_t* h, uint64_t v) {
   unsigned char b[8];
@@ -94,7 +87,7 @@ void MixBigEndian(uint64_t* h, uint64_t v) {
 
 }  // namespace
 
-RowHasher::RowHasher(std::string_view table) : h_(kFnvOffset) {
+RowHasher::RowHasher(std::string_view table) : h_(kFnv1a64OffsetBasis) {
   Mix(&h_, table.data(), table.size());
   unsigned char zero = 0;
   Mix(&h_, &zero, 1);
@@ -142,6 +135,7 @@ RowChange& RowChangeList::Append() {
   slot.op = RowChange::Op::kUpsert;
   slot.row_hash = 0;
   slot.echo = false;
+  slot.stream_seq = 0;
   return slot;
 }
 

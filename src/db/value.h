@@ -107,8 +107,8 @@ class Value {
 // they are equal (type included). Used to build hash keys that identify rows.
 void AppendKeyBytes(const Value& v, std::string* out);
 
-// Identifies a row across nodes and platforms (it picks the row's shard): 64-bit FNV-1a over the
-// table name, a 0 byte, then each key value as: type byte (0 NULL,
+// Identifies a row across nodes and platforms (it picks the row's shard): 64-bit FNV-1a
+// (util/fnv.h) over the table name, a 0 byte, then each key value as: type byte (0 NULL,
 // 1 INTEGER, 2 REAL, 3 TEXT, 4 BLOB) followed by the 8 big-endian bytes of the integer or of the
 // double's bits, or by the 8-byte big-endian length and the bytes for TEXT and BLOB.
 uint64_t RowHash(const std::string& table, const std::vector<const Value*>& key);
@@ -140,6 +140,9 @@ struct RowChange {
   // Set by the consumer, not on the wire: this node published the change and it came back from
   // the stream (a hint that the row may already hold it; see RowMatcher).
   bool echo = false;
+  // Set by the consumer, not on the wire: the stream sequence of the message that carried it (the
+  // first chunk's for a row in chunks), so a dead letter names its own message.
+  uint64_t stream_seq = 0;
 };
 
 // A list of RowChanges that keeps its elements, and their buffers, when cleared: refilling it

@@ -1,15 +1,22 @@
 #include "node/node.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "db/applier.h"
 #include "db/capture.h"
 #include "db/change_reader.h"
 #include "db/change_watcher.h"
+#include "db/marmot_tables.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
 #include "stream/consumer.h"
+#include "stream/jetstream_sink.h"
+#include "stream/jetstream_source.h"
 #include "stream/publisher.h"
+#include "util/clock.h"
 
 namespace marmot {
 
@@ -17,9 +24,21 @@ Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
 Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   std::unique_ptr<Node> node(new Node(std::move(options)));
+  std::filesystem::path dir = std::filesystem::absolute(node->options_.db_path).parent_path();
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return Status::IoError(
+        "the directory " + dir.string() + " of database " + node->options_.db_path +
+        " is not writable: SQLite (in WAL mode) and marmot create files next to the database "
+        "(-wal, -shm, the lock file); make it writable for the user running marmot");
+  }
+  Result<ProcessLock> lock =
+      ProcessLock::Acquire(DatabaseLockPath(node->options_.db_path), "database " + node->options_.db_path);
+  if (!lock.ok()) return lock.status();
+  node->lock_.emplace(std::move(*lock));
   MARMOT_RETURN_IF_ERROR(node->PrepareDatabase());
   MARMOT_RETURN_IF_ERROR(node->ConnectNats());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
+  node->running_ = true;
   spdlog::info("node {} running on {} ({} shard(s), publish {}, replicate {})", node->options_.node_id,
                node->options_.db_path, node->options_.layout.shards, node->options_.publish ? "on" : "off",
                node->options_.replicate ? "on" : "off");
@@ -38,14 +57,28 @@ Status Node::PrepareDatabase() {
   Result<std::vector<TableSchema>> tables = ReadSchema(*db);
   if (!tables.ok()) return tables.status();
   if (tables->empty())
-    spdlog::warn("{} has no tables yet; tables created later are captured from the next start",
+    spdlog::warn("{} has no tables yet; tables created later are captured when marmot sees them",
                  options_.db_path);
   return InstallCapture(*db, *tables);
 }
 
+void Node::ReportRecordedGaps() {
+  Result<Database> db = Database::Open(options_.db_path);
+  if (!db.ok()) return;
+  Result<int64_t> gaps = db->QueryInt("SELECT count(*) FROM " + QuoteIdent(kGapsTable));
+  if (!gaps.ok() || *gaps == 0) return;
+  Result<std::string> streams =
+      db->QueryText("SELECT group_concat(DISTINCT stream) FROM " + QuoteIdent(kGapsTable));
+  spdlog::error(
+      "this node's copy of {} may be incomplete: {} gap(s) in stream(s) {} are recorded in __marmot__gaps "
+      "(messages it will never apply); restore a snapshot, or copy the database from a complete node",
+      options_.db_path, *gaps, streams.ok() ? *streams : "?");
+}
+
 Status Node::ConnectNats() {
   if (options_.nats.urls.empty()) {
-    if (!options_.embedded) return Status::Error("no [nats] urls and no embedded server configured");
+    if (!options_.embedded)
+      return Status::InvalidArgument("no [nats] urls and no embedded server configured");
     Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(*options_.embedded);
     if (!server.ok()) return server.status().WithContext("starting embedded nats-server");
     server_ = std::move(*server);
@@ -61,10 +94,7 @@ Status Node::ConnectNats() {
   while (true) {
     Status s = EnsureStreams(client_->jetstream(), options_.layout);
     if (s.ok()) return Status();
-    if (std::chrono::steady_clock::now() > deadline ||
-        s.message().find("different settings") != std::string::npos) {
-      return s;
-    }
+    if (std::chrono::steady_clock::now() > deadline || s.Is(StatusCode::kInvalidArgument)) return s;
     spdlog::info("{}; retrying", s.message());
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -80,12 +110,20 @@ Status Node::StartPipeline() {
         ChangeWatcher::Open(options_.db_path, options_.polling_interval);
     if (!watcher.ok()) return watcher.status();
     watcher_ = std::move(*watcher);
+    Result<std::unique_ptr<JetStreamSink>> sink = JetStreamSink::Create(client_.get(), options_.layout);
+    if (!sink.ok()) return sink.status();
+    sink_ = std::move(*sink);
     PublisherOptions po;
     po.node_id = options_.node_id;
     po.layout = options_.layout;
     po.scan_max_changes = options_.scan_max_changes;
     po.cleanup_interval = options_.cleanup_interval;
-    publisher_ = std::make_unique<ChangePublisher>(client_.get(), reader_.get(), watcher_.get(), po);
+    po.max_message_bytes = options_.max_message_bytes;
+    publisher_ =
+        std::make_unique<ChangePublisher>(reader_.get(), sink_.get(), watcher_.get(), SystemClock::Get(), po);
+    // Before any consumer applies anything: which of the log's entries are already in the streams
+    // decides which incoming changes are superseded by local writes (Applier::Apply).
+    MARMOT_RETURN_IF_ERROR(publisher_->Recover(stop_));
     ChangePublisher* publisher = publisher_.get();
     local_cursor = [publisher]() -> std::optional<uint64_t> { return publisher->cursor(); };
   }
@@ -97,10 +135,15 @@ Status Node::StartPipeline() {
       co.layout = options_.layout;
       co.shard = shard;
       co.node_id = options_.node_id;
-      auto consumer = std::make_unique<ShardConsumer>(client_.get(), std::move(*applier), co, local_cursor);
+      co.max_message_bytes = options_.max_message_bytes;
+      co.max_batch_bytes = options_.max_batch_bytes;
+      auto source = std::make_unique<JetStreamSource>(client_.get(), options_.layout, shard);
+      auto consumer = std::make_unique<ShardConsumer>(std::move(source), std::move(*applier),
+                                                      SystemClock::Get(), co, local_cursor);
       MARMOT_RETURN_IF_ERROR(consumer->Start());
       consumers_.push_back(std::move(consumer));
     }
+    ReportRecordedGaps();
   }
   if (publisher_) threads_.emplace_back([this] { publisher_->Run(stop_); });
   for (auto& consumer : consumers_) threads_.emplace_back([this, c = consumer.get()] { c->Run(stop_); });
@@ -110,16 +153,17 @@ Status Node::StartPipeline() {
 void Node::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  spdlog::info("stopping: publishing what is captured and finishing the batch being applied");
+  if (running_) spdlog::info("stopping: publishing what is captured and finishing the batch being applied");
   stop_.store(true);
   if (watcher_) watcher_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   consumers_.clear();
   publisher_.reset();
+  sink_.reset();
   client_.reset();
   server_.reset();
-  spdlog::info("stopped");
+  if (running_) spdlog::info("stopped");
 }
 
 Node::~Node() { Stop(); }

@@ -3,12 +3,14 @@
 //   application writes -> capture triggers -> change log -> ChangeReader -> ChangePublisher
 //        -> JetStream shard streams -> ShardConsumer (one per shard) -> Applier -> database
 //
-// Start() opens the database (switching it to WAL when it is the only user), installs capture,
-// starts the embedded nats-server when no URLs are configured, connects, makes sure the shard
-// streams exist, and starts one publisher thread (publish = true) and one consumer thread per shard
-// (replicate = true). Stop() asks every stage to finish what it holds: the publisher publishes what
-// is already captured (while NATS is reachable) and consumers finish the batch being applied; then
-// the connection closes and the embedded server stops.
+// Start() takes the database's process lock (one marmot per database), opens the database
+// (switching it to WAL when it is the only user), installs capture, starts the embedded
+// nats-server when no URLs are configured, connects, makes sure the shard streams exist, recovers
+// what an earlier run published but did not record (ChangePublisher::Recover), and starts one
+// publisher thread (publish = true) and one consumer thread per shard (replicate = true). Stop()
+// asks every stage to finish what it holds: the publisher publishes what is already captured
+// (while NATS is reachable) and consumers finish the batch being applied; then the connection
+// closes and the embedded server stops.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,7 @@
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/streams.h"
+#include "util/process_lock.h"
 #include "util/status.h"
 
 namespace marmot {
@@ -29,6 +32,7 @@ namespace marmot {
 class ChangeReader;
 class ChangeWatcher;
 class ChangePublisher;
+class JetStreamSink;
 class ShardConsumer;
 
 struct NodeOptions {
@@ -40,6 +44,8 @@ struct NodeOptions {
   std::chrono::milliseconds cleanup_interval{5000};
   std::chrono::milliseconds polling_interval{0};
   StreamLayout layout;
+  size_t max_message_bytes = 64u << 20;         // [replication_log] max_message_bytes
+  size_t max_batch_bytes = 64u << 20;           // [replication_log] max_batch_bytes
   NatsClientOptions nats;                       // urls empty -> embedded server
   std::optional<EmbeddedNatsOptions> embedded;  // set when urls is empty
 };
@@ -59,19 +65,24 @@ class Node {
  private:
   explicit Node(NodeOptions options);
   Status PrepareDatabase();
+  // Logs an error when __marmot__gaps says this node's copy may be incomplete.
+  void ReportRecordedGaps();
   Status ConnectNats();
   Status StartPipeline();
 
   NodeOptions options_;
+  std::optional<ProcessLock> lock_;
   std::unique_ptr<EmbeddedNatsServer> server_;
   std::unique_ptr<NatsClient> client_;
   std::string nats_url_;
   std::unique_ptr<ChangeReader> reader_;
   std::unique_ptr<ChangeWatcher> watcher_;
+  std::unique_ptr<JetStreamSink> sink_;
   std::unique_ptr<ChangePublisher> publisher_;
   std::vector<std::unique_ptr<ShardConsumer>> consumers_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
+  bool running_ = false;  // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
 };
 

@@ -2,117 +2,236 @@
 
 #include <spdlog/spdlog.h>
 
-#include <thread>
+#include <algorithm>
+#include <charconv>
 
 #include "codec/wire_format.h"
 
 namespace marmot {
 namespace {
 
-constexpr std::chrono::seconds kConsumerHeartbeat{1};
+std::string Range(uint64_t first, uint64_t last) {
+  if (last == 0) return std::to_string(first) + " and after";
+  if (first == last) return std::to_string(first);
+  return std::to_string(first) + ".." + std::to_string(last);
+}
+
+// Parses a Marmot-Chunk header "group index count".
+bool ParseChunkHeader(std::string_view header, std::string* group, size_t* index, size_t* count) {
+  size_t a = header.find(' '), b = header.rfind(' ');
+  if (a == std::string_view::npos || a == b || a == 0) return false;
+  *group = std::string(header.substr(0, a));
+  std::string_view i = header.substr(a + 1, b - a - 1), n = header.substr(b + 1);
+  if (std::from_chars(i.data(), i.data() + i.size(), *index).ptr != i.data() + i.size()) return false;
+  if (std::from_chars(n.data(), n.data() + n.size(), *count).ptr != n.data() + n.size()) return false;
+  return *count >= 1 && *index < *count;
+}
 
 }  // namespace
 
-ShardConsumer::ShardConsumer(NatsClient* client, std::unique_ptr<Applier> applier, ConsumerOptions options,
+ShardConsumer::ShardConsumer(std::unique_ptr<MessageSource> source, std::unique_ptr<Applier> applier,
+                             Clock* clock, ConsumerOptions options,
                              std::function<std::optional<uint64_t>()> local_cursor)
-    : client_(client),
+    : source_(std::move(source)),
       applier_(std::move(applier)),
+      clock_(clock),
       options_(std::move(options)),
       local_cursor_(std::move(local_cursor)),
       stream_(options_.layout.StreamName(options_.shard)) {}
 
-ShardConsumer::~ShardConsumer() {
-  // No Unsubscribe: for a JetStream subscription it asks the server to delete the consumer and
-  // waits for the answer, which never comes when the cluster has lost its quorum (every node of a
-  // cluster stopping at once). The ordered consumer is ephemeral: the server drops it when idle.
-  if (sub_) natsSubscription_Destroy(sub_);
+void ShardConsumer::RecordGap(uint64_t first, uint64_t last, const std::string& why) {
+  gaps_found_.fetch_add(1);
+  spdlog::error(
+      "stream {}: message(s) {} will not be applied on this node ({}); its copy of the database may lack "
+      "changes until it restores a snapshot (recorded in __marmot__gaps)",
+      stream_, Range(first, last), why);
+  Status s = applier_->RecordGap(stream_, first, last, why);
+  if (!s.ok()) spdlog::error("recording the gap in stream {}: {}", stream_, s.message());
 }
 
 Status ShardConsumer::Start() {
-  Result<uint64_t> position = applier_->LoadPosition(stream_);
-  if (!position.ok()) return position.status().WithContext("reading position of stream " + stream_);
-  std::string subject = options_.layout.Subject(options_.shard);
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = stream_.c_str();
-  so.Ordered = true;
-  // An ordered consumer lives on one server. When that server goes away, nats.c notices only after
-  // two heartbeat intervals without traffic and then recreates the consumer from the next
-  // sequence; its default interval (5 s) stalled replication for 10-20 s after a server loss.
-  so.Config.Heartbeat = std::chrono::nanoseconds(kConsumerHeartbeat).count();
-  if (*position > 0) {
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = *position + 1;
-  } else {
-    so.Config.DeliverPolicy = js_DeliverAll;
+  Result<StreamPosition> stored = applier_->LoadStreamPosition(stream_);
+  if (!stored.ok()) return stored.status().WithContext("reading position of stream " + stream_);
+  Result<StreamState> state = source_->State();
+  if (!state.ok()) return state.status();
+  uint64_t applied = stored->seq;
+  created_ns_ = state->created_ns;
+  bool recreated = stored->created_ns != 0 && stored->created_ns != state->created_ns;
+  // A position from a version that did not store creation times, beyond the stream's end: the
+  // stream was most likely re-created as well.
+  if (stored->created_ns == 0 && applied > state->last_seq) recreated = true;
+  if (recreated) {
+    RecordGap(applied + 1, 0,
+              "the stream was deleted and created again since this node applied message " +
+                  std::to_string(applied) +
+                  " of it; changes in the old stream that this node had not applied are lost to it");
+    applied = 0;
+  } else if (applied > state->last_seq) {
+    RecordGap(
+        state->last_seq + 1, applied,
+        "the stream ends at " + std::to_string(state->last_seq) + " but this node applied up to " +
+            std::to_string(applied) +
+            ": the stream lost messages (a damaged or restored NATS store); nodes that did not apply them "
+            "may lack those changes");
+    applied = state->last_seq;
   }
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_SubscribeSync(&sub_, client_->jetstream(), subject.c_str(), nullptr, &so, &jerr);
-  if (s != NATS_OK) return Status::Error("subscribing to stream " + stream_ + ": " + NatsError(s));
-  // Bounded memory: at most this much is buffered; the server's flow control holds the rest.
-  natsSubscription_SetPendingLimits(sub_, 65536, 64 * 1024 * 1024);
-
-  jsStreamInfo* info = nullptr;
-  if (js_GetStreamInfo(&info, client_->jetstream(), stream_.c_str(), nullptr, &jerr) == NATS_OK) {
-    uint64_t first = info->State.FirstSeq;
-    if (*position + 1 < first && info->State.Msgs > 0) {
-      spdlog::warn(
-          "stream {} no longer holds messages {}..{} that this node has not applied (it keeps {} "
-          "messages); this node may miss those changes until it restores a snapshot",
-          stream_, *position + 1, first - 1, options_.layout.max_entries);
-    }
-    jsStreamInfo_Destroy(info);
+  if (applied != stored->seq || stored->created_ns != state->created_ns) {
+    MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns}));
   }
-  spdlog::info("consuming {} from sequence {}", stream_, *position + 1);
+  expected_ = applied + 1;
+  if (expected_ < state->first_seq) {
+    RecordGap(expected_, state->first_seq - 1,
+              "the stream no longer holds them: more than [replication_log] max_entries (" +
+                  std::to_string(options_.layout.max_entries) + ") messages were published since");
+    expected_ = state->first_seq;
+    // Recorded once: a restart before the next batch does not find the same gap again.
+    MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
+  }
+  MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
+  next_check_ = clock_->Now() + options_.check_interval;
+  spdlog::info("consuming {} from sequence {}", stream_, expected_);
   return Status();
 }
 
-Status ShardConsumer::DecodeInto(std::string_view payload, RowChangeList* changes) {
-  if (options_.layout.compress) {
-    MARMOT_RETURN_IF_ERROR(zstd_.Decompress(payload, options_.max_decompressed_bytes, &inflated_));
-    payload = inflated_;
+Status ShardConsumer::CheckStream() {
+  Result<StreamState> state = source_->State();
+  if (!state.ok()) return state.status();
+  uint64_t restart = 0;
+  if (state->created_ns != created_ns_) {
+    uint64_t lost = expected_;  // a row in chunks not complete yet is lost with the old stream too
+    for (const auto& [group, g] : chunks_) lost = std::min(lost, g.first_seq);
+    RecordGap(
+        lost, 0,
+        "the stream was deleted and created again while this node consumed it; changes in the old stream "
+        "that this node had not applied are lost to it");
+    created_ns_ = state->created_ns;
+    restart = 1;
+  } else if (state->last_seq + 1 < expected_) {
+    RecordGap(
+        state->last_seq + 1, expected_ - 1,
+        "the stream now ends at " + std::to_string(state->last_seq) +
+            ": it lost messages this node applied (a damaged or restored NATS store); nodes that did not "
+            "apply them may lack those changes");
+    restart = state->last_seq + 1;
   }
+  if (restart == 0) return Status();
+  chunks_.clear();
+  if (restart < state->first_seq) {
+    RecordGap(restart, state->first_seq - 1, "the stream no longer holds them");
+    restart = state->first_seq;
+  }
+  expected_ = restart;
+  MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, restart - 1, created_ns_}));
+  return source_->Subscribe(restart);
+}
+
+void ShardConsumer::DropChunkGroup(std::map<std::string, ChunkGroup>::iterator group,
+                                   const std::string& reason) {
+  DeadLetterMessage(group->second.first_seq, reason);
+  // Chunks of it that come later must not start a new group (which would pin the position again).
+  dropped_groups_.push_back(group->first);
+  if (dropped_groups_.size() > kMaxChunkGroups) dropped_groups_.pop_front();
+  chunks_.erase(group);
+}
+
+void ShardConsumer::DeadLetterMessage(uint64_t seq, const std::string& reason) {
+  spdlog::error("stream {} message {} cannot be applied ({}); recorded in __marmot__dead_letter, continuing",
+                stream_, seq, reason);
+  Status d = applier_->DeadLetterMessage(StreamPosition{stream_, seq, created_ns_}, reason);
+  if (!d.ok())
+    spdlog::error("recording message {} of stream {} as dead letter: {}", seq, stream_, d.message());
+}
+
+Status ShardConsumer::DecodeInto(std::string_view payload, uint64_t seq, RowChangeList* changes,
+                                 size_t* decoded) {
+  if (options_.layout.compress) {
+    MARMOT_RETURN_IF_ERROR(zstd_.Decompress(payload, options_.max_message_bytes, &inflated_));
+    payload = inflated_;
+  } else if (payload.size() > options_.max_message_bytes) {
+    return Status::InvalidArgument("message of " + std::to_string(payload.size()) +
+                                   " bytes exceeds [replication_log] max_message_bytes (" +
+                                   std::to_string(options_.max_message_bytes) + ")");
+  }
+  *decoded = payload.size();
   size_t first = changes->size();
   MessageOrigin origin;
   MARMOT_RETURN_IF_ERROR(DecodeChangeMessage(payload, &origin, changes));
   bool echo = origin.node_id == options_.node_id;
-  for (size_t i = first; i < changes->size(); ++i) (*changes)[i].echo = echo;
+  for (size_t i = first; i < changes->size(); ++i) {
+    (*changes)[i].echo = echo;
+    (*changes)[i].stream_seq = seq;
+  }
   return Status();
 }
 
-void ShardConsumer::Take(natsMsg* msg, uint64_t seq, RowChangeList* changes) {
-  std::string_view payload(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  const char* chunk = nullptr;
-  Status s;
-  if (natsMsgHeader_Get(msg, "Marmot-Chunk", &chunk) == NATS_OK && chunk) {
-    // "group index count"
-    std::string header(chunk);
-    size_t a = header.find(' '), b = header.rfind(' ');
-    if (a == std::string::npos || a == b) {
-      s = Status::Error("bad Marmot-Chunk header '" + header + "'");
-    } else {
-      std::string group = header.substr(0, a);
-      size_t index = std::strtoull(header.c_str() + a + 1, nullptr, 10);
-      size_t count = std::strtoull(header.c_str() + b + 1, nullptr, 10);
-      ChunkGroup& g = chunks_[group];
-      if (g.parts.empty()) g.first_seq = seq;
-      g.count = count;
-      g.parts[index] = std::string(payload);
-      if (g.parts.size() < g.count) return;
-      std::string whole;
-      for (auto& [i, part] : g.parts) whole += part;
-      chunks_.erase(group);
-      s = DecodeInto(whole, changes);
+void ShardConsumer::ExpireChunkGroups(const SourceMessage& msg) {
+  uint64_t max_distance = static_cast<uint64_t>(std::max<int64_t>(options_.layout.max_entries, 16));
+  int64_t timeout_ns = std::chrono::nanoseconds(kChunkGroupTimeout).count();
+  for (auto it = chunks_.begin(); it != chunks_.end();) {
+    const ChunkGroup& g = it->second;
+    bool too_far = msg.seq - g.first_seq > std::max<uint64_t>(max_distance, g.count + 16);
+    bool too_old = msg.timestamp_ns - g.first_timestamp_ns > timeout_ns;
+    if (!too_far && !too_old) {
+      ++it;
+      continue;
     }
-  } else {
-    s = DecodeInto(payload, changes);
+    auto expired = it++;
+    DropChunkGroup(expired, "row in chunks never completed: group " + expired->first + " has " +
+                                std::to_string(g.parts.size()) + " of " + std::to_string(g.count) +
+                                " chunks, the first at sequence " + std::to_string(g.first_seq));
   }
-  if (!s.ok()) {
-    spdlog::warn("stream {} message {} cannot be decoded ({}); recorded in __marmot__dead_letter, continuing",
-                 stream_, seq, s.message());
-    Status d = applier_->DeadLetterMessage(StreamPosition{stream_, seq}, s.message());
-    if (!d.ok()) spdlog::error("recording undecodable message: {}", d.message());
+}
+
+size_t ShardConsumer::Take(const SourceMessage& msg, RowChangeList* changes) {
+  size_t decoded = 0;
+  if (msg.chunk_header.empty()) {
+    Status s = DecodeInto(msg.payload, msg.seq, changes, &decoded);
+    if (!s.ok()) DeadLetterMessage(msg.seq, s.message());
+    return decoded;
   }
+  std::string group;
+  size_t index = 0, count = 0;
+  if (!ParseChunkHeader(msg.chunk_header, &group, &index, &count)) {
+    DeadLetterMessage(msg.seq, "bad Marmot-Chunk header '" + std::string(msg.chunk_header) + "'");
+    return 0;
+  }
+  if (std::find(dropped_groups_.begin(), dropped_groups_.end(), group) != dropped_groups_.end()) {
+    spdlog::debug("stream {} message {}: a chunk of group {}, which was dead-lettered; skipped", stream_,
+                  msg.seq, group);
+    return 0;
+  }
+  auto found = chunks_.find(group);
+  if (found == chunks_.end()) {
+    if (chunks_.size() >= kMaxChunkGroups) {
+      auto oldest = std::min_element(chunks_.begin(), chunks_.end(), [](const auto& a, const auto& b) {
+        return a.second.first_seq < b.second.first_seq;
+      });
+      DropChunkGroup(oldest, "row in chunks never completed: more than " + std::to_string(kMaxChunkGroups) +
+                                 " incomplete groups at once");
+    }
+    found = chunks_.emplace(group, ChunkGroup{msg.seq, msg.timestamp_ns, count, 0, {}}).first;
+  }
+  ChunkGroup& g = found->second;
+  if (g.count != count) {
+    DropChunkGroup(found, "chunk group " + group + " changed its chunk count");
+    return 0;
+  }
+  if (!g.parts.count(index)) g.bytes += msg.payload.size();
+  if (g.bytes > options_.max_message_bytes) {
+    DropChunkGroup(found, "row in chunks exceeds [replication_log] max_message_bytes (" +
+                              std::to_string(options_.max_message_bytes) + ")");
+    return 0;
+  }
+  g.parts[index] = std::string(msg.payload);
+  if (g.parts.size() < g.count) return 0;
+  std::string whole;
+  whole.reserve(g.bytes);
+  for (auto& [i, part] : g.parts) whole += part;
+  uint64_t first_seq = g.first_seq;
+  chunks_.erase(found);
+  Status s = DecodeInto(whole, first_seq, changes, &decoded);
+  if (!s.ok()) DeadLetterMessage(first_seq, s.message());
+  return decoded;
 }
 
 uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
@@ -121,62 +240,81 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
   return safe;
 }
 
-void ShardConsumer::Run(const std::atomic<bool>& stop) {
+Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
+                                 const std::atomic<bool>& stop) {
+  StreamPosition position{stream_, SafePosition(last_seq), created_ns_};
+  auto apply_start = clock_->Now();
+  auto backoff = std::chrono::milliseconds(100);
+  while (true) {
+    Result<ApplyStats> stats =
+        applier_->Apply(changes, position, local_cursor_ ? local_cursor_() : std::nullopt);
+    if (stats.ok()) {
+      applied_messages_.fetch_add(messages);
+      applied_changes_.fetch_add(stats->applied);
+      spdlog::debug(
+          "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
+          stats->applied, stats->unchanged, messages, stream_, last_seq,
+          std::chrono::duration<double, std::milli>(clock_->Now() - apply_start).count());
+      return Status();
+    }
+    // The transaction failed (disk full, lock timeout, ...): nothing was applied; retry the
+    // same batch so no change is skipped. A stop request still ends the loop: the position was
+    // not advanced, so the next start re-reads these messages.
+    spdlog::error("{}; retrying in {} ms", stats.status().message(), backoff.count());
+    if (stop.load()) return stats.status();
+    clock_->SleepFor(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std::atomic<bool>& stop) {
+  if (clock_->Now() >= next_check_) {
+    Status checked = CheckStream();
+    if (!checked.ok()) spdlog::warn("checking stream {}: {}", stream_, checked.message());
+    next_check_ = clock_->Now() + options_.check_interval;
+  }
+  SourceMessage msg;
+  Result<bool> got = source_->Next(wait, &msg);
+  if (!got.ok()) return got.status();
+  if (!*got) return false;
   RowChangeList& changes = changes_;
+  // Let go of buffers that a batch of huge rows left behind; keep ordinary ones for reuse.
+  if (changes.BufferBytes() > kMaxKeptBufferBytes) changes = RowChangeList();
+  if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
+  changes.clear();
+  uint64_t messages = 0, last_seq = 0;
+  size_t bytes = 0;
+  while (true) {
+    if (msg.seq < expected_) {
+      spdlog::debug("stream {}: message {} was applied already; skipped", stream_, msg.seq);
+    } else {
+      if (msg.seq > expected_) {
+        RecordGap(expected_, msg.seq - 1,
+                  "the stream discarded them before this node read them: it fell more than [replication_log] "
+                  "max_entries (" +
+                      std::to_string(options_.layout.max_entries) + ") messages behind");
+      }
+      expected_ = msg.seq + 1;
+      ExpireChunkGroups(msg);
+      bytes += Take(msg, &changes);
+      ++messages;
+      last_seq = msg.seq;
+    }
+    if (changes.size() >= options_.max_batch_changes || bytes >= options_.max_batch_bytes) break;
+    if (!source_->HasPending()) break;
+    got = source_->Next(std::chrono::milliseconds(1000), &msg);
+    if (!got.ok() || !*got) break;
+  }
+  if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, stop));
+  return true;
+}
+
+void ShardConsumer::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    natsMsg* msg = nullptr;
-    natsStatus s = natsSubscription_NextMsg(&msg, sub_, 200);
-    if (s == NATS_TIMEOUT) continue;
-    if (s != NATS_OK) {
-      spdlog::warn("reading stream {}: {}", stream_, NatsError(s));
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    // Let go of buffers that a batch of huge rows left behind; keep ordinary ones for reuse.
-    if (changes.BufferBytes() > kMaxKeptBufferBytes) changes = RowChangeList();
-    if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
-    // Take the first message and whatever else is queued, up to the batch limit.
-    changes.clear();
-    uint64_t messages = 0, last_seq = 0;
-    while (msg) {
-      jsMsgMetaData* meta = nullptr;
-      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        last_seq = meta->Sequence.Stream;
-        jsMsgMetaData_Destroy(meta);
-        Take(msg, last_seq, &changes);
-        ++messages;
-      }
-      natsMsg_Destroy(msg);
-      msg = nullptr;
-      int pending = 0;
-      if (changes.size() >= options_.max_batch_changes) break;
-      if (natsSubscription_GetPending(sub_, &pending, nullptr) != NATS_OK || pending <= 0) break;
-      if (natsSubscription_NextMsg(&msg, sub_, 1000) != NATS_OK) msg = nullptr;
-    }
-    if (messages == 0) continue;
-    StreamPosition position{stream_, SafePosition(last_seq)};
-    auto apply_start = std::chrono::steady_clock::now();
-    auto backoff = std::chrono::milliseconds(100);
-    while (true) {
-      Result<ApplyStats> stats =
-          applier_->Apply(changes, position, local_cursor_ ? local_cursor_() : std::nullopt);
-      if (stats.ok()) {
-        applied_messages_.fetch_add(messages);
-        applied_changes_.fetch_add(stats->applied);
-        spdlog::debug(
-            "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
-            stats->applied, stats->unchanged, messages, stream_, last_seq,
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - apply_start)
-                .count());
-        break;
-      }
-      // The transaction failed (disk full, lock timeout, ...): nothing was applied; retry the
-      // same batch so no change is skipped. A stop request still ends the loop: the position was
-      // not advanced, so the next start re-reads these messages.
-      spdlog::error("{}; retrying in {} ms", stats.status().message(), backoff.count());
-      if (stop.load()) return;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    Result<bool> applied = ApplyNext(std::chrono::milliseconds(200), stop);
+    if (!applied.ok() && !stop.load()) {
+      spdlog::warn("{}", applied.status().message());
+      clock_->SleepFor(std::chrono::milliseconds(200));
     }
   }
 }

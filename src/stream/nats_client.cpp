@@ -17,6 +17,30 @@ std::string NatsError(natsStatus s) {
   return text;
 }
 
+Status NatsStatus(natsStatus s, const std::string& what) {
+  std::string message = what + ": " + NatsError(s);
+  switch (s) {
+    case NATS_TIMEOUT:
+    case NATS_NO_SERVER:
+    case NATS_IO_ERROR:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_NO_RESPONDERS:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_MISSED_HEARTBEAT:
+      return Status::Unavailable(std::move(message));
+    case NATS_NOT_FOUND:
+      return Status::NotFound(std::move(message));
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT:
+    case NATS_MAX_PAYLOAD:
+      return Status::InvalidArgument(std::move(message));
+    default:
+      return Status::Error(std::move(message));
+  }
+}
+
 // nats.c calls these on its own callback thread; OnClosed is always the last one.
 void NatsClient::OnDisconnected(natsConnection*, void* closure) {
   auto* client = static_cast<NatsClient*>(closure);
@@ -50,22 +74,6 @@ void OnAsyncError(natsConnection*, natsSubscription* sub, natsStatus err, void*)
     return;
   }
   spdlog::warn("NATS: {}{}{}", NatsError(err), subject ? " on " : "", subject ? subject : "");
-}
-
-natsStatus SignNonce(char** error_text, unsigned char** signature, int* length, const char* nonce,
-                     void* closure) {
-  Result<std::string> sig = static_cast<const NKey*>(closure)->Sign(nonce);
-  if (!sig.ok()) {
-    *error_text = strdup(sig.status().message().c_str());
-    return NATS_ERR;
-  }
-  // nats.c frees the signature with free().
-  *signature = static_cast<unsigned char*>(
-      malloc(sig->size()));  // NOLINT(cppcoreguidelines-no-malloc): nats.c frees it
-  if (*signature == nullptr) return NATS_NO_MEMORY;
-  memcpy(*signature, sig->data(), sig->size());
-  *length = static_cast<int>(sig->size());
-  return NATS_OK;
 }
 
 }  // namespace
@@ -105,12 +113,13 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
                                  "[nats] user_name/user_password"));
   }
   if (!o.seed_file.empty()) {
+    // nats.c signs the nonce with the seed, reading the file again on every (re)connect, so the
+    // file must stay readable; it only needs the public key, which we derive (nats.c cannot).
     Result<NKey> key = NKey::FromSeedFile(o.seed_file);
     if (!key.ok()) return key.status();
-    client->nkey_ = std::make_unique<NKey>(std::move(*key));
     MARMOT_RETURN_IF_ERROR(
-        check(natsOptions_SetNKey(opts, client->nkey_->public_key().c_str(), SignNonce, client->nkey_.get()),
-              "[nats] seed_file"));
+        check(natsOptions_SetNKeyFromSeed(opts, key->public_key().c_str(), o.seed_file.c_str()),
+              ("[nats] seed_file " + o.seed_file).c_str()));
   }
   if (!o.ca_file.empty() || !o.cert_file.empty()) {
     MARMOT_RETURN_IF_ERROR(check(natsOptions_SetSecure(opts, true), "TLS"));

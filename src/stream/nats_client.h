@@ -36,6 +36,11 @@ struct NatsClientOptions {
 // A natsStatus as text, with nats.c's last error detail when there is one.
 std::string NatsError(natsStatus s);
 
+// A failed Status "<what>: <NatsError(s)>" with the code mapped from `s`: timeouts, lost or closed
+// connections and missing responders -> kUnavailable, NATS_NOT_FOUND -> kNotFound, bad arguments
+// -> kInvalidArgument, others -> kUnknown. `s` must not be NATS_OK.
+Status NatsStatus(natsStatus s, const std::string& what);
+
 class NatsClient {
  public:
   static Result<std::unique_ptr<NatsClient>> Connect(const NatsClientOptions& options);

@@ -7,6 +7,9 @@
 // the cluster listener (cluster e-marmot) plus a leaf-node listener on port + 1. A user's
 // server_config file is included at the end, so its settings win.
 //
+// The generated configuration may hold the user's password: it is written with mode 0600 from the
+// moment it exists (util/write_file.h).
+//
 // The child gets SIGKILL when marmot dies (PR_SET_PDEATHSIG), so it never outlives marmot, even
 // after a SIGKILL of marmot. Its output is logged with the tag "nats". If it exits while marmot
 // runs, it is restarted with backoff (1 s doubling to 30 s) on the same client port.
@@ -23,7 +26,9 @@
 #include <thread>
 #include <vector>
 
+#include "util/process_lock.h"
 #include "util/status.h"
+#include "util/unique_fd.h"
 
 namespace marmot {
 
@@ -57,10 +62,11 @@ class EmbeddedNatsServer {
   Status WriteConfig();
   Status Spawn();  // fork/exec; starts the output reader thread
   Status WaitUntilListening();
-  void ForwardOutput(int fd);  // runs on reader_, logs lines, learns the client port
-  void Supervise();            // runs on supervisor_, restarts on unexpected exit
+  void ForwardOutput(UniqueFd fd);  // runs on reader_, logs lines, learns the client port
+  void Supervise();                 // runs on supervisor_, restarts on unexpected exit
 
   EmbeddedNatsOptions options_;
+  std::optional<ProcessLock> store_lock_;  // held while this object lives
   std::string config_path_;
   std::string client_host_;
   int client_port_ = -1;
@@ -79,8 +85,5 @@ class EmbeddedNatsServer {
 // A/AAAA records until at least N addresses are found (re-querying every M ms, default 1 and
 // 1000); nats:// entries pass through. Gives up after `timeout`.
 Result<std::vector<std::string>> ResolvePeers(const std::vector<std::string>& peers, int timeout_ms);
-
-// Splits "host:port" (host may be empty or [v6]); port may be -1.
-Status SplitHostPort(const std::string& address, std::string* host, int* port);
 
 }  // namespace marmot

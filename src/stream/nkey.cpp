@@ -66,9 +66,6 @@ std::string WithCrc(std::string raw) {
 struct PkeyFree {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
 Pkey PrivateKey(const std::string& raw_seed) {
@@ -106,7 +103,6 @@ Result<NKey> NKey::FromRawSeed(const std::string& raw_seed) {
   std::string pub_raw(1, static_cast<char>(kPrefixUser));
   pub_raw.append(reinterpret_cast<const char*>(pub), 32);
   NKey nkey;
-  nkey.raw_seed_ = raw_seed;
   nkey.seed_ = WithCrc(seed_raw);
   nkey.public_key_ = WithCrc(pub_raw);
   return nkey;
@@ -131,21 +127,6 @@ Result<NKey> NKey::Generate() {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), 32) != 1)
     return Status::Error("no randomness");
   return FromRawSeed(raw);
-}
-
-Result<std::string> NKey::Sign(const std::string& message) const {
-  Pkey key = PrivateKey(raw_seed_);
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) {
-    return Status::Error("ed25519 signing setup failed");
-  }
-  unsigned char sig[64];
-  size_t len = sizeof(sig);
-  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1) {
-    return Status::Error("ed25519 signing failed");
-  }
-  return std::string(reinterpret_cast<const char*>(sig), len);
 }
 
 }  // namespace marmot

@@ -1,9 +1,11 @@
 // NKey: a NATS user key pair read from a seed, for nkey authentication ([nats] seed_file).
 //
-// nats.c needs the user's public key next to a signing callback; it does not derive one from a
-// seed. An NKey seed ("SU...") is base32 of: 2 prefix bytes, the 32-byte ed25519 seed, and a
-// CRC-16/XMODEM (little endian); the public key ("U...") is base32 of: 1 prefix byte, the 32-byte
-// ed25519 public key, CRC-16. Signing uses OpenSSL's ed25519.
+// nats.c signs the server's nonce itself (natsOptions_SetNKeyFromSeed, nats_Sign) but needs the
+// user's public key next to the seed, and its public API has no function that derives one from a
+// seed: that derivation is all this class does. An NKey seed ("SU...") is base32 of: 2 prefix
+// bytes, the 32-byte ed25519 seed, and a CRC-16/XMODEM (little endian); the public key ("U...")
+// is base32 of: 1 prefix byte, the 32-byte ed25519 public key, CRC-16. The public key is derived
+// with OpenSSL's ed25519.
 #pragma once
 
 #include <string>
@@ -22,12 +24,9 @@ class NKey {
 
   const std::string& public_key() const { return public_key_; }  // "U..."
   const std::string& seed() const { return seed_; }              // "SU..."; never log it
-  // Signs `message` (the server's nonce) with ed25519; 64 bytes.
-  Result<std::string> Sign(const std::string& message) const;
 
  private:
   static Result<NKey> FromRawSeed(const std::string& raw_seed);
-  std::string raw_seed_;  // 32 bytes
   std::string seed_;
   std::string public_key_;
 };

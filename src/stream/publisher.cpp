@@ -3,11 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <span>
-#include <thread>
+#include <unordered_map>
 
 #include "codec/compression.h"
 #include "codec/wire_format.h"
+#include "db/sqlite.h"
+#include "stream/message_id.h"
 
 namespace marmot {
 namespace {
@@ -17,46 +18,69 @@ constexpr size_t kHeaderAllowance = 512;
 
 struct Encoder {
   const PublisherOptions& options;
-  const ChangeBatch& batch;
+  uint64_t first;
+  uint64_t last;
+  const std::string& session;
   size_t limit;
   ZstdCodec* zstd;
   std::vector<OutgoingMessage>* out;
 
-  std::string MsgId(int shard, size_t part) const {
-    return std::to_string(options.node_id) + "-" + std::to_string(batch.first_seq) + "-" +
-           std::to_string(batch.last_seq) + "-" + std::to_string(shard) + "-" + std::to_string(part);
-  }
+  struct Encoded {
+    size_t raw_size = 0;
+    std::string payload;
+  };
 
-  Result<std::string> Encode(std::span<const RowChange* const> changes) const {
-    MessageOrigin origin{options.node_id, batch.first_seq, batch.last_seq};
+  Result<Encoded> Encode(std::span<const RowChange* const> changes) const {
+    MessageOrigin origin{options.node_id, first, last};
+    Encoded e;
     std::string bytes = EncodeChangeMessage(origin, changes);
-    if (!options.layout.compress) return bytes;
-    return zstd->Compress(bytes);
+    e.raw_size = bytes.size();
+    if (!options.layout.compress) {
+      e.payload = std::move(bytes);
+      return e;
+    }
+    Result<std::string> compressed = zstd->Compress(bytes);
+    if (!compressed.ok()) return compressed.status();
+    e.payload = std::move(*compressed);
+    return e;
   }
 
-  // Emits `changes` as one message, or as several when they do not fit, or as chunks when a single
-  // change does not fit.
-  Status Emit(int shard, std::span<const RowChange* const> changes) {
-    Result<std::string> payload = Encode(changes);
-    if (!payload.ok()) return payload.status();
-    if (payload->size() <= limit) {
-      out->push_back({shard, MsgId(shard, out->size()), "", std::move(*payload)});
+  // Emits `changes` as one message, or as several when they do not fit (in the server's max
+  // payload, or decoded in max_message_bytes), or as chunks when a single change does not fit.
+  Status Emit(int shard, std::span<const RowChange* const> changes, size_t first_in_shard) {
+    Result<Encoded> encoded = Encode(changes);
+    if (!encoded.ok()) return encoded.status();
+    bool too_big = encoded->raw_size > options.max_message_bytes;
+    if (encoded->payload.size() <= limit && !too_big) {
+      out->push_back({shard, "", "", std::move(encoded->payload)});
       return Status();
     }
     if (changes.size() > 1) {
       size_t half = changes.size() / 2;
-      MARMOT_RETURN_IF_ERROR(Emit(shard, changes.first(half)));
-      return Emit(shard, changes.subspan(half));
+      MARMOT_RETURN_IF_ERROR(Emit(shard, changes.first(half), first_in_shard));
+      return Emit(shard, changes.subspan(half), first_in_shard);
+    }
+    if (too_big) {
+      spdlog::error(
+          "a row of table {} is {} bytes encoded, more than [replication_log] max_message_bytes ({}): nodes "
+          "with that limit will not apply it (they record it in __marmot__dead_letter); raise the limit on "
+          "every node to replicate rows this large",
+          QuoteIdent(changes[0]->table), encoded->raw_size, options.max_message_bytes);
+    }
+    if (encoded->payload.size() <= limit) {
+      out->push_back({shard, "", "", std::move(encoded->payload)});
+      return Status();
     }
     // One row larger than a message: send its encoding in chunks the consumer puts together.
-    std::string group = MsgId(shard, out->size());
-    size_t chunks = (payload->size() + limit - 1) / limit;
+    std::string group = session + "-" + std::to_string(first) + "-" + std::to_string(last) + "-" +
+                        std::to_string(shard) + "-" + std::to_string(out->size() - first_in_shard);
+    const std::string& payload = encoded->payload;
+    size_t chunks = (payload.size() + limit - 1) / limit;
     for (size_t i = 0; i < chunks; ++i) {
       OutgoingMessage chunk;
       chunk.shard = shard;
-      chunk.msg_id = group + "-c" + std::to_string(i);
       chunk.chunk_header = group + " " + std::to_string(i) + " " + std::to_string(chunks);
-      chunk.payload = payload->substr(i * limit, limit);
+      chunk.payload = payload.substr(i * limit, limit);
       out->push_back(std::move(chunk));
     }
     return Status();
@@ -65,95 +89,202 @@ struct Encoder {
 
 }  // namespace
 
-Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
-                                                   size_t max_payload, ZstdCodec* zstd) {
+Result<std::vector<OutgoingMessage>> BuildMessages(std::span<const RowChange> changes, uint64_t first,
+                                                   uint64_t last, const std::string& session,
+                                                   const PublisherOptions& options, size_t max_payload,
+                                                   ZstdCodec* zstd) {
   // The changes of each shard, in batch order (pointers: the batch is not copied).
   int shards = std::max(options.layout.shards, 1);
   std::vector<std::vector<const RowChange*>> by_shard(static_cast<size_t>(shards));
-  if (shards == 1) by_shard[0].reserve(batch.changes.size());
-  for (const RowChange& change : batch.changes) {
+  if (shards == 1) by_shard[0].reserve(changes.size());
+  for (const RowChange& change : changes) {
     by_shard[static_cast<size_t>(ShardOf(change.row_hash, shards) - 1)].push_back(&change);
   }
   std::vector<OutgoingMessage> out;
   size_t limit = max_payload > 2 * kHeaderAllowance ? max_payload - kHeaderAllowance : max_payload / 2;
-  Encoder encoder{options, batch, limit, zstd, &out};
+  Encoder encoder{options, first, last, session, limit, zstd, &out};
+  int groups = 0;
+  std::vector<std::pair<size_t, size_t>> group_ranges;  // [begin, end) of each shard's messages
   for (int shard = 1; shard <= shards; ++shard) {
-    const std::vector<const RowChange*>& changes = by_shard[static_cast<size_t>(shard - 1)];
-    if (!changes.empty()) MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, changes));
+    const std::vector<const RowChange*>& group = by_shard[static_cast<size_t>(shard - 1)];
+    if (group.empty()) continue;
+    ++groups;
+    size_t begin = out.size();
+    MARMOT_RETURN_IF_ERROR(encoder.Emit(shard, group, begin));
+    group_ranges.emplace_back(begin, out.size());
+  }
+  for (const auto& [begin, end] : group_ranges) {
+    for (size_t i = begin; i < end; ++i) {
+      MessageId id{session,
+                   first,
+                   last,
+                   groups,
+                   out[i].shard,
+                   static_cast<int>(i - begin),
+                   static_cast<int>(end - begin)};
+      out[i].msg_id = id.ToString();
+    }
   }
   return out;
 }
 
-void OnPublishError(jsCtx*, jsPubAckErr* pae, void* closure) {
-  auto* publisher = static_cast<ChangePublisher*>(closure);
-  // Written before the counter is raised; read only after js_PublishAsyncComplete returned.
-  if (publisher->failed_acks_.load() == 0) {
-    publisher->last_ack_error_ = pae->ErrText ? pae->ErrText : NatsError(pae->Err);
-  }
-  publisher->failed_acks_.fetch_add(1);
+ChangePublisher::ChangePublisher(ChangeSource* source, MessageSink* sink, ChangeWatcher* watcher,
+                                 Clock* clock, PublisherOptions options)
+    : source_(source),
+      sink_(sink),
+      watcher_(watcher),
+      clock_(clock),
+      options_(std::move(options)),
+      session_(NewPublishSession()) {
+  cursor_.store(source_->cursor());
 }
 
-ChangePublisher::ChangePublisher(NatsClient* client, ChangeReader* reader, ChangeWatcher* watcher,
-                                 PublisherOptions options)
-    : client_(client), reader_(reader), watcher_(watcher), options_(std::move(options)) {
-  jsOptions js_options;
-  jsOptions_Init(&js_options);
-  js_options.PublishAsync.ErrHandler = OnPublishError;
-  js_options.PublishAsync.ErrHandlerClosure = this;
-  // Bounded window: publishing blocks while this many acks are outstanding.
-  js_options.PublishAsync.MaxPending = 4096;
-  natsConnection_JetStream(&js_, client_->connection(), &js_options);
-  cursor_.store(reader_->cursor());
+Status ChangePublisher::SendMessage(size_t batch_index, size_t message_index) {
+  SentMessage& m = in_flight_[batch_index].messages[message_index];
+  if (m.sends++ == 0) m.first_sent = clock_->Now();
+  Status s = sink_->Send(m.message, (batch_index << 32) | message_index);
+  if (!s.ok()) m.error = s.message();
+  return s;
 }
 
-ChangePublisher::~ChangePublisher() {
-  if (!js_) return;
-  // (nats.c crashes asking for the pending list of a context that never published.)
-  if (!published_any_) {
-    jsCtx_Destroy(js_);
-    return;
-  }
-  // Publishes still waiting for an ack (stopping while NATS is away) would call OnPublishError
-  // with `this` later: take them back first. Their changes stay in the change log.
-  natsMsgList pending{};
-  if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
-  jsCtx_Destroy(js_);
-}
-
-Status ChangePublisher::SendBatch(const ChangeBatch& batch) {
-  Result<std::vector<OutgoingMessage>> messages =
-      BuildMessages(batch, options_, static_cast<size_t>(client_->max_payload()), &zstd_);
+Status ChangePublisher::SendBatch(ChangeBatch batch) {
+  Result<std::vector<OutgoingMessage>> messages = BuildMessages(
+      batch.changes, batch.first_seq, batch.last_seq, session_, options_, sink_->max_payload(), &zstd_);
+  in_flight_.push_back(InFlightBatch{std::move(batch), {}});
+  // Encoding fails only without memory; the batch stays in flight without messages and Settle
+  // encodes it again (its entries are past the cursor: dropping it would lose them).
   if (!messages.ok()) return messages.status().WithContext("encoding changes");
-  for (const OutgoingMessage& m : *messages) {
-    std::string subject = options_.layout.Subject(m.shard);
-    natsMsg* msg = nullptr;
-    natsStatus s =
-        natsMsg_Create(&msg, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Nats-Msg-Id", m.msg_id.c_str());
-    if (s == NATS_OK && !m.chunk_header.empty())
-      s = natsMsgHeader_Set(msg, "Marmot-Chunk", m.chunk_header.c_str());
-    if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);  // takes ownership on success
-    published_any_ = true;
-    if (msg) natsMsg_Destroy(msg);
-    if (s != NATS_OK) return Status::Error("publishing to " + subject + ": " + NatsError(s));
+  size_t index = in_flight_.size() - 1;
+  for (OutgoingMessage& m : *messages) in_flight_[index].messages.push_back(Sent(std::move(m)));
+  for (size_t i = 0; i < in_flight_[index].messages.size(); ++i) {
+    Status s = SendMessage(index, i);
+    if (!s.ok()) return s;
   }
   return Status();
 }
 
-Status ChangePublisher::AwaitAcks() {
-  jsPubOptions wait;
-  jsPubOptions_Init(&wait);
-  wait.MaxWait = options_.ack_timeout.count();
-  natsStatus s = js_PublishAsyncComplete(js_, &wait);
-  int failed = failed_acks_.exchange(0);
-  if (s != NATS_OK) {
-    // Forget what is still pending; the retry publishes it again under the same ids.
-    natsMsgList pending{};
-    if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
-    return Status::Error("waiting for JetStream acks: " + NatsError(s));
+void ChangePublisher::CollectOutcomes() {
+  sink_->AwaitOutcomes(options_.ack_timeout, [this](size_t token, const PublishOutcome& outcome) {
+    size_t batch = token >> 32, message = token & 0xffffffffu;
+    if (batch >= in_flight_.size() || message >= in_flight_[batch].messages.size()) return;
+    SentMessage& m = in_flight_[batch].messages[message];
+    if (!outcome.stored) {
+      m.error = outcome.error;
+      return;
+    }
+    if (outcome.duplicate && m.sends == 1) {
+      // Sent once, yet the stream holds an earlier message with this id: the id is not unique,
+      // and this message's changes were dropped. Never expected (session ids are random).
+      spdlog::error(
+          "JetStream took message {} for a duplicate of an earlier one, but it was sent for the first time; "
+          "sending it again under a new id",
+          m.message.msg_id);
+      m.message.msg_id += "-r" + std::to_string(++renamed_ids_);
+      m.error = "message id was not unique";
+      return;
+    }
+    m.stored = true;
+    m.stream_seq = outcome.stream_seq;
+    m.error.clear();
+  });
+}
+
+Status ChangePublisher::FindStoredInFlight() {
+  std::map<int, std::unordered_map<std::string, SentMessage*>> missing;  // shard -> id -> message
+  for (InFlightBatch& b : in_flight_) {
+    for (SentMessage& m : b.messages) {
+      if (!m.stored && m.sends > 0) missing[m.message.shard][m.message.msg_id] = &m;
+    }
   }
-  if (failed > 0)
-    return Status::Error(std::to_string(failed) + " publish(es) not acknowledged: " + last_ack_error_);
+  for (auto& entry : missing) {
+    int shard = entry.first;
+    std::unordered_map<std::string, SentMessage*>& by_id = entry.second;
+    const auto& acked = source_->publish_state().acked_seq;
+    auto known = acked.find(options_.layout.StreamName(shard));
+    uint64_t after = known == acked.end() ? 0 : known->second;
+    Result<uint64_t> first = sink_->ScanStored(shard, after, [&by_id](std::string_view id, uint64_t seq) {
+      auto found = by_id.find(std::string(id));
+      if (found == by_id.end()) return;
+      found->second->stored = true;
+      found->second->stream_seq = seq;
+    });
+    if (!first.ok())
+      return first.status().WithContext("reading back stream " + options_.layout.StreamName(shard));
+  }
+  return Status();
+}
+
+Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
+  CollectOutcomes();
+  auto backoff = std::chrono::milliseconds(100);
+  while (true) {
+    size_t unstored = 0, rows = 0;
+    std::string why;
+    Clock::TimePoint oldest = Clock::TimePoint::max();
+    for (InFlightBatch& b : in_flight_) {
+      bool complete = !b.messages.empty() || b.batch.changes.empty();
+      for (SentMessage& m : b.messages) {
+        if (m.stored) continue;
+        complete = false;
+        ++unstored;
+        if (why.empty()) why = m.error.empty() ? "not sent" : m.error;
+        if (m.sends > 0) oldest = std::min(oldest, m.first_sent);
+      }
+      if (b.messages.empty() && !b.batch.changes.empty()) {
+        ++unstored;
+        if (why.empty()) why = "not encoded";
+      }
+      if (!complete) rows += b.batch.changes.size();
+    }
+    if (unstored == 0) break;
+    spdlog::warn(
+        "{} message(s) with {} change(s) not stored ({}); the changes stay in the change log, "
+        "sending again in {} ms",
+        unstored, rows, why, backoff.count());
+    if (stop.load()) {
+      return Status::Unavailable(std::to_string(unstored) + " message(s) not stored at stop: " + why);
+    }
+    clock_->SleepFor(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (oldest != Clock::TimePoint::max() && clock_->Now() - oldest >= options_.rescan_after) {
+      // The duplicate window may have forgotten the first sends: look in the streams instead.
+      Status found = FindStoredInFlight();
+      if (!found.ok()) {
+        spdlog::warn("{}; trying again", found.message());
+        continue;
+      }
+    }
+    for (size_t b = 0; b < in_flight_.size(); ++b) {
+      InFlightBatch& batch = in_flight_[b];
+      if (batch.messages.empty() && !batch.batch.changes.empty()) {
+        Result<std::vector<OutgoingMessage>> messages =
+            BuildMessages(batch.batch.changes, batch.batch.first_seq, batch.batch.last_seq, session_,
+                          options_, sink_->max_payload(), &zstd_);
+        if (!messages.ok()) continue;
+        for (OutgoingMessage& m : *messages) batch.messages.push_back(Sent(std::move(m)));
+      }
+      for (size_t m = 0; m < batch.messages.size(); ++m) {
+        if (!batch.messages[m].stored) (void)SendMessage(b, m);
+      }
+    }
+    CollectOutcomes();
+  }
+  if (in_flight_.empty()) return Status();
+  std::map<std::string, uint64_t> acked;
+  size_t rows = 0;
+  for (const InFlightBatch& b : in_flight_) {
+    rows += b.batch.changes.size();
+    for (const SentMessage& m : b.messages) {
+      uint64_t& seq = acked[options_.layout.StreamName(m.message.shard)];
+      seq = std::max(seq, m.stream_seq);
+    }
+  }
+  uint64_t last = in_flight_.back().batch.last_seq;
+  source_->Confirm(last, acked);
+  published_rows_.fetch_add(rows);
+  spdlog::debug("published {} change(s) up to log entry {}", rows, last);
+  for (InFlightBatch& b : in_flight_) Recycle(std::move(b.batch));
+  in_flight_.clear();
   return Status();
 }
 
@@ -170,95 +301,83 @@ void ChangePublisher::Recycle(ChangeBatch batch) {
 }
 
 Status ChangePublisher::ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch) {
-  Status read = reader_->ReadBatch(options_.scan_max_changes, batch);
+  Status read = source_->ReadBatch(options_.scan_max_changes, batch);
   // After a change event the commit may not be visible yet: the WAL is written before the commit
   // is published in its index (see ChangeWatcher::Wait), and between the two the writer syncs the
   // WAL (about 1 ms here). Look again every 0.1 ms for the first 5 ms, then every 1 ms up to 20 ms.
   for (int retry = 0; wake == ChangeWatcher::Wake::kChange && retry < 65 && read.ok() && batch->empty();
        ++retry) {
-    std::this_thread::sleep_for(std::chrono::microseconds(retry < 50 ? 100 : 1000));
-    read = reader_->ReadBatch(options_.scan_max_changes, batch);
+    clock_->SleepFor(std::chrono::microseconds(retry < 50 ? 100 : 1000));
+    read = source_->ReadBatch(options_.scan_max_changes, batch);
   }
   return read;
 }
 
-Status ChangePublisher::ResendUntilAcked(const std::vector<ChangeBatch>& unacked,
-                                         const std::atomic<bool>& stop, Status failure) {
-  auto backoff = std::chrono::milliseconds(100);
-  while (!failure.ok()) {
-    (void)AwaitAcks();  // drain whatever is still outstanding
-    size_t rows = 0;
-    for (const ChangeBatch& b : unacked) rows += b.changes.size();
-    spdlog::warn("{}; {} change(s) stay in the change log, publishing them again in {} ms", failure.message(),
-                 rows, backoff.count());
-    if (stop.load()) return failure;
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-    // The same batches, as read the first time (a new read could see rows that incoming changes
-    // have overwritten meanwhile), under the same dedup ids.
-    failure = Status();
-    for (const ChangeBatch& b : unacked) {
-      failure = SendBatch(b);
-      if (!failure.ok()) break;
+void ChangePublisher::CleanupIfDue(bool force) {
+  if (!force && clock_->Now() < next_cleanup_) return;
+  Result<size_t> deleted = source_->DeleteConfirmed();
+  if (!deleted.ok()) spdlog::warn("cleaning the change log: {}", deleted.status().message());
+  next_cleanup_ = clock_->Now() + options_.cleanup_interval;
+}
+
+Status ChangePublisher::PublishAvailable(const std::atomic<bool>& stop) {
+  while (true) {
+    ChangeBatch batch = TakeSpareBatch();
+    MARMOT_RETURN_IF_ERROR(source_->ReadBatch(options_.scan_max_changes, &batch));
+    cursor_.store(source_->cursor(), std::memory_order_release);
+    bool more = batch.entries >= options_.scan_max_changes;
+    Status sent;
+    if (batch.empty()) {
+      Recycle(std::move(batch));
+    } else {
+      sent = SendBatch(std::move(batch));
     }
-    if (failure.ok()) failure = AwaitAcks();
+    if (!in_flight_.empty() && (!sent.ok() || !more || in_flight_.size() >= kMaxBatchesInFlight)) {
+      MARMOT_RETURN_IF_ERROR(Settle(stop));
+    }
+    if (!more && in_flight_.empty()) return Status();
   }
-  return failure;
 }
 
 void ChangePublisher::Run(const std::atomic<bool>& stop) {
-  auto next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
+  next_cleanup_ = clock_->Now() + options_.cleanup_interval;
   bool more = true;  // read again without waiting: the last batch was full
-  // Batches sent but not yet acknowledged (at most kMaxBatchesInFlight): the next batch is read and
-  // encoded while the previous ones are on the wire, and all are confirmed at once.
-  std::vector<ChangeBatch> unacked;
   while (true) {
     ChangeWatcher::Wake wake = ChangeWatcher::Wake::kTick;
-    if (!more && unacked.empty()) {
+    if (!more && in_flight_.empty()) {
       if (stop.load()) break;
       // Returns at a change, a poll tick, or Stop(); after Stop() one more pass below publishes
       // what was written before it.
       wake = watcher_->Wait(std::chrono::milliseconds(500));
     }
-    Status s;
-    if (more || unacked.empty()) {
+    Status sent;
+    if (more || in_flight_.empty()) {
       ChangeBatch batch = TakeSpareBatch();
       Status read = ReadAfterWake(wake, &batch);
       if (!read.ok()) {
         spdlog::error("reading changes: {}; retrying in 1 s", read.message());
         Recycle(std::move(batch));
-        std::this_thread::sleep_for(std::chrono::seconds(1));
+        clock_->SleepFor(std::chrono::seconds(1));
         more = !stop.load();
         continue;
       }
-      cursor_.store(reader_->cursor(), std::memory_order_release);
+      cursor_.store(source_->cursor(), std::memory_order_release);
       more = batch.entries >= options_.scan_max_changes;
       if (batch.empty()) {
         Recycle(std::move(batch));
       } else {
-        s = SendBatch(batch);
-        unacked.push_back(std::move(batch));
+        sent = SendBatch(std::move(batch));
       }
     }
-    if (!unacked.empty() && (!s.ok() || !more || unacked.size() >= kMaxBatchesInFlight || stop.load())) {
-      if (s.ok()) s = AwaitAcks();
-      s = ResendUntilAcked(unacked, stop, s);
-      if (!s.ok()) break;  // stopping while NATS is away: the entries stay in the log for next time
-      size_t rows = 0;
-      for (const ChangeBatch& b : unacked) rows += b.changes.size();
-      reader_->Confirm(unacked.back().last_seq);
-      published_rows_.fetch_add(rows);
-      spdlog::debug("published {} change(s) up to log entry {}", rows, unacked.back().last_seq);
-      for (ChangeBatch& b : unacked) Recycle(std::move(b));
-      unacked.clear();
+    // Batches go out while the next is read and encoded; all are settled at once.
+    if (!in_flight_.empty() &&
+        (!sent.ok() || !more || in_flight_.size() >= kMaxBatchesInFlight || stop.load())) {
+      if (!Settle(stop).ok()) break;  // stopping while NATS is away: the entries stay in the log
     }
-    if (std::chrono::steady_clock::now() >= next_cleanup || (stop.load() && !more)) {
-      Result<size_t> deleted = reader_->DeleteConfirmed();
-      if (!deleted.ok()) spdlog::warn("cleaning the change log: {}", deleted.status().message());
-      next_cleanup = std::chrono::steady_clock::now() + options_.cleanup_interval;
-    }
-    if (stop.load() && !more && unacked.empty()) break;
+    CleanupIfDue(stop.load() && !more);
+    if (stop.load() && !more && in_flight_.empty()) break;
   }
+  CleanupIfDue(/*force=*/true);
 }
 
 }  // namespace marmot

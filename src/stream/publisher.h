@@ -1,31 +1,47 @@
-// ChangePublisher: moves captured changes from the change log to the shard streams.
+// ChangePublisher: moves captured changes from the change log to the shard streams, so that every
+// change is stored in its stream exactly once, in the order it was read.
 //
 // Loop (on the caller's thread): wait for the watcher, read a batch of at most scan_max_changes
 // log entries, group its row changes by shard, encode each group as one message (docs/PROTOCOL.md;
-// zstd when the streams are compressed; split into smaller messages, or into chunks for a single
-// huge row, when over the server's max payload) and publish them asynchronously. While batches
-// come full, up to kMaxBatchesInFlight are sent before waiting for their acks; then all of them
-// are confirmed to the reader at once. Only confirmed entries are ever deleted from the log.
+// zstd when the streams are compressed; split into several messages, or into chunks for a single
+// huge row, when over the server's max payload) and send them without waiting. While batches come
+// full, up to kMaxBatchesInFlight are sent before waiting; then each message's outcome is checked.
+// Only when every message of a batch is stored is the batch confirmed to the change source, and
+// only confirmed entries are ever deleted from the log.
 //
-// Each message carries a Nats-Msg-Id derived from the node id, the log range and the shard, so a
-// batch that is published again (after a failed ack or a crash) is deduplicated by JetStream. On a
-// failed or missing ack the same batches are sent again from memory (not re-read: rows may have
-// been overwritten by incoming changes since) with backoff; while NATS is unreachable, changes
-// simply wait in the change log.
+// Message identity (message_id.h): every message carries a Nats-Msg-Id unique to this publisher
+// session. A message without an ack is sent again under the same id (JetStream's duplicate window
+// drops it when the first send arrived after all); after kRescanAfter without success, the stream
+// is read back first, so a resend never outlives the duplicate window. Resends come from memory,
+// never from a new read: rows may have been overwritten by incoming changes since.
+//
+// Crash safety (Recover): confirmations are persisted every cleanup_interval, so a crash loses the
+// newest ones. Before publishing anything, a new session reads back the messages of the earlier
+// sessions of this database from the streams (from the last acked positions on), and settles the
+// entries after the persisted confirmation: batches that arrived whole are confirmed, batches that
+// arrived in part have only their missing rows published again, batches that never arrived are
+// published. So an entry that reached the stream is never published a second time (which would put
+// its old values after later writes of other nodes), and the consumers never mistake published
+// entries for unpublished local writes.
+//
+// REQUIRES: Recover() before Run(); Run on one thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "codec/compression.h"
-#include "db/change_reader.h"
+#include "db/change_source.h"
 #include "db/change_watcher.h"
-#include "stream/nats_client.h"
+#include "stream/message_sink.h"
 #include "stream/streams.h"
+#include "util/clock.h"
 #include "util/status.h"
 
 namespace marmot {
@@ -36,68 +52,100 @@ struct PublisherOptions {
   size_t scan_max_changes = 512;
   std::chrono::milliseconds cleanup_interval{5000};
   std::chrono::milliseconds ack_timeout{10000};
+  // A message whose encoding exceeds this is logged as an error: other nodes with the same
+  // [replication_log] max_message_bytes will not apply it.
+  size_t max_message_bytes = 64u << 20;
+  // Resends after this long (since the first send) read the stream back first, because JetStream's
+  // duplicate window (2 minutes) may have forgotten the first send by the time the resend arrives.
+  std::chrono::milliseconds rescan_after{60000};
 };
 
-// One message ready to publish (exposed for tests).
-struct OutgoingMessage {
-  int shard = 0;
-  std::string msg_id;
-  std::string chunk_header;  // "group index count" when this is one chunk of a split payload
-  std::string payload;
-};
-
-// Encodes a batch into messages: grouped by shard, compressed with `zstd` when `layout.compress`,
-// each at most `max_payload` bytes of payload.
-Result<std::vector<OutgoingMessage>> BuildMessages(const ChangeBatch& batch, const PublisherOptions& options,
-                                                   size_t max_payload, ZstdCodec* zstd);
+// Encodes `changes` (a batch's, or part of it) into messages: grouped by shard, compressed with
+// `zstd` when `layout.compress`, each at most `max_payload` bytes of payload, with ids of
+// `session` for the change-log range first..last.
+Result<std::vector<OutgoingMessage>> BuildMessages(std::span<const RowChange> changes, uint64_t first,
+                                                   uint64_t last, const std::string& session,
+                                                   const PublisherOptions& options, size_t max_payload,
+                                                   ZstdCodec* zstd);
 
 class ChangePublisher {
  public:
-  ChangePublisher(NatsClient* client, ChangeReader* reader, ChangeWatcher* watcher, PublisherOptions options);
-  ~ChangePublisher();
+  // `watcher` may be null when only PublishAvailable() is used (tests). Nothing is owned.
+  ChangePublisher(ChangeSource* source, MessageSink* sink, ChangeWatcher* watcher, Clock* clock,
+                  PublisherOptions options);
   ChangePublisher(const ChangePublisher&) = delete;
   ChangePublisher& operator=(const ChangePublisher&) = delete;
 
-  // Runs until `stop` is set and the watcher is stopped; finishes the batch in flight first.
+  // Settles what earlier sessions of this database published but did not persist as confirmed
+  // (see the file comment). Retries while NATS fails; gives up only when `stop` is set.
+  Status Recover(const std::atomic<bool>& stop);
+
+  // Runs until `stop` is set and the watcher is stopped; publishes what is captured first.
   void Run(const std::atomic<bool>& stop);
 
-  // The reader's cursor as of the last read, for the applier on other threads (see
+  // Publishes everything in the log now and waits until it is stored (or `stop`). For tests and
+  // one-shot use; Run does the same continuously.
+  Status PublishAvailable(const std::atomic<bool>& stop);
+
+  // The source's cursor as of the last read, for the applier on other threads (see
   // Applier::Apply's local_unread_after).
   uint64_t cursor() const { return cursor_.load(std::memory_order_acquire); }
   uint64_t published_rows() const { return published_rows_.load(); }
+  const std::string& session() const { return session_; }
 
  private:
-  // How many batches may be sent before waiting for their acks.
+  // How many batches may be sent before waiting for their outcomes.
   static constexpr size_t kMaxBatchesInFlight = 8;
   // Confirmed batches are kept for reuse only up to this many bytes of row values each.
   static constexpr size_t kMaxPooledBatchBytes = 8u << 20;
 
-  Status SendBatch(const ChangeBatch& batch);  // asynchronous publishes, no waiting
-  Status AwaitAcks();                          // waits for every outstanding ack
-  // After `failure`, sends `unacked` again (same batches, same dedup ids) with backoff until all
-  // are acknowledged; gives up only when `stop` is set.
-  Status ResendUntilAcked(const std::vector<ChangeBatch>& unacked, const std::atomic<bool>& stop,
-                          Status failure);
-  Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
-  // A batch for the next read: a recycled one (its buffers are reused) or a new one.
-  ChangeBatch TakeSpareBatch();
-  // Keeps `batch` in spare_batches_ for the next read, unless its buffers are too large.
-  void Recycle(ChangeBatch batch);
+  struct SentMessage {
+    OutgoingMessage message;
+    bool stored = false;
+    uint64_t stream_seq = 0;
+    int sends = 0;
+    Clock::TimePoint first_sent{};
+    std::string error;
+  };
+  static SentMessage Sent(OutgoingMessage message) {
+    SentMessage m;
+    m.message = std::move(message);
+    return m;
+  }
+  struct InFlightBatch {
+    ChangeBatch batch;
+    std::vector<SentMessage> messages;
+  };
 
-  NatsClient* client_;
-  ChangeReader* reader_;
+  // Encodes `batch` (or `changes` of it) and sends every message; the batch joins in_flight_.
+  Status SendBatch(ChangeBatch batch);
+  Status SendMessage(size_t batch_index, size_t message_index);
+  // Waits for outcomes, resends what is not stored (with backoff, reading the stream back after
+  // rescan_after) until every message in flight is stored; then confirms the batches. Fails only
+  // when `stop` is set first (the entries stay in the log for next time).
+  Status Settle(const std::atomic<bool>& stop);
+  void CollectOutcomes();
+  // Marks messages in flight that the streams hold (read back) as stored.
+  Status FindStoredInFlight();
+  Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
+  ChangeBatch TakeSpareBatch();
+  void Recycle(ChangeBatch batch);
+  void CleanupIfDue(bool force);
+
+  ChangeSource* source_;
+  MessageSink* sink_;
   ChangeWatcher* watcher_;
+  Clock* clock_;
   PublisherOptions options_;
-  jsCtx* js_ = nullptr;  // own context: its async-publish error handler is ours
+  std::string session_;
   std::atomic<uint64_t> cursor_{0};
   std::atomic<uint64_t> published_rows_{0};
-  std::atomic<int> failed_acks_{0};
-  std::string last_ack_error_;
-  bool published_any_ = false;  // touched by the Run thread and the destructor only
-  ZstdCodec zstd_{1};           // its context is reused: creating one per message costs ~1 MB of memset
-  // Batches whose changes were confirmed, kept so the next reads reuse their buffers.
+  ZstdCodec zstd_{1};  // its context is reused: creating one per message costs ~1 MB of memset
+  std::vector<InFlightBatch> in_flight_;
   std::vector<ChangeBatch> spare_batches_;
-  friend void OnPublishError(jsCtx*, jsPubAckErr*, void*);
+  Clock::TimePoint next_cleanup_{};
+  uint64_t renamed_ids_ = 0;
+  friend class PublishRecovery;  // publish_recovery.cpp
 };
 
 }  // namespace marmot

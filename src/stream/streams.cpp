@@ -65,23 +65,23 @@ Status EnsureStreams(jsCtx* js, const StreamLayout& layout) {
     natsStatus s = js_GetStreamInfo(&info, js, name.c_str(), nullptr, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
       s = js_AddStream(&info, js, &want, nullptr, &jerr);
-      if (s != NATS_OK) return Status::Error("creating stream " + name + ": " + NatsError(s));
+      if (s != NATS_OK) return NatsStatus(s, "creating stream " + name);
       spdlog::info("created stream {} (subject {}, {} replica(s), max {} messages)", name, subject,
                    layout.replicas, layout.max_entries);
       jsStreamInfo_Destroy(info);
       continue;
     }
-    if (s != NATS_OK) return Status::Error("looking up stream " + name + ": " + NatsError(s));
+    if (s != NATS_OK) return NatsStatus(s, "looking up stream " + name);
     std::string diff = Differences(info->Config, &want);
     jsStreamInfo_Destroy(info);
     if (diff.empty()) continue;
     if (!layout.update_existing) {
-      return Status::Error("stream " + name + " exists with different settings: " + diff +
-                           "; set [replication_log] update_existing = true to reconfigure it");
+      return Status::InvalidArgument("stream " + name + " exists with different settings: " + diff +
+                                     "; set [replication_log] update_existing = true to reconfigure it");
     }
     jsStreamInfo* updated = nullptr;
     s = js_UpdateStream(&updated, js, &want, nullptr, &jerr);
-    if (s != NATS_OK) return Status::Error("updating stream " + name + " (" + diff + "): " + NatsError(s));
+    if (s != NATS_OK) return NatsStatus(s, "updating stream " + name + " (" + diff + ")");
     jsStreamInfo_Destroy(updated);
     spdlog::info("updated stream {}: {}", name, diff);
   }

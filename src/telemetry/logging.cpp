@@ -1,47 +1,18 @@
 #include "telemetry/logging.h"
 
+#include <curl/curl.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 namespace marmot {
 namespace {
-
-void AppendJsonString(std::string_view s, spdlog::memory_buf_t& out) {
-  static const char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        out.append(std::string_view("\\\\"));
-        break;
-      case '\n':
-        out.append(std::string_view("\\n"));
-        break;
-      case '\r':
-        out.append(std::string_view("\\r"));
-        break;
-      case '\t':
-        out.append(std::string_view("\\t"));
-        break;
-      default:
-        if (c < 0x20) {
-          const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-          out.append(esc, esc + sizeof(esc));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 // Formats each record as one JSON object per line.
 class JsonFormatter : public spdlog::formatter {
@@ -56,16 +27,18 @@ class JsonFormatter : public spdlog::formatter {
     char time_buf[96];
     std::snprintf(time_buf, sizeof(time_buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-    dest.append(std::string_view("{\"time\":\""));
-    dest.append(std::string_view(time_buf));
-    dest.append(std::string_view("\",\"level\":"));
     auto level = spdlog::level::to_string_view(msg.level);
-    AppendJsonString(std::string_view(level.data(), level.size()), dest);
-    dest.append(std::string_view(",\"logger\":"));
-    AppendJsonString(std::string_view(msg.logger_name.data(), msg.logger_name.size()), dest);
-    dest.append(std::string_view(",\"msg\":"));
-    AppendJsonString(std::string_view(msg.payload.data(), msg.payload.size()), dest);
-    dest.append(std::string_view("}\n"));
+    // ordered_json keeps the keys in this order; replace turns bytes that are not UTF-8 into
+    // U+FFFD instead of throwing, so a log call never fails and the line stays valid UTF-8.
+    nlohmann::ordered_json line = {
+        {"time", std::string(time_buf)},
+        {"level", std::string(level.data(), level.size())},
+        {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
+        {"msg", std::string(msg.payload.data(), msg.payload.size())},
+    };
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.push_back('\n');
+    dest.append(text.data(), text.data() + text.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
@@ -76,7 +49,7 @@ void SetupLogging(bool verbose, const std::string& format) {
   // Logs go to stderr so stdout stays free for command output.
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   if (format == "json") {
-    sink->set_formatter(std::make_unique<JsonFormatter>());
+    sink->set_formatter(MakeJsonFormatter());
   } else {
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v"));
   }
@@ -94,14 +67,58 @@ std::shared_ptr<spdlog::logger> TaggedLogger(const std::string& tag) {
   return logger;
 }
 
-std::string RedactUrl(const std::string& url) {
+std::unique_ptr<spdlog::formatter> MakeJsonFormatter() { return std::make_unique<JsonFormatter>(); }
+
+namespace {
+
+struct CurlUrlFree {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct CurlFree {
+  void operator()(char* p) const { curl_free(p); }
+};
+using CurlUrl = std::unique_ptr<CURLU, CurlUrlFree>;
+using CurlString = std::unique_ptr<char, CurlFree>;
+
+// One part of a parsed URL; null when the URL has no such part.
+CurlString UrlPart(CURLU* url, CURLUPart part) {
+  char* text = nullptr;
+  if (curl_url_get(url, part, &text, 0) != CURLUE_OK) return nullptr;
+  return CurlString(text);
+}
+
+// Everything between "://" (or the start) and the last '@' becomes "***".
+std::string RedactUpToLastAt(const std::string& url) {
   size_t scheme = url.find("://");
   size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t at = url.find('@', start);
-  if (at == std::string::npos) return url;
-  size_t colon = url.find(':', start);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  size_t at = url.rfind('@');
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + "***" + url.substr(at);
+}
+
+}  // namespace
+
+std::string RedactUrl(const std::string& url) {
+  // CURLU_NON_SUPPORT_SCHEME: parse nats://, tls://, dns:// like any URL.
+  CurlUrl parsed(curl_url());
+  if (!parsed) return RedactUpToLastAt(url);
+  if (curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    return RedactUpToLastAt(url);
+  // curl ends the user info at the first '@': one left in the rest means the user info itself
+  // held an unencoded '@' (or a '/' cut it short), so part of a secret would show.
+  for (CURLUPart rest : {CURLUPART_HOST, CURLUPART_PATH, CURLUPART_QUERY, CURLUPART_FRAGMENT}) {
+    CurlString text = UrlPart(parsed.get(), rest);
+    if (text && std::strchr(text.get(), '@') != nullptr) return RedactUpToLastAt(url);
+  }
+  CURLUcode set;
+  if (UrlPart(parsed.get(), CURLUPART_PASSWORD))
+    set = curl_url_set(parsed.get(), CURLUPART_PASSWORD, "***", 0);
+  else if (UrlPart(parsed.get(), CURLUPART_USER))
+    set = curl_url_set(parsed.get(), CURLUPART_USER, "***", 0);
+  else
+    return url;
+  CurlString redacted = set == CURLUE_OK ? UrlPart(parsed.get(), CURLUPART_URL) : nullptr;
+  return redacted ? std::string(redacted.get()) : RedactUpToLastAt(url);
 }
 
 }  // namespace marmot

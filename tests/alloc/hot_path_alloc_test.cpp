@@ -138,7 +138,8 @@ class HotPathAllocTest : public ::testing::Test {
     WriteLate();
     std::vector<OutgoingMessage> messages;
     counts.encode = CountAllocations([&] {
-      Result<std::vector<OutgoingMessage>> built = BuildMessages(batch, options_, 1 << 20, &zstd_out_);
+      Result<std::vector<OutgoingMessage>> built = BuildMessages(
+          batch.changes, batch.first_seq, batch.last_seq, "0123456789abcdef", options_, 1 << 20, &zstd_out_);
       EXPECT_TRUE(built.ok()) << built.status().message();
       if (built.ok()) messages = std::move(*built);
     });
@@ -168,7 +169,7 @@ class HotPathAllocTest : public ::testing::Test {
       EXPECT_EQ(stats->unchanged, rows - 1);
       EXPECT_EQ(stats->superseded, 1u);  // id 0: its newer local write will be published
     });
-    reader_->Confirm(batch.last_seq);
+    reader_->Confirm(batch.last_seq, {});
     return counts;
   }
 

@@ -89,10 +89,11 @@ expect_exit 1 "database .*missing.db does not exist" "$MARMOT" -config "$WORK/mi
 # A rollback-journal database that another process has open is refused, with what to do.
 sql "$WORK/other.db" "PRAGMA journal_mode=DELETE; CREATE TABLE t (id INTEGER PRIMARY KEY);" >/dev/null
 printf 'db_path = "%s/other.db"\n' "$WORK" >"$WORK/other.toml"
-(echo "BEGIN; SELECT * FROM t;"; sleep 15) | sqlite3 "$WORK/other.db" &
+# The holder prints a line once its read transaction has the database (SHARED lock until COMMIT).
+(echo "BEGIN; SELECT * FROM t; SELECT 'holding the lock';"; sleep 15) | sqlite3 "$WORK/other.db" >"$WORK/holder.out" &
 holder=$!
 PIDS+=("$holder")
-sleep 0.5
+wait_for 10 "the holder to open its read transaction" grep -q "holding the lock" "$WORK/holder.out"
 expect_exit 1 "could not be switched to WAL.*Stop the applications" "$MARMOT" -config "$WORK/other.toml"
 kill "$holder" 2>/dev/null || true
 

@@ -76,17 +76,23 @@ TEST_F(ApplierTest, UpsertReplacesRowsConflictingOnOtherUniqueColumns) {
   EXPECT_EQ(Rows(db_, "SELECT id FROM books"), (std::vector<std::string>{"1:2"}));
 }
 
+// A full row of books (every stored column).
+RowChange Book(int64_t id, Value title, Value pages, Value isbn = Value::Null()) {
+  return Upsert("books", {"id", "title", "isbn", "pages"},
+                {Value::Integer(id), std::move(title), std::move(isbn), std::move(pages)});
+}
+
 TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   std::vector<RowChange> batch = {
-      Upsert("books", {"id", "title", "pages"}, {Value::Integer(1), Value::Text("ok"), Value::Integer(5)}),
+      Book(1, Value::Text("ok"), Value::Integer(5)),
       Upsert("no_such_table", {"id"}, {Value::Integer(1)}),
-      Upsert("books", {"id", "title", "no_such_column"},
-             {Value::Integer(2), Value::Text("x"), Value::Integer(1)}),
-      Upsert("books", {"id", "title", "pages"}, {Value::Integer(3), Value::Text("bad"), Value::Integer(-1)}),
-      Upsert("books", {"id", "title", "pages"}, {Value::Integer(4), Value::Null(), Value::Integer(1)}),
-      Upsert("books", {"id", "title", "pages"},
-             {Value::Integer(5), Value::Text("also ok"), Value::Integer(7)}),
+      Upsert("books", {"id", "title", "isbn", "pages", "no_such_column"},
+             {Value::Integer(2), Value::Text("x"), Value::Null(), Value::Integer(1), Value::Integer(1)}),
+      Book(3, Value::Text("bad"), Value::Integer(-1)),
+      Book(4, Value::Null(), Value::Integer(1)),
+      Book(5, Value::Text("also ok"), Value::Integer(7)),
   };
+  batch[3].stream_seq = 40;  // the message that carried it: recorded instead of the batch's position
   ApplyStats stats = Apply(batch, StreamPosition{"marmot-changes-1", 42});
   EXPECT_EQ(stats.applied, 2u);
   EXPECT_EQ(stats.dead_lettered, 4u);
@@ -95,10 +101,11 @@ TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   std::vector<std::string> dead =
       Rows(db_, "SELECT stream, stream_seq, tbl, op, reason FROM __marmot__dead_letter ORDER BY id");
   ASSERT_EQ(dead.size(), 4u);
-  EXPECT_NE(dead[0].find("no such table: no_such_table"), std::string::npos) << dead[0];
+  EXPECT_NE(dead[0].find("no such table here: \"no_such_table\""), std::string::npos) << dead[0];
   EXPECT_NE(dead[0].find("'marmot-changes-1'|1:42"), std::string::npos) << dead[0];
-  EXPECT_NE(dead[1].find("no_such_column"), std::string::npos) << dead[1];
+  EXPECT_NE(dead[1].find("not here: \"no_such_column\""), std::string::npos) << dead[1];
   EXPECT_NE(dead[2].find("CHECK constraint failed"), std::string::npos) << dead[2];
+  EXPECT_NE(dead[2].find("'marmot-changes-1'|1:40"), std::string::npos) << dead[2];
   EXPECT_NE(dead[3].find("NOT NULL constraint failed"), std::string::npos) << dead[3];
   // The stored statement replays the change once the cause is fixed.
   std::string replay =
@@ -107,8 +114,56 @@ TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   EXPECT_EQ(*applier_->LoadPosition("marmot-changes-1"), 42u);
 }
 
+TEST_F(ApplierTest, AChangeFromAnotherSchemaIsNeverWrittenInPart) {
+  Exec(db_, "INSERT INTO books(id, title, isbn, pages) VALUES (1, 'old', 'i-1', 10)");
+  // Written where books has no isbn column: applying it would reset isbn here (INSERT OR REPLACE
+  // fills the default), so it is dead-lettered and the row keeps its values.
+  ApplyStats stats = Apply({Upsert("books", {"id", "title", "pages"},
+                                   {Value::Integer(1), Value::Text("new"), Value::Integer(11)})},
+                           StreamPosition{"s", 3});
+  EXPECT_EQ(stats.applied, 0u);
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT title, isbn, pages FROM books"),
+            (std::vector<std::string>{"3:'old'|3:'i-1'|1:10"}));
+  std::vector<std::string> reason = Rows(db_, "SELECT reason FROM __marmot__dead_letter");
+  ASSERT_EQ(reason.size(), 1u);
+  EXPECT_NE(reason[0].find("missing in the change: \"isbn\""), std::string::npos) << reason[0];
+  // A delete by another key than the table's.
+  stats = Apply({Delete("books", {"isbn"}, {Value::Text("i-1")})});
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 1);
+}
+
+TEST_F(ApplierTest, ASchemaChangeIsSeenBeforeTheNextBatch) {
+  Apply({Book(1, Value::Text("a"), Value::Integer(1))});
+  // The same applier, with its statements prepared, meets the table after a column was added
+  // and one renamed (by another connection): the change written under the new schema applies.
+  Exec(db_, "ALTER TABLE books ADD COLUMN note TEXT; ALTER TABLE books RENAME COLUMN title TO name");
+  ApplyStats stats = Apply(
+      {Upsert("books", {"id", "name", "isbn", "pages", "note"},
+              {Value::Integer(2), Value::Text("b"), Value::Null(), Value::Integer(2), Value::Text("n")})});
+  EXPECT_EQ(stats.applied, 1u);
+  // One written under the old schema is dead-lettered, not applied with a wrong column name.
+  stats = Apply({Book(3, Value::Text("c"), Value::Integer(3))});
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT id, name, note FROM books ORDER BY id"),
+            (std::vector<std::string>{"1:1|3:'a'|0:NULL", "1:2|3:'b'|3:'n'"}));
+}
+
+TEST_F(ApplierTest, DeadLettersOfHugeRowsAreCapped) {
+  std::string huge(10 << 20, 'x');
+  ApplyStats stats = Apply({Upsert("no_such_table", {"id", "v"}, {Value::Integer(1), Value::Text(huge)})},
+                           StreamPosition{"s", 9});
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  int64_t stored = QueryInt(db_, "SELECT length(statement) + length(reason) FROM __marmot__dead_letter");
+  EXPECT_LE(stored,
+            static_cast<int64_t>(Applier::kMaxDeadLetterStatement + Applier::kMaxDeadLetterReason + 64));
+  EXPECT_EQ(QueryInt(db_, "SELECT statement LIKE '%(truncated)' FROM __marmot__dead_letter"), 1);
+  EXPECT_EQ(QueryInt(db_, "SELECT stream_seq FROM __marmot__dead_letter"), 9);
+}
+
 TEST_F(ApplierTest, PositionIsStoredWithTheRowsAndOnlyWithThem) {
-  Apply({Upsert("books", {"id", "title"}, {Value::Integer(1), Value::Text("a")})}, StreamPosition{"s", 7});
+  Apply({Book(1, Value::Text("a"), Value::Null())}, StreamPosition{"s", 7});
   EXPECT_EQ(*applier_->LoadPosition("s"), 7u);
   EXPECT_EQ(*applier_->LoadPosition("other"), 0u);
 
@@ -117,16 +172,16 @@ TEST_F(ApplierTest, PositionIsStoredWithTheRowsAndOnlyWithThem) {
   Exec(blocker, "PRAGMA busy_timeout=0; BEGIN IMMEDIATE; INSERT INTO audit VALUES (0);");
   Exec(applier_->database(), "PRAGMA busy_timeout=50");
   Result<ApplyStats> blocked = applier_->Apply(
-      std::vector<RowChange>{Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})},
-      StreamPosition{"s", 8});
+      std::vector<RowChange>{Book(2, Value::Text("b"), Value::Null())}, StreamPosition{"s", 8});
   EXPECT_FALSE(blocked.ok());
   EXPECT_NE(blocked.status().message().find("applying batch"), std::string::npos)
       << blocked.status().message();
   Exec(blocker, "ROLLBACK");
   EXPECT_EQ(*applier_->LoadPosition("s"), 7u);
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 1);
-  Apply({Upsert("books", {"id", "title"}, {Value::Integer(2), Value::Text("b")})}, StreamPosition{"s", 8});
+  Apply({Book(2, Value::Text("b"), Value::Null())}, StreamPosition{"s", 8, 1234});
   EXPECT_EQ(*applier_->LoadPosition("s"), 8u);
+  EXPECT_EQ(applier_->LoadStreamPosition("s")->created_ns, 1234);
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 2);
 }
 
@@ -190,16 +245,21 @@ TEST_F(ApplierTest, AnEchoAfterAnotherChangeToItsRowInTheBatchIsApplied) {
   EXPECT_EQ(Rows(db_, "SELECT title FROM books"), (std::vector<std::string>{"3:'v2'"}));
 }
 
-TEST_F(ApplierTest, AnEchoWithOtherColumnsThanTheTableIsApplied) {
-  // The table gained a column since the change was captured: an upsert without it resets it, as
-  // on every other node, so it cannot be skipped even though its own columns match.
+TEST_F(ApplierTest, AnEchoOfFewerColumnsThanTheTableIsComparedOnItsColumns) {
+  // The table gained a column here since this node wrote the change: the row holds what the change
+  // wrote, so it is left alone (writing it would have to reset the new column).
   Exec(db_,
        "ALTER TABLE books ADD COLUMN note TEXT; INSERT INTO books(id, title, note) VALUES (1, 'a', 'x')");
   ApplyStats stats =
       Apply({Echo(Upsert("books", {"id", "title", "isbn", "pages"},
                          {Value::Integer(1), Value::Text("a"), Value::Null(), Value::Null()}))});
-  EXPECT_EQ(stats.applied, 1u);
-  EXPECT_EQ(Rows(db_, "SELECT ifnull(note, 'null') FROM books"), (std::vector<std::string>{"3:'null'"}));
+  EXPECT_EQ(stats.unchanged, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT ifnull(note, 'null') FROM books"), (std::vector<std::string>{"3:'x'"}));
+  // One whose values differ cannot be applied without the new column: dead-lettered.
+  stats = Apply({Echo(Upsert("books", {"id", "title", "isbn", "pages"},
+                             {Value::Integer(1), Value::Text("b"), Value::Null(), Value::Null()}))});
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT title, note FROM books"), (std::vector<std::string>{"3:'a'|3:'x'"}));
 }
 
 TEST(ChangeToSqlTest, RendersLiteralsOfEveryType) {

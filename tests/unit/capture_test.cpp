@@ -183,7 +183,7 @@ TEST_F(CaptureTest, EntriesStayUntilConfirmedAndSequencesAreNeverReused) {
   ASSERT_TRUE(reread.ok());
   EXPECT_EQ(reread->changes.size(), 3u);
 
-  reader_->Confirm(batch.last_seq);
+  reader_->Confirm(batch.last_seq, {});
   Result<size_t> deleted = reader_->DeleteConfirmed();
   ASSERT_TRUE(deleted.ok()) << deleted.status().message();
   EXPECT_EQ(*deleted, 2u);
@@ -191,7 +191,7 @@ TEST_F(CaptureTest, EntriesStayUntilConfirmedAndSequencesAreNeverReused) {
 
   batch = Read();
   ASSERT_EQ(batch.changes.size(), 1u);
-  reader_->Confirm(batch.last_seq);
+  reader_->Confirm(batch.last_seq, {});
   ASSERT_TRUE(reader_->DeleteConfirmed().ok());
   // The newest entry is kept so the next change gets a higher sequence.
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__change_log"), 1);

@@ -8,6 +8,7 @@
 
 #include "codec/wire_format.h"
 #include "db/applier.h"
+#include "stream/jetstream_source.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/publisher.h"
@@ -45,7 +46,8 @@ class ConsumerTest : public ::testing::Test {
     ZstdCodec zstd;
     po.node_id = 5;
     po.layout = layout_;
-    Result<std::vector<OutgoingMessage>> messages = BuildMessages(batch, po, max_payload, &zstd);
+    Result<std::vector<OutgoingMessage>> messages = BuildMessages(
+        batch.changes, batch.first_seq, batch.last_seq, "0123456789abcdef", po, max_payload, &zstd);
     ASSERT_TRUE(messages.ok()) << messages.status().message();
     for (const OutgoingMessage& m : *messages) {
       ASSERT_LE(m.payload.size(), max_payload);
@@ -74,7 +76,9 @@ class ConsumerTest : public ::testing::Test {
       ConsumerOptions co;
       co.layout = layout_;
       co.shard = shard;
-      consumers.push_back(std::make_unique<ShardConsumer>(client_.get(), std::move(*applier), co, nullptr));
+      consumers.push_back(
+          std::make_unique<ShardConsumer>(std::make_unique<JetStreamSource>(client_.get(), layout_, shard),
+                                          std::move(*applier), SystemClock::Get(), co, nullptr));
       ASSERT_TRUE(consumers.back()->Start().ok());
     }
     std::atomic<bool> stop{false};
@@ -106,6 +110,18 @@ class ConsumerTest : public ::testing::Test {
   }
 
   int64_t Count(const std::string& sql) { return test::QueryInt(*db_, sql); }
+
+  // The sequence of the last message in the stream of `shard` (0 when empty).
+  uint64_t LastSeq(int shard) {
+    jsStreamInfo* info = nullptr;
+    natsStatus s =
+        js_GetStreamInfo(&info, client_->jetstream(), layout_.StreamName(shard).c_str(), nullptr, nullptr);
+    EXPECT_EQ(s, NATS_OK);
+    if (s != NATS_OK) return 0;
+    uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    return last;
+  }
 
   int chunks_ = 0;
   TempDir dir_;
@@ -143,11 +159,30 @@ TEST_F(ConsumerTest, SplitsChunksAndDeadLettersWhileTheRestApplies) {
   EXPECT_GT(p1, 0);
   EXPECT_GT(p2, 0);
   test::Exec(*db_, "DELETE FROM t");  // if anything were replayed, rows would come back
-  Publish(Rows(300, 1, 10), 1 << 20);
-  Consume([&] { return Count("SELECT count(*) FROM t") >= 1; });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(Count("SELECT count(*) FROM t"), 1);
-  EXPECT_EQ(Count("SELECT id FROM t"), 300);
+  // New rows on both shards; the consumers run until each stored position is its stream's last
+  // message, so everything a replay would apply (it comes earlier in the stream) is applied by then.
+  const uint64_t before1 = LastSeq(1);
+  const uint64_t before2 = LastSeq(2);
+  Publish(Rows(300, 8, 10), 1 << 20);
+  const uint64_t last1 = LastSeq(1);
+  const uint64_t last2 = LastSeq(2);
+  ASSERT_GT(last1, before1) << "no new message on shard 1: the check would not cover it";
+  ASSERT_GT(last2, before2) << "no new message on shard 2: the check would not cover it";
+  auto position = [&](int shard) {
+    return Count("SELECT coalesce(max(seq), 0) FROM __marmot__positions WHERE stream = '" +
+                 layout_.StreamName(shard) + "'");
+  };
+  Consume([&] {
+    return position(1) == static_cast<int64_t>(last1) && position(2) == static_cast<int64_t>(last2);
+  });
+  ASSERT_EQ(position(1), static_cast<int64_t>(last1))
+      << "shard 1 consumer did not reach the end of its stream";
+  ASSERT_EQ(position(2), static_cast<int64_t>(last2))
+      << "shard 2 consumer did not reach the end of its stream";
+  EXPECT_EQ(Count("SELECT count(*) FROM t"), 8);
+  EXPECT_EQ(Count("SELECT count(*) FROM t WHERE id BETWEEN 300 AND 307"), 8);
+  // The undecodable message was not met again either.
+  EXPECT_EQ(Count("SELECT count(*) FROM __marmot__dead_letter"), 1);
 }
 
 }  // namespace

@@ -140,5 +140,21 @@ TEST(FlagsTest, UsageListsEveryFlag) {
   }
 }
 
+TEST(FlagsTest, ClusterAddrIsCheckedWhereItIsGiven) {
+  for (const char* ok : {"127.0.0.1:4221", ":4221", "[::1]:4221", "h:65534"}) {
+    Result<CommandLine> cl = ParseFlags({"-cluster-addr", ok});
+    ASSERT_TRUE(cl.ok()) << ok << ": " << cl.status().message();
+    EXPECT_EQ(cl->cluster_addr, ok);
+  }
+  // Not host:port (util/host_port.h says why), or no fixed port for the routes and port + 1.
+  for (const char* bad : {"h", "h:x", "::1:4221", "nats://h:4221", "h:-1", "h:0", "h:65535", "h:70000"}) {
+    Result<CommandLine> cl = ParseFlags({"-cluster-addr", bad});
+    ASSERT_FALSE(cl.ok()) << "accepted: " << bad;
+    EXPECT_TRUE(Contains(cl.status().message(), std::string("flag -cluster-addr: ")))
+        << cl.status().message();
+    EXPECT_TRUE(Contains(cl.status().message(), bad)) << cl.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace marmot

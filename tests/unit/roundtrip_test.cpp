@@ -179,7 +179,7 @@ TEST(RoundTripTest, RandomWritesOnAEndUpIdenticalOnB) {
     Result<ApplyStats> stats = (*applier)->Apply(batch->changes, StreamPosition{"s", ++position});
     EXPECT_TRUE(stats.ok()) << stats.status().message();
     EXPECT_EQ(stats->dead_lettered, 0u);
-    (*reader)->Confirm(batch->last_seq);
+    (*reader)->Confirm(batch->last_seq, {});
     return true;
   };
 

@@ -1,0 +1,169 @@
+#include "stream/jetstream_sink.h"
+
+#include <spdlog/spdlog.h>
+
+namespace marmot {
+namespace {
+
+constexpr char kMsgIdHeader[] = "Nats-Msg-Id";
+constexpr char kChunkHeader[] = "Marmot-Chunk";
+// Reading a stream back: give up when the next message does not come within this long.
+constexpr int kScanTimeoutMs = 10000;
+
+}  // namespace
+
+Result<std::unique_ptr<JetStreamSink>> JetStreamSink::Create(NatsClient* client, StreamLayout layout) {
+  std::unique_ptr<JetStreamSink> sink(new JetStreamSink(client, std::move(layout)));
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.PublishAsync.AckHandler = OnAck;
+  options.PublishAsync.AckHandlerClosure = sink.get();
+  // Bounded window: sending blocks while this many acks are outstanding.
+  options.PublishAsync.MaxPending = 4096;
+  jsCtx* js = nullptr;
+  natsStatus s = natsConnection_JetStream(&js, client->connection(), &options);
+  if (s != NATS_OK) return NatsStatus(s, "creating the publisher's JetStream context");
+  sink->js_.reset(js);
+  return sink;
+}
+
+JetStreamSink::~JetStreamSink() {
+  // Messages still waiting for an ack (stopping while NATS is away) would call OnAck with `this`
+  // later: take them back first. Their changes stay in the change log.
+  DropPending();
+}
+
+void JetStreamSink::DropPending() {
+  if (!sent_any_) return;
+  natsMsgList pending{};
+  if (js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK) natsMsgList_Destroy(&pending);
+}
+
+size_t JetStreamSink::max_payload() const { return static_cast<size_t>(client_->max_payload()); }
+
+void JetStreamSink::OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+  NatsMsgPtr owned(msg);  // the handler owns the message
+  auto* sink = static_cast<JetStreamSink*>(closure);
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || id == nullptr) return;
+  PublishOutcome outcome;
+  if (ack) {
+    outcome.stored = true;
+    outcome.duplicate = ack->Duplicate;
+    outcome.stream_seq = ack->Sequence;
+  } else {
+    outcome.error = error && error->ErrText ? error->ErrText : NatsError(error ? error->Err : NATS_ERR);
+  }
+  std::lock_guard<std::mutex> lock(sink->mu_);
+  auto waiting = sink->waiting_.find(id);
+  if (waiting == sink->waiting_.end()) return;
+  sink->outcomes_.emplace_back(waiting->second, std::move(outcome));
+  sink->waiting_.erase(waiting);
+}
+
+Status JetStreamSink::Send(const OutgoingMessage& m, size_t token) {
+  std::string subject = layout_.Subject(m.shard);
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsMsg_Create(&raw, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
+  NatsMsgPtr msg(raw);
+  if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), kMsgIdHeader, m.msg_id.c_str());
+  if (s == NATS_OK && !m.chunk_header.empty())
+    s = natsMsgHeader_Set(msg.get(), kChunkHeader, m.chunk_header.c_str());
+  if (s != NATS_OK) return NatsStatus(s, "preparing message for " + subject);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting_[m.msg_id] = token;
+  }
+  sent_any_ = true;
+  raw = msg.release();
+  s = js_PublishMsgAsync(js_.get(), &raw, nullptr);  // takes ownership on success (raw becomes null)
+  if (raw) natsMsg_Destroy(raw);
+  if (s != NATS_OK) {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting_.erase(m.msg_id);
+    return NatsStatus(s, "publishing to " + subject);
+  }
+  return Status();
+}
+
+void JetStreamSink::AwaitOutcomes(std::chrono::milliseconds timeout,
+                                  const std::function<void(size_t, const PublishOutcome&)>& done) {
+  std::string why;
+  if (sent_any_) {
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = timeout.count();
+    natsStatus s = js_PublishAsyncComplete(js_.get(), &wait);
+    if (s != NATS_OK) {
+      why = "no acknowledgment within " + std::to_string(timeout.count()) + " ms (" + NatsError(s) + ")";
+      DropPending();
+    }
+  }
+  std::vector<std::pair<size_t, PublishOutcome>> outcomes;
+  std::unordered_map<std::string, size_t> unanswered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outcomes.swap(outcomes_);
+    unanswered.swap(waiting_);
+  }
+  for (const auto& [token, outcome] : outcomes) done(token, outcome);
+  PublishOutcome lost;
+  lost.error = why.empty() ? "no acknowledgment" : why;
+  for (const auto& [id, token] : unanswered) done(token, lost);
+}
+
+Result<uint64_t> JetStreamSink::ScanStored(int shard, uint64_t after,
+                                           const std::function<void(std::string_view, uint64_t)>& visit) {
+  std::string stream = layout_.StreamName(shard);
+  jsStreamInfo* raw_info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw_info, client_->jetstream(), stream.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return NatsStatus(s, "looking up stream " + stream);
+  JsStreamInfoPtr info(raw_info);
+  uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
+  if (info->State.Msgs == 0 || last <= after) return std::max<uint64_t>(first, 1);
+
+  std::string subject = layout_.Subject(shard);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.HeadersOnly = true;
+  so.Config.Heartbeat = std::chrono::nanoseconds(std::chrono::seconds(1)).count();
+  so.Config.DeliverPolicy = js_DeliverByStartSequence;
+  so.Config.OptStartSeq = std::max(after + 1, first);
+  natsSubscription* raw_sub = nullptr;
+  s = js_SubscribeSync(&raw_sub, client_->jetstream(), subject.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) return NatsStatus(s, "reading back stream " + stream);
+  // No Unsubscribe (it waits for the server, which may have lost its quorum); the ephemeral
+  // consumer goes when the subscription does.
+  NatsSubscriptionPtr sub(raw_sub);
+  natsSubscription_SetPendingLimits(sub.get(), 65536, 64 * 1024 * 1024);
+  while (true) {
+    natsMsg* raw_msg = nullptr;
+    s = natsSubscription_NextMsg(&raw_msg, sub.get(), kScanTimeoutMs);
+    if (s != NATS_OK) return NatsStatus(s, "reading back stream " + stream);
+    NatsMsgPtr msg(raw_msg);
+    jsMsgMetaData* raw_meta = nullptr;
+    if (natsMsg_GetMetaData(&raw_meta, msg.get()) != NATS_OK) continue;
+    JsMsgMetaDataPtr meta(raw_meta);
+    uint64_t seq = meta->Sequence.Stream;
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg.get(), kMsgIdHeader, &id) == NATS_OK && id) visit(id, seq);
+    if (seq >= last) break;
+  }
+  return first;
+}
+
+Result<std::string> JetStreamSink::Fetch(int shard, uint64_t seq) {
+  std::string stream = layout_.StreamName(shard);
+  natsMsg* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&raw, client_->jetstream(), stream.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK) return NatsStatus(s, "fetching message " + std::to_string(seq) + " of stream " + stream);
+  NatsMsgPtr msg(raw);
+  return std::string(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+}
+
+}  // namespace marmot
