@@ -17,6 +17,7 @@
 #include "bench_util.h"
 #include "cluster.h"
 #include "cluster_bench.h"
+#include "util/fnv.h"
 
 namespace marmot::bench {
 namespace {
@@ -29,10 +30,11 @@ constexpr int64_t kProbeIds = 9 * kNodeRange;
 uint64_t ContentHash(Database& db) {
   Result<Statement> rows = db.Prepare("SELECT id, name, qty, price FROM items ORDER BY id");
   if (!rows.ok()) return 0;
-  uint64_t h = 14695981039346656037ULL;
+  uint64_t h = kFnv1a64OffsetBasis;
+  const char separator = '\xff';
   auto mix = [&](const std::string& bytes) {
-    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;  // field separator
+    h = Fnv1a64Add(h, bytes);
+    h = Fnv1a64Add(h, &separator, 1);
   };
   while (true) {
     Result<bool> more = rows->Step();

@@ -137,6 +137,7 @@ Status Node::StartPipeline() {
       co.node_id = options_.node_id;
       co.max_message_bytes = options_.max_message_bytes;
       co.max_batch_bytes = options_.max_batch_bytes;
+      co.ensure_streams = [this] { return EnsureStreams(client_->jetstream(), options_.layout); };
       auto source = std::make_unique<JetStreamSource>(client_.get(), options_.layout, shard);
       auto consumer = std::make_unique<ShardConsumer>(std::move(source), std::move(*applier),
                                                       SystemClock::Get(), co, local_cursor);

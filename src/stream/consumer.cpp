@@ -95,6 +95,11 @@ Status ShardConsumer::Start() {
 
 Status ShardConsumer::CheckStream() {
   Result<StreamState> state = source_->State();
+  if (!state.ok() && state.status().Is(StatusCode::kNotFound) && options_.ensure_streams) {
+    spdlog::error("stream {} is gone (its NATS store was lost?); creating it again", stream_);
+    MARMOT_RETURN_IF_ERROR(options_.ensure_streams());
+    state = source_->State();
+  }
   if (!state.ok()) return state.status();
   uint64_t restart = 0;
   if (state->created_ns != created_ns_) {
@@ -145,7 +150,9 @@ void ShardConsumer::DeadLetterMessage(uint64_t seq, const std::string& reason) {
 Status ShardConsumer::DecodeInto(std::string_view payload, uint64_t seq, RowChangeList* changes,
                                  size_t* decoded) {
   if (options_.layout.compress) {
-    MARMOT_RETURN_IF_ERROR(zstd_.Decompress(payload, options_.max_message_bytes, &inflated_));
+    MARMOT_RETURN_IF_ERROR(zstd_.Decompress(payload, options_.max_message_bytes, &inflated_)
+                               .WithContext("decompressing (at most [replication_log] max_message_bytes = " +
+                                            std::to_string(options_.max_message_bytes) + ")"));
     payload = inflated_;
   } else if (payload.size() > options_.max_message_bytes) {
     return Status::InvalidArgument("message of " + std::to_string(payload.size()) +

@@ -49,6 +49,9 @@ struct ConsumerOptions {
   size_t max_batch_bytes = 64u << 20;              // decoded bytes applied in one transaction (soft cap)
   size_t max_message_bytes = 64u << 20;            // decoded size of one message or chunked row (hard cap)
   std::chrono::milliseconds check_interval{5000};  // how often the stream's state is re-checked
+  // Creates the streams that are missing (EnsureStreams). Called when the stream is gone while
+  // running (its NATS store was lost): the new stream is then consumed from its start.
+  std::function<Status()> ensure_streams;
 };
 
 class ShardConsumer {

@@ -113,8 +113,8 @@ void JetStreamSink::AwaitOutcomes(std::chrono::milliseconds timeout,
   for (const auto& [id, token] : unanswered) done(token, lost);
 }
 
-Result<uint64_t> JetStreamSink::ScanStored(int shard, uint64_t after,
-                                           const std::function<void(std::string_view, uint64_t)>& visit) {
+Result<MessageSink::StoredRange> JetStreamSink::ScanStored(
+    int shard, uint64_t after, const std::function<void(std::string_view, uint64_t)>& visit) {
   std::string stream = layout_.StreamName(shard);
   jsStreamInfo* raw_info = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -122,7 +122,8 @@ Result<uint64_t> JetStreamSink::ScanStored(int shard, uint64_t after,
   if (s != NATS_OK) return NatsStatus(s, "looking up stream " + stream);
   JsStreamInfoPtr info(raw_info);
   uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
-  if (info->State.Msgs == 0 || last <= after) return std::max<uint64_t>(first, 1);
+  StoredRange range{info->State.Msgs == 0 ? last + 1 : first, last};
+  if (info->State.Msgs == 0 || last <= after) return range;
 
   std::string subject = layout_.Subject(shard);
   jsSubOptions so;
@@ -153,7 +154,7 @@ Result<uint64_t> JetStreamSink::ScanStored(int shard, uint64_t after,
     if (natsMsgHeader_Get(msg.get(), kMsgIdHeader, &id) == NATS_OK && id) visit(id, seq);
     if (seq >= last) break;
   }
-  return first;
+  return range;
 }
 
 Result<std::string> JetStreamSink::Fetch(int shard, uint64_t seq) {

@@ -34,8 +34,8 @@ class JetStreamSink final : public MessageSink {
   Status Send(const OutgoingMessage& message, size_t token) override;
   void AwaitOutcomes(std::chrono::milliseconds timeout,
                      const std::function<void(size_t, const PublishOutcome&)>& done) override;
-  Result<uint64_t> ScanStored(int shard, uint64_t after,
-                              const std::function<void(std::string_view, uint64_t)>& visit) override;
+  Result<StoredRange> ScanStored(int shard, uint64_t after,
+                                 const std::function<void(std::string_view, uint64_t)>& visit) override;
   Result<std::string> Fetch(int shard, uint64_t seq) override;
 
  private:

@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -25,6 +26,8 @@ struct OutgoingMessage {
   std::string msg_id;
   std::string chunk_header;  // "group index count" when this is one chunk of a split payload
   std::string payload;
+  // Not sent: which changes of the batch the payload holds (indexes into the batch's changes).
+  std::vector<uint32_t> changes;
 };
 
 // What became of one sent message.
@@ -52,10 +55,17 @@ class MessageSink {
   virtual void AwaitOutcomes(std::chrono::milliseconds timeout,
                              const std::function<void(size_t token, const PublishOutcome&)>& done) = 0;
 
+  // The range a stream held when it was read back.
+  struct StoredRange {
+    uint64_t first = 0;  // the oldest message held (last + 1 when empty)
+    uint64_t last = 0;   // the newest message ever stored
+  };
+
   // Calls `visit(msg_id, stream_seq)` for every message of shard `shard`'s stream with a sequence
   // above `after`, up to the stream's last message at the time of the call, in order. Returns the
-  // stream's first sequence (when it is above after + 1, messages in between were discarded).
-  virtual Result<uint64_t> ScanStored(
+  // stream's range: first > after + 1 means messages in between were discarded; last < after means
+  // the stream lost messages (or was created again).
+  virtual Result<StoredRange> ScanStored(
       int shard, uint64_t after, const std::function<void(std::string_view msg_id, uint64_t seq)>& visit) = 0;
 
   // The payload of the message at `seq` in shard `shard`'s stream.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "stream/nkey.h"
 #include "telemetry/logging.h"
 
 namespace marmot {
@@ -90,8 +91,9 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
   auto check = [&](natsStatus s, const char* what) -> Status {
     return s == NATS_OK ? Status() : Status::Error(std::string(what) + ": " + NatsError(s));
   };
-  MARMOT_RETURN_IF_ERROR(check(natsOptions_Create(&client->opts_), "creating NATS options"));
-  natsOptions* opts = client->opts_;
+  natsOptions* opts = nullptr;
+  MARMOT_RETURN_IF_ERROR(check(natsOptions_Create(&opts), "creating NATS options"));
+  client->opts_.reset(opts);
   MARMOT_RETURN_IF_ERROR(
       check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())), "[nats] urls"));
   MARMOT_RETURN_IF_ERROR(check(natsOptions_SetName(opts, o.name.c_str()), "client name"));
@@ -145,8 +147,9 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
     return Status::Error("cannot connect to NATS at " + urls_for_log + ": " + NatsError(s) +
                          "; check [nats] urls and that the servers are running");
   }
-  MARMOT_RETURN_IF_ERROR(
-      check(natsConnection_JetStream(&client->js_, client->conn_, nullptr), "JetStream context"));
+  jsCtx* js = nullptr;
+  MARMOT_RETURN_IF_ERROR(check(natsConnection_JetStream(&js, client->conn_, nullptr), "JetStream context"));
+  client->js_.reset(js);
   spdlog::info("connected to NATS at {}", urls_for_log);
   return client;
 }
@@ -155,17 +158,16 @@ Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;
   while (true) {
-    jsAccountInfo* info = nullptr;
+    jsAccountInfo* raw = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetAccountInfo(&info, js_, nullptr, &jerr);
-    if (s == NATS_OK) {
-      jsAccountInfo_Destroy(info);
-      return Status();
-    }
+    natsStatus s = js_GetAccountInfo(&raw, js_.get(), nullptr, &jerr);
+    JsAccountInfoPtr info(raw);
+    if (s == NATS_OK) return Status();
     last = NatsError(s);
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status::Error("JetStream is not available after " + std::to_string(timeout.count()) +
-                           " s: " + last + " (a clustered JetStream needs a majority of its servers up)");
+      return Status::Unavailable("JetStream is not available after " + std::to_string(timeout.count()) +
+                                 " s: " + last +
+                                 " (a clustered JetStream needs a majority of its servers up)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
@@ -173,7 +175,7 @@ Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
 
 NatsClient::~NatsClient() {
   closing_.store(true);
-  if (js_) jsCtx_Destroy(js_);
+  js_.reset();
   if (conn_) {
     natsConnection_FlushTimeout(conn_, 2000);
     natsConnection_Close(conn_);
@@ -184,7 +186,7 @@ NatsClient::~NatsClient() {
     lock.unlock();
     natsConnection_Destroy(conn_);
   }
-  if (opts_) natsOptions_Destroy(opts_);
+  opts_.reset();
 }
 
 }  // namespace marmot

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "stream/nkey.h"
+#include "stream/nats_handles.h"
 #include "util/status.h"
 
 namespace marmot {
@@ -49,7 +49,7 @@ class NatsClient {
   NatsClient& operator=(const NatsClient&) = delete;
 
   natsConnection* connection() const { return conn_; }
-  jsCtx* jetstream() const { return js_; }
+  jsCtx* jetstream() const { return js_.get(); }
   // Largest payload the server accepts (headers included).
   int64_t max_payload() const { return natsConnection_GetMaxPayload(conn_); }
 
@@ -64,11 +64,10 @@ class NatsClient {
   std::atomic<bool> closing_{false};  // set before our own Close(): no "disconnected" warning
   std::mutex closed_mu_;
   std::condition_variable closed_cv_;
-  bool closed_ = false;         // the closed callback ran: no callback will touch this object again
-  std::unique_ptr<NKey> nkey_;  // must outlive the connection: nats.c signs with it on reconnects
-  natsOptions* opts_ = nullptr;
-  natsConnection* conn_ = nullptr;
-  jsCtx* js_ = nullptr;
+  bool closed_ = false;  // the closed callback ran: no callback will touch this object again
+  NatsOptionsPtr opts_;
+  natsConnection* conn_ = nullptr;  // closed by the destructor, which waits for the closed callback
+  JsCtxPtr js_;
 };
 
 }  // namespace marmot

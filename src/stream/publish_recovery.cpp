@@ -116,7 +116,7 @@ class PublishRecovery {
       std::string stream = p_->options_.layout.StreamName(shard);
       auto known = state.acked_seq.find(stream);
       uint64_t after = known == state.acked_seq.end() ? 0 : known->second;
-      Result<uint64_t> stream_first =
+      Result<MessageSink::StoredRange> range =
           p_->sink_->ScanStored(shard, after, [&](std::string_view text, uint64_t seq) {
             std::optional<MessageId> id = MessageId::Parse(text);
             if (!id || !previous_.count(id->session)) return;
@@ -131,15 +131,17 @@ class PublishRecovery {
             uint64_t& acked = acked_[stream];
             acked = std::max(acked, seq);
           });
-      if (!stream_first.ok()) return stream_first.status().WithContext("reading back stream " + stream);
-      if (*stream_first > after + 1) {
+      if (!range.ok()) return range.status().WithContext("reading back stream " + stream);
+      if (range->first > after + 1 || range->last < after) {
         // Messages after the newest acknowledged one were discarded (more than max_entries were
-        // published since) or the stream was recreated: some of ours may have been among them.
+        // published since), or the stream lost them (re-created): some of ours may have been among
+        // them.
         spdlog::error(
-            "stream {} no longer holds messages {}..{}: whether this node published its change-log entries "
-            "after {} before the restart cannot be told; those not found are published (again), and rows "
-            "written elsewhere since may be overwritten by these older values",
-            stream, after + 1, *stream_first - 1, state.confirmed_seq);
+            "stream {} no longer holds the messages after {} (it holds {}..{}): whether this node published "
+            "its change-log entries after {} before the restart cannot be told; those not found are "
+            "published "
+            "(again), and rows written elsewhere since may be overwritten by these older values",
+            stream, after, range->first, range->last, state.confirmed_seq);
       }
     }
     for (auto& [bounds, sessions] : by_range) {

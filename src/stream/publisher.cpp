@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "codec/compression.h"
 #include "codec/wire_format.h"
@@ -16,6 +17,17 @@ namespace {
 // Room left in each message for headers (Nats-Msg-Id, Marmot-Chunk).
 constexpr size_t kHeaderAllowance = 512;
 
+// The payload of one message: `changes` as CBOR (docs/PROTOCOL.md), zstd-compressed when the
+// streams are; `raw_size` gets the size before compression.
+Result<std::string> EncodePayload(const PublisherOptions& options, uint64_t first, uint64_t last,
+                                  std::span<const RowChange* const> changes, ZstdCodec* zstd,
+                                  size_t* raw_size) {
+  std::string bytes = EncodeChangeMessage(MessageOrigin{options.node_id, first, last}, changes);
+  *raw_size = bytes.size();
+  if (!options.layout.compress) return bytes;
+  return zstd->Compress(bytes);
+}
+
 struct Encoder {
   const PublisherOptions& options;
   uint64_t first;
@@ -23,7 +35,17 @@ struct Encoder {
   const std::string& session;
   size_t limit;
   ZstdCodec* zstd;
+  const RowChange* base;  // the batch's first change: message change indexes count from it
   std::vector<OutgoingMessage>* out;
+
+  void Push(int shard, std::string payload, std::span<const RowChange* const> changes) {
+    OutgoingMessage m;
+    m.shard = shard;
+    m.payload = std::move(payload);
+    m.changes.reserve(changes.size());
+    for (const RowChange* c : changes) m.changes.push_back(static_cast<uint32_t>(c - base));
+    out->push_back(std::move(m));
+  }
 
   struct Encoded {
     size_t raw_size = 0;
@@ -31,17 +53,10 @@ struct Encoder {
   };
 
   Result<Encoded> Encode(std::span<const RowChange* const> changes) const {
-    MessageOrigin origin{options.node_id, first, last};
     Encoded e;
-    std::string bytes = EncodeChangeMessage(origin, changes);
-    e.raw_size = bytes.size();
-    if (!options.layout.compress) {
-      e.payload = std::move(bytes);
-      return e;
-    }
-    Result<std::string> compressed = zstd->Compress(bytes);
-    if (!compressed.ok()) return compressed.status();
-    e.payload = std::move(*compressed);
+    Result<std::string> payload = EncodePayload(options, first, last, changes, zstd, &e.raw_size);
+    if (!payload.ok()) return payload.status();
+    e.payload = std::move(*payload);
     return e;
   }
 
@@ -52,7 +67,7 @@ struct Encoder {
     if (!encoded.ok()) return encoded.status();
     bool too_big = encoded->raw_size > options.max_message_bytes;
     if (encoded->payload.size() <= limit && !too_big) {
-      out->push_back({shard, "", "", std::move(encoded->payload)});
+      Push(shard, std::move(encoded->payload), changes);
       return Status();
     }
     if (changes.size() > 1) {
@@ -68,7 +83,7 @@ struct Encoder {
           QuoteIdent(changes[0]->table), encoded->raw_size, options.max_message_bytes);
     }
     if (encoded->payload.size() <= limit) {
-      out->push_back({shard, "", "", std::move(encoded->payload)});
+      Push(shard, std::move(encoded->payload), changes);
       return Status();
     }
     // One row larger than a message: send its encoding in chunks the consumer puts together.
@@ -81,6 +96,7 @@ struct Encoder {
       chunk.shard = shard;
       chunk.chunk_header = group + " " + std::to_string(i) + " " + std::to_string(chunks);
       chunk.payload = payload.substr(i * limit, limit);
+      chunk.changes.push_back(static_cast<uint32_t>(changes[0] - base));
       out->push_back(std::move(chunk));
     }
     return Status();
@@ -102,7 +118,7 @@ Result<std::vector<OutgoingMessage>> BuildMessages(std::span<const RowChange> ch
   }
   std::vector<OutgoingMessage> out;
   size_t limit = max_payload > 2 * kHeaderAllowance ? max_payload - kHeaderAllowance : max_payload / 2;
-  Encoder encoder{options, first, last, session, limit, zstd, &out};
+  Encoder encoder{options, first, last, session, limit, zstd, changes.data(), &out};
   int groups = 0;
   std::vector<std::pair<size_t, size_t>> group_ranges;  // [begin, end) of each shard's messages
   for (int shard = 1; shard <= shards; ++shard) {
@@ -202,14 +218,64 @@ Status ChangePublisher::FindStoredInFlight() {
     const auto& acked = source_->publish_state().acked_seq;
     auto known = acked.find(options_.layout.StreamName(shard));
     uint64_t after = known == acked.end() ? 0 : known->second;
-    Result<uint64_t> first = sink_->ScanStored(shard, after, [&by_id](std::string_view id, uint64_t seq) {
-      auto found = by_id.find(std::string(id));
-      if (found == by_id.end()) return;
-      found->second->stored = true;
-      found->second->stream_seq = seq;
-    });
+    Result<MessageSink::StoredRange> first =
+        sink_->ScanStored(shard, after, [&by_id](std::string_view id, uint64_t seq) {
+          auto found = by_id.find(std::string(id));
+          if (found == by_id.end()) return;
+          found->second->stored = true;
+          found->second->stream_seq = seq;
+        });
     if (!first.ok())
       return first.status().WithContext("reading back stream " + options_.layout.StreamName(shard));
+  }
+  return Status();
+}
+
+Status ChangePublisher::WithdrawSupersededRows() {
+  // Is there a message not stored while a later batch has one stored?
+  bool later_stored = false, risk = false;
+  for (size_t b = in_flight_.size(); b-- > 0;) {
+    bool stored = false, unstored = false;
+    for (const SentMessage& m : in_flight_[b].messages) (m.stored ? stored : unstored) = true;
+    risk = risk || (unstored && later_stored);
+    later_stored = later_stored || stored;
+  }
+  if (!risk) return Status();
+  // Acks can be lost: what the stream holds decides.
+  MARMOT_RETURN_IF_ERROR(FindStoredInFlight());
+  std::unordered_set<std::string> later;  // rows of later batches (which hold their newer state)
+  for (size_t b = in_flight_.size(); b-- > 0;) {
+    InFlightBatch& batch = in_flight_[b];
+    for (SentMessage& m : batch.messages) {
+      // A chunk is part of one row's encoding: it cannot lose rows (its row is sent whole again).
+      if (later.empty() || m.stored || !m.message.chunk_header.empty()) continue;
+      std::vector<const RowChange*> keep;
+      std::vector<uint32_t> kept;
+      for (uint32_t i : m.message.changes) {
+        const RowChange& change = batch.batch.changes[i];
+        Result<std::optional<std::string>> id = source_->RowIdentity(change);
+        if (!id.ok()) return id.status();
+        if (*id && later.count(**id)) continue;
+        keep.push_back(&change);
+        kept.push_back(i);
+      }
+      if (kept.size() == m.message.changes.size()) continue;
+      size_t raw_size = 0;
+      Result<std::string> payload =
+          EncodePayload(options_, batch.batch.first_seq, batch.batch.last_seq, keep, &zstd_, &raw_size);
+      if (!payload.ok()) return payload.status();
+      spdlog::warn(
+          "message {} was not stored but a later one was: {} of its rows are left out of the resend "
+          "(the later message holds their newer values)",
+          m.message.msg_id, m.message.changes.size() - kept.size());
+      m.message.payload = std::move(*payload);
+      m.message.changes = std::move(kept);
+    }
+    for (const RowChange& change : batch.batch.changes) {
+      Result<std::optional<std::string>> id = source_->RowIdentity(change);
+      if (!id.ok()) return id.status();
+      if (*id) later.insert(std::move(**id));
+    }
   }
   return Status();
 }
@@ -253,6 +319,11 @@ Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
         spdlog::warn("{}; trying again", found.message());
         continue;
       }
+    }
+    Status withdrawn = WithdrawSupersededRows();
+    if (!withdrawn.ok()) {
+      spdlog::warn("{}; trying again", withdrawn.message());
+      continue;
     }
     for (size_t b = 0; b < in_flight_.size(); ++b) {
       InFlightBatch& batch = in_flight_[b];

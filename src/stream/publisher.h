@@ -127,6 +127,10 @@ class ChangePublisher {
   void CollectOutcomes();
   // Marks messages in flight that the streams hold (read back) as stored.
   Status FindStoredInFlight();
+  // When a message is not stored but a message of a later batch is, sending it again as it was
+  // would put old values of rows that the later batch also carries after their newer ones: those
+  // rows are taken out of it first (after reading the stream back to know what is stored).
+  Status WithdrawSupersededRows();
   Status ReadAfterWake(ChangeWatcher::Wake wake, ChangeBatch* batch);
   ChangeBatch TakeSpareBatch();
   void Recycle(ChangeBatch batch);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "stream/nats_client.h"
+#include "stream/nats_handles.h"
 
 namespace marmot {
 
@@ -60,29 +61,30 @@ Status EnsureStreams(jsCtx* js, const StreamLayout& layout) {
     jsStreamConfig want;
     Configure(&want, layout, name, subjects);
 
-    jsStreamInfo* info = nullptr;
+    jsStreamInfo* raw = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetStreamInfo(&info, js, name.c_str(), nullptr, &jerr);
+    natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &jerr);
+    JsStreamInfoPtr info(raw);
     if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-      s = js_AddStream(&info, js, &want, nullptr, &jerr);
+      raw = nullptr;
+      s = js_AddStream(&raw, js, &want, nullptr, &jerr);
+      JsStreamInfoPtr created(raw);
       if (s != NATS_OK) return NatsStatus(s, "creating stream " + name);
       spdlog::info("created stream {} (subject {}, {} replica(s), max {} messages)", name, subject,
                    layout.replicas, layout.max_entries);
-      jsStreamInfo_Destroy(info);
       continue;
     }
     if (s != NATS_OK) return NatsStatus(s, "looking up stream " + name);
     std::string diff = Differences(info->Config, &want);
-    jsStreamInfo_Destroy(info);
     if (diff.empty()) continue;
     if (!layout.update_existing) {
       return Status::InvalidArgument("stream " + name + " exists with different settings: " + diff +
                                      "; set [replication_log] update_existing = true to reconfigure it");
     }
-    jsStreamInfo* updated = nullptr;
-    s = js_UpdateStream(&updated, js, &want, nullptr, &jerr);
+    raw = nullptr;
+    s = js_UpdateStream(&raw, js, &want, nullptr, &jerr);
+    JsStreamInfoPtr updated(raw);
     if (s != NATS_OK) return NatsStatus(s, "updating stream " + name + " (" + diff + ")");
-    jsStreamInfo_Destroy(updated);
     spdlog::info("updated stream {}: {}", name, diff);
   }
   return Status();

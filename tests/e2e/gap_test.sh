@@ -10,7 +10,8 @@
 #   3. the NATS store is lost (server restarted on an empty store) while node 2 keeps running and
 #      node 1 restarts (which creates the stream anew): node 2 notices the new stream, records
 #      the loss, and applies the rows written to the new stream (before the fix it waited for a
-#      sequence after its old position and skipped them).
+#      sequence after its old position and skipped them);
+#   4. the store is lost again with both nodes running: they create the stream again themselves.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT=$(free_port)
@@ -96,5 +97,19 @@ seen_within 60 "$WORK/node2.db" "SELECT count(*) FROM items WHERE id >= 5000" 3 
 [ "$(gaps)" -gt "$before" ] || fail "node 2 did not record the loss of the old stream"
 sql "$WORK/node2.db" "SELECT reason FROM __marmot__gaps" | grep -q "deleted and created again" ||
   fail "the recorded loss does not say the stream was re-created"
+
+# 4. The store is lost again, now with both nodes running through it: the stream is created again
+#    by the nodes themselves, and rows written meanwhile wait in node 1's change log.
+before=$(gaps)
+kill -KILL "$NATS_PID"
+wait "$NATS_PID" 2>/dev/null || true
+rm -rf "$WORK/js"
+mkdir -p "$WORK/js"
+insert 6000 3 10
+start_nats
+seen_within 60 "$WORK/node2.db" "SELECT count(*) FROM items WHERE id >= 6000" 3 ||
+  fail "rows written while the store was lost did not arrive: $(grep -E 'error|warn' "$WORK/node2.log" | tail -3)"
+[ "$(gaps)" -gt "$before" ] || fail "node 2 did not record the second loss"
+grep -q "creating it again" "$WORK/node1.log" "$WORK/node2.log" || fail "nobody said the stream was created again"
 
 pass "missed messages are logged at error level and recorded in __marmot__gaps; re-created streams are read from their start"

@@ -102,14 +102,14 @@ class FakeJetStream final : public MessageSink {
     pending_.clear();
   }
 
-  Result<uint64_t> ScanStored(int shard, uint64_t after,
-                              const std::function<void(std::string_view, uint64_t)>& visit) override {
+  Result<StoredRange> ScanStored(int shard, uint64_t after,
+                                 const std::function<void(std::string_view, uint64_t)>& visit) override {
     ++scans;
     for (const Stored& s : streams_[shard]) {
       if (s.seq > after) visit(s.id, s.seq);
     }
     std::vector<Stored>& stream = streams_[shard];
-    return stream.empty() ? last_seq_[shard] + 1 : stream.front().seq;
+    return StoredRange{stream.empty() ? last_seq_[shard] + 1 : stream.front().seq, last_seq_[shard]};
   }
 
   Result<std::string> Fetch(int shard, uint64_t seq) override {
@@ -367,6 +367,37 @@ TEST_F(PublisherLoopTest, AMissingBatchBeforeAStoredOneDoesNotPutOldValuesLast) 
   EXPECT_EQ(std::count(stored.begin(), stored.end(), "t:1='old'"), 0);
   EXPECT_EQ(Sorted(LatestStored()), Sorted(Expected()));
   EXPECT_EQ(stored.size(), 9u);
+}
+
+TEST_F(PublisherLoopTest, AResendAfterALaterBatchWasStoredLeavesOutRowsTheLaterBatchCarries) {
+  options_.layout.shards = 1;
+  options_.scan_max_changes = 5;
+  Restart();
+  // Batch 1 (rows 1-5 = 'old') is refused until batch 2 (row 1 = 'new', rows 6-9) is stored; then
+  // batch 1 is sent again. Sent as read, it would put row 1's old value after its new one.
+  std::string first;
+  bool second_stored = false;
+  stream_.fate = [&](const OutgoingMessage& m, int) {
+    if (first.empty()) first = m.msg_id;
+    if (m.msg_id != first) {
+      second_stored = true;
+      return FakeJetStream::Fate::kStore;
+    }
+    return second_stored ? FakeJetStream::Fate::kStore : FakeJetStream::Fate::kReject;
+  };
+  Write(1, 5, "old");
+  std::atomic<bool> stopping{true};
+  EXPECT_FALSE(publisher_->PublishAvailable(stopping).ok());  // batch 1 stays in flight
+  Write(1, 1, "new");
+  Write(6, 4, "x");
+  ASSERT_TRUE(publisher_->PublishAvailable(stop_).ok());
+  std::vector<std::string> stored = stream_.StoredChanges();
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), "t:1='new'"), 1);
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), "t:1='old'"), 0)
+      << "an old value landed after the new one";
+  EXPECT_EQ(Sorted(LatestStored()), Sorted(Expected()));
+  EXPECT_EQ(stored.size(), 9u);
+  EXPECT_EQ(reader_->confirmed(), reader_->LastLoggedSeq().value());
 }
 
 TEST_F(PublisherLoopTest, TwoCopiesOfOneDatabaseNeverShareMessageIds) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "test_util.h"
@@ -55,8 +56,49 @@ TEST(PollForLocksTest, GivesUpAfterTheTimeoutWithSqlitesMessage) {
   test::Exec(app, "ROLLBACK");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("locked"), std::string::npos) << s.message();
+  EXPECT_TRUE(s.Is(StatusCode::kBusy)) << StatusCodeName(s.code());
   EXPECT_GE(waited, std::chrono::milliseconds(250));
   EXPECT_LT(waited, std::chrono::seconds(3));
+}
+
+TEST(StatementTest, AValueSqliteRefusesToBindFailsTheStatementInsteadOfBecomingNull) {
+  test::TempDir dir;
+  Database db = test::OpenDb(dir.File("db"));
+  test::Exec(db, "CREATE TABLE t(x)");
+  sqlite3_limit(db.get(), SQLITE_LIMIT_LENGTH, 1000);
+  Result<Statement> insert = db.Prepare("INSERT INTO t VALUES (?1)");
+  ASSERT_TRUE(insert.ok());
+  insert->BindText(1, std::string(5000, 'x'));
+  Status s = insert->Run();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("binding parameter 1"), std::string::npos) << s.message();
+  EXPECT_TRUE(s.Is(StatusCode::kInvalidArgument)) << StatusCodeName(s.code());
+  EXPECT_EQ(test::QueryInt(db, "SELECT count(*) FROM t"), 0) << "a NULL was written";
+  // After Reset the statement works again.
+  insert->Reset();
+  insert->BindText(1, "short");
+  EXPECT_TRUE(insert->Run().ok());
+  // An index out of range is refused the same way.
+  insert->Reset();
+  insert->BindInt(2, 1);
+  EXPECT_FALSE(insert->Run().ok());
+}
+
+TEST(StatusCodeTest, SqliteAndNatsCodesAreMapped) {
+  EXPECT_TRUE(SqliteError(SQLITE_BUSY, "x").Is(StatusCode::kBusy));
+  EXPECT_TRUE(SqliteError(SQLITE_IOERR_WRITE, "x").Is(StatusCode::kIoError));
+  EXPECT_TRUE(SqliteError(SQLITE_FULL, "x").Is(StatusCode::kIoError));
+  EXPECT_TRUE(SqliteError(SQLITE_NOTADB, "x").Is(StatusCode::kCorruption));
+  EXPECT_TRUE(SqliteError(SQLITE_CONSTRAINT_UNIQUE, "x").Is(StatusCode::kInvalidArgument));
+  EXPECT_TRUE(SqliteError(SQLITE_NOMEM, "x").Is(StatusCode::kUnknown));
+  Status s = SqliteError(SQLITE_BUSY, "locked").WithContext("applying");
+  EXPECT_TRUE(s.Is(StatusCode::kBusy)) << "WithContext must keep the code";
+  EXPECT_EQ(s.message(), "applying: locked");
+  test::TempDir dir;
+  std::ofstream(dir.File("garbage")) << std::string(4096, 'g');
+  Result<Database> garbage = Database::Open(dir.File("garbage"));
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_TRUE(garbage.status().Is(StatusCode::kCorruption)) << garbage.status().message();
 }
 
 }  // namespace
