@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "config/config.h"
 #include "config/flags.h"
@@ -135,13 +137,29 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Result<std::unique_ptr<Node>> node = Node::Start(ToNodeOptions(*config, *flags));
+  // A signal during the start (which may wait for NATS, or recover what a crash left) cancels it.
+  std::atomic<bool> cancel{false};
+  std::atomic<int> received{0};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    received.store(sig);
+    cancel.store(true);
+  });
+  Result<std::unique_ptr<Node>> node = Node::Start(ToNodeOptions(*config, *flags), &cancel);
   if (!node.ok()) {
-    spdlog::error("cannot start: {}", node.status().message());
-    return kExitFailure;
+    bool signalled = received.load() != 0;
+    if (signalled) {
+      spdlog::info("stopped during start: {}", node.status().message());
+    } else {
+      spdlog::error("cannot start: {}", node.status().message());
+      pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter (it takes SIGTERM)
+    }
+    waiter.join();
+    return signalled ? 0 : kExitFailure;
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  waiter.join();
+  int sig = received.load();
   spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*node)->Stop();
   return 0;

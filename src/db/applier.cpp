@@ -349,6 +349,9 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   }
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
+  // Again under the write lock: a schema change between the check above and here must not meet
+  // statements and column checks made for the old schema.
+  MARMOT_RETURN_IF_ERROR(ForgetCachesIfSchemaChanged().WithContext("applying batch to " + db_.path()));
   superseded_.clear();
   if (local_unread_after) {
     // The common case, nothing unread, costs one lookup of the log's last entry.
@@ -399,29 +402,63 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
     ++stats.dead_lettered;
   }
-  if (position) {
-    save_position_.BindText(1, position->stream);
-    save_position_.BindInt(2, static_cast<int64_t>(position->seq));
-    save_position_.BindInt(3, position->created_ns);
-    Status s = save_position_.Run();
-    save_position_.Reset();
-    MARMOT_RETURN_IF_ERROR(s.WithContext("storing position of stream " + position->stream));
-  }
+  MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
+  if (position) MARMOT_RETURN_IF_ERROR(WritePosition(*position));
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
+  queued_gaps_.clear();
+  queued_messages_.clear();
   return stats;
 }
 
-Status Applier::DeadLetterMessage(const StreamPosition& position, const std::string& reason) {
+void Applier::DeadLetterMessage(const StreamPosition& position, const std::string& reason) {
   ++dead_lettered_total_;
-  dead_letter_.BindText(1, position.stream);
-  dead_letter_.BindInt(2, static_cast<int64_t>(position.seq));
-  dead_letter_.BindText(3, "");
-  dead_letter_.BindText(4, "undecodable message");
-  dead_letter_.BindText(5, reason.substr(0, kMaxDeadLetterReason));
-  dead_letter_.BindText(6, "");
-  Status s = dead_letter_.Run();
-  dead_letter_.Reset();
-  return s.WithContext("writing to " + std::string(kDeadLetterTable));
+  queued_messages_.push_back(QueuedMessage{position, reason.substr(0, kMaxDeadLetterReason)});
+}
+
+void Applier::RecordGap(const std::string& stream, uint64_t first, uint64_t last, const std::string& reason) {
+  queued_gaps_.push_back(QueuedGap{stream, first, last, reason.substr(0, kMaxDeadLetterReason)});
+}
+
+Status Applier::WriteQueuedRecords() {
+  for (const QueuedMessage& m : queued_messages_) {
+    dead_letter_.BindText(1, m.position.stream);
+    dead_letter_.BindInt(2, static_cast<int64_t>(m.position.seq));
+    dead_letter_.BindText(3, "");
+    dead_letter_.BindText(4, "undecodable message");
+    dead_letter_.BindText(5, m.reason);
+    dead_letter_.BindText(6, "");
+    Status s = dead_letter_.Run();
+    dead_letter_.Reset();
+    MARMOT_RETURN_IF_ERROR(s.WithContext("writing to " + std::string(kDeadLetterTable)));
+  }
+  if (queued_gaps_.empty()) return Status();
+  Result<Statement> insert =
+      db_.Prepare("INSERT INTO " + QuoteIdent(kGapsTable) +
+                  "(stream, first_missing, last_missing, reason) VALUES (?1, ?2, ?3, ?4)");
+  if (!insert.ok()) return insert.status().WithContext("recording a gap");
+  for (const QueuedGap& g : queued_gaps_) {
+    insert->BindText(1, g.stream);
+    insert->BindInt(2, static_cast<int64_t>(g.first));
+    if (g.last == 0) {
+      insert->BindNull(3);
+    } else {
+      insert->BindInt(3, static_cast<int64_t>(g.last));
+    }
+    insert->BindText(4, g.reason);
+    Status s = insert->Run();
+    insert->Reset();
+    MARMOT_RETURN_IF_ERROR(s.WithContext("recording a gap in stream " + g.stream));
+  }
+  return Status();
+}
+
+Status Applier::WritePosition(const StreamPosition& position) {
+  save_position_.BindText(1, position.stream);
+  save_position_.BindInt(2, static_cast<int64_t>(position.seq));
+  save_position_.BindInt(3, position.created_ns);
+  Status s = save_position_.Run();
+  save_position_.Reset();
+  return s.WithContext("storing position of stream " + position.stream);
 }
 
 Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
@@ -449,31 +486,12 @@ Status Applier::SavePosition(const StreamPosition& position) {
   std::string what = "storing position of stream " + position.stream;
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext(what));
-  save_position_.BindText(1, position.stream);
-  save_position_.BindInt(2, static_cast<int64_t>(position.seq));
-  save_position_.BindInt(3, position.created_ns);
-  Status s = save_position_.Run();
-  save_position_.Reset();
-  MARMOT_RETURN_IF_ERROR(s.WithContext(what));
-  return txn.Commit().WithContext(what);
-}
-
-Status Applier::RecordGap(const std::string& stream, uint64_t first, uint64_t last,
-                          const std::string& reason) {
-  std::string what = "recording a gap in stream " + stream;
-  Result<Statement> insert =
-      db_.Prepare("INSERT INTO " + QuoteIdent(kGapsTable) +
-                  "(stream, first_missing, last_missing, reason) VALUES (?1, ?2, ?3, ?4)");
-  if (!insert.ok()) return insert.status().WithContext(what);
-  insert->BindText(1, stream);
-  insert->BindInt(2, static_cast<int64_t>(first));
-  if (last == 0) {
-    insert->BindNull(3);
-  } else {
-    insert->BindInt(3, static_cast<int64_t>(last));
-  }
-  insert->BindText(4, reason.substr(0, kMaxDeadLetterReason));
-  return insert->Run().WithContext(what);
+  MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
+  MARMOT_RETURN_IF_ERROR(WritePosition(position));
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
+  queued_gaps_.clear();
+  queued_messages_.clear();
+  return Status();
 }
 
 }  // namespace marmot

@@ -76,19 +76,22 @@ class Applier {
   Result<ApplyStats> Apply(std::span<const RowChange> changes, const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
 
-  // Records a stream message that could not be decoded at all, in its own transaction.
-  Status DeadLetterMessage(const StreamPosition& position, const std::string& reason);
+  // Records a stream message that could not be decoded at all. Like RecordGap, the record is
+  // written by this applier's next transaction (Apply or SavePosition), the one that moves the
+  // position past the message: a position never moves on without its record.
+  void DeadLetterMessage(const StreamPosition& position, const std::string& reason);
 
   // The last sequence stored for `stream`, 0 when none.
   Result<uint64_t> LoadPosition(const std::string& stream);
   // The position stored for `stream` with the stream's creation time (both 0 when none).
   Result<StreamPosition> LoadStreamPosition(const std::string& stream);
-  // Stores `position` in its own transaction (a consumer moving past a gap or a new stream).
+  // Stores `position` (and the records waiting for it) in its own transaction (a consumer moving
+  // past a gap or onto a new stream).
   Status SavePosition(const StreamPosition& position);
 
   // Records in __marmot__gaps that messages first..last of `stream` (last 0: unknown) will never
-  // be applied here, in its own transaction.
-  Status RecordGap(const std::string& stream, uint64_t first, uint64_t last, const std::string& reason);
+  // be applied here; written by the next transaction, with the position (see DeadLetterMessage).
+  void RecordGap(const std::string& stream, uint64_t first, uint64_t last, const std::string& reason);
 
   // Longest reason and statement stored with a dead letter.
   static constexpr size_t kMaxDeadLetterReason = 4096;
@@ -143,6 +146,19 @@ class Applier {
   Result<KeyPositions> MakeKeyPositions(const RowChange& change);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
+  // Writes the queued gap and message records; inside a write transaction.
+  Status WriteQueuedRecords();
+  Status WritePosition(const StreamPosition& position);
+
+  struct QueuedGap {
+    std::string stream;
+    uint64_t first = 0, last = 0;
+    std::string reason;
+  };
+  struct QueuedMessage {
+    StreamPosition position;
+    std::string reason;
+  };
 
   Database db_;
   RowMatcher matcher_;
@@ -163,6 +179,8 @@ class Applier {
   Statement save_position_;
   Statement dead_letter_;
   uint64_t dead_lettered_total_ = 0;
+  std::vector<QueuedGap> queued_gaps_;
+  std::vector<QueuedMessage> queued_messages_;
 };
 
 // The SQL statement (with values inlined as literals) that would apply `change` by hand; stored in

@@ -62,11 +62,13 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
 
 // A table renamed since capture was installed keeps its triggers (SQLite moves them with it), and
 // they log the table's old id: point that id at the new name, so its entries are read from the
-// renamed table. When a table of that name was logged under another id (the old table was dropped
-// and this one renamed into its place, as in SQLite's 12-step ALTER), its entries move to this id.
+// renamed table. When a table of that name was logged under another id whose table is gone (it was
+// dropped and this one renamed into its place, as in SQLite's 12-step ALTER), its entries move to
+// this id. Tables that swapped names (a -> tmp, b -> a, tmp -> b) keep their own ids and entries.
 Status FollowRenamedTables(Database& db) {
+  std::string tables = QuoteIdent(kTablesTable);
   Result<Statement> moved =
-      db.Prepare("SELECT t.id, s.tbl_name FROM sqlite_schema AS s JOIN " + QuoteIdent(kTablesTable) +
+      db.Prepare("SELECT t.id, s.tbl_name FROM sqlite_schema AS s JOIN " + tables +
                  " AS t ON s.name = '__marmot__' || t.id || '_insert' WHERE s.type = 'trigger' AND "
                  "s.tbl_name <> t.name");
   if (!moved.ok()) return moved.status();
@@ -77,19 +79,29 @@ Status FollowRenamedTables(Database& db) {
     if (!*row) break;
     renames.emplace_back(moved->ColumnInt(0), moved->ColumnText(1));
   }
+  if (renames.empty()) return Status();
+  auto run = [&db](const std::string& sql, const std::string& text) -> Status {
+    Result<Statement> stmt = db.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, text);
+    return stmt->Run();
+  };
+  // An id is taken over only when its own table is gone (no insert trigger of it is left).
+  std::string gone = "(SELECT id FROM " + tables +
+                     " WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM sqlite_schema " +
+                     "WHERE type = 'trigger' AND name = '__marmot__' || id || '_insert'))";
   for (const auto& [id, name] : renames) {
     std::string ids = std::to_string(id);
-    std::string taken =
-        "(SELECT id FROM " + QuoteIdent(kTablesTable) + " WHERE name = ?1 AND id <> " + ids + ")";
-    for (const std::string& sql :
-         {"UPDATE " + QuoteIdent(kChangeLogTable) + " SET tbl = " + ids + " WHERE tbl IN " + taken,
-          "DELETE FROM " + QuoteIdent(kTablesTable) + " WHERE id IN " + taken,
-          "UPDATE " + QuoteIdent(kTablesTable) + " SET name = ?1 WHERE id = " + ids}) {
-      Result<Statement> stmt = db.Prepare(sql);
-      if (!stmt.ok()) return stmt.status();
-      stmt->BindText(1, name);
-      MARMOT_RETURN_IF_ERROR(stmt->Run());
-    }
+    MARMOT_RETURN_IF_ERROR(
+        run("UPDATE " + QuoteIdent(kChangeLogTable) + " SET tbl = " + ids + " WHERE tbl IN " + gone, name));
+    MARMOT_RETURN_IF_ERROR(run("DELETE FROM " + tables + " WHERE id IN " + gone, name));
+    // A name still held by another renamed table: free it first (names are unique).
+    MARMOT_RETURN_IF_ERROR(run(
+        "UPDATE " + tables + " SET name = '__marmot__renaming_' || id WHERE id <> " + ids + " AND name = ?1",
+        name));
+  }
+  for (const auto& [id, name] : renames) {
+    MARMOT_RETURN_IF_ERROR(run("UPDATE " + tables + " SET name = ?1 WHERE id = " + std::to_string(id), name));
     spdlog::info("table {} was renamed: its captured changes follow it", QuoteIdent(name));
   }
   return Status();

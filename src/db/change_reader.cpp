@@ -20,9 +20,8 @@ Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_p
   Result<Statement> version = reader->db_.Prepare("PRAGMA schema_version");
   if (!version.ok()) return version.status().WithContext(what);
   reader->schema_version_ = std::move(*version);
-  Result<int64_t> known = reader->SchemaVersion();
-  if (!known.ok()) return known.status().WithContext(what);
-  reader->known_schema_version_ = *known;
+  // known_schema_version_ stays -1: the first read re-installs capture, so a table created or
+  // renamed since the node installed it at start (before connecting to NATS) is not missed.
   MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext(what));
   MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext(what));
   Result<PublishState> state = LoadPublishState(reader->db_);
@@ -171,6 +170,16 @@ Result<uint64_t> ChangeReader::LastLoggedSeq() {
 Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entries, ChangeBatch* batch) {
   Transaction read_txn(&db_);
   MARMOT_RETURN_IF_ERROR(read_txn.Begin(/*immediate=*/false).WithContext("reading change log"));
+  // The schema cannot change under a read transaction, but it may have changed since the check
+  // before it: then read with the new schema.
+  Result<int64_t> version = SchemaVersion();
+  if (!version.ok()) return version.status();
+  if (*version != known_schema_version_) {
+    MARMOT_RETURN_IF_ERROR(read_txn.Commit());
+    Result<bool> refreshed = RefreshIfSchemaChanged();
+    if (!refreshed.ok()) return refreshed.status();
+    return ReadEntries(after, upto, max_entries, batch);
+  }
 
   // 1. The log entries, oldest first.
   entries_.clear();
@@ -281,10 +290,9 @@ void ChangeReader::MarkLastEntryOfEachRow() {
 
 void ChangeReader::Confirm(uint64_t seq, const std::map<std::string, uint64_t>& acked) {
   if (seq > state_.confirmed_seq) state_.confirmed_seq = seq;
-  for (const auto& [stream, at] : acked) {
-    uint64_t& known = state_.acked_seq[stream];
-    if (at > known) known = at;
-  }
+  // The newest round's acks are the bound for what follows (also after a stream was created
+  // again, when they are lower than before).
+  for (const auto& [stream, at] : acked) state_.acked_seq[stream] = at;
 }
 
 Status ChangeReader::PersistPublishState() {

@@ -70,8 +70,9 @@ class ChangeReader final : public ChangeSource {
 
   Result<std::optional<std::string>> RowIdentity(const RowChange& change) override;
 
-  // Every entry up to and including `seq` is in the streams; `acked` holds, per stream, the newest
-  // acknowledged message sequence (see PublishState). In memory until the next persist.
+  // Every entry up to and including `seq` is in the streams; `acked` holds, per stream, the
+  // sequence of the newest acknowledged message (see PublishState; streams not in it keep their
+  // value). In memory until the next persist.
   void Confirm(uint64_t seq, const std::map<std::string, uint64_t>& acked) override;
   // The publisher sessions recorded with the state (see PublishState::sessions).
   void SetSessions(std::vector<std::string> sessions) override { state_.sessions = std::move(sessions); }

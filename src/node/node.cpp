@@ -22,8 +22,9 @@ namespace marmot {
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
-Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
+Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic<bool>* cancel) {
   std::unique_ptr<Node> node(new Node(std::move(options)));
+  node->cancel_ = cancel;
   std::filesystem::path dir = std::filesystem::absolute(node->options_.db_path).parent_path();
   if (::access(dir.c_str(), W_OK) != 0) {
     return Status::IoError(
@@ -39,6 +40,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   MARMOT_RETURN_IF_ERROR(node->ConnectNats());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
   node->running_ = true;
+  node->cancel_ = nullptr;
   spdlog::info("node {} running on {} ({} shard(s), publish {}, replicate {})", node->options_.node_id,
                node->options_.db_path, node->options_.layout.shards, node->options_.publish ? "on" : "off",
                node->options_.replicate ? "on" : "off");
@@ -96,7 +98,8 @@ Status Node::ConnectNats() {
     if (s.ok()) return Status();
     if (std::chrono::steady_clock::now() > deadline || s.Is(StatusCode::kInvalidArgument)) return s;
     spdlog::info("{}; retrying", s.message());
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    for (int i = 0; i < 10 && !Cancelled(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Cancelled()) return Status::Unavailable("cancelled while " + s.message());
   }
 }
 
@@ -123,7 +126,7 @@ Status Node::StartPipeline() {
         std::make_unique<ChangePublisher>(reader_.get(), sink_.get(), watcher_.get(), SystemClock::Get(), po);
     // Before any consumer applies anything: which of the log's entries are already in the streams
     // decides which incoming changes are superseded by local writes (Applier::Apply).
-    MARMOT_RETURN_IF_ERROR(publisher_->Recover(stop_));
+    MARMOT_RETURN_IF_ERROR(publisher_->Recover(cancel_ ? *cancel_ : stop_));
     ChangePublisher* publisher = publisher_.get();
     local_cursor = [publisher]() -> std::optional<uint64_t> { return publisher->cursor(); };
   }

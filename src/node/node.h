@@ -52,7 +52,8 @@ struct NodeOptions {
 
 class Node {
  public:
-  static Result<std::unique_ptr<Node>> Start(NodeOptions options);
+  // `cancel` (optional), when set while starting, makes Start give up (a signal arrived).
+  static Result<std::unique_ptr<Node>> Start(NodeOptions options, const std::atomic<bool>* cancel = nullptr);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -69,6 +70,7 @@ class Node {
   void ReportRecordedGaps();
   Status ConnectNats();
   Status StartPipeline();
+  bool Cancelled() const { return cancel_ && cancel_->load(); }
 
   NodeOptions options_;
   std::optional<ProcessLock> lock_;
@@ -82,7 +84,8 @@ class Node {
   std::vector<std::unique_ptr<ShardConsumer>> consumers_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
-  bool running_ = false;  // Start() completed: Stop() publishes what is captured
+  const std::atomic<bool>* cancel_ = nullptr;  // set while starting
+  bool running_ = false;                       // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
 };
 

@@ -45,8 +45,7 @@ void ShardConsumer::RecordGap(uint64_t first, uint64_t last, const std::string& 
       "stream {}: message(s) {} will not be applied on this node ({}); its copy of the database may lack "
       "changes until it restores a snapshot (recorded in __marmot__gaps)",
       stream_, Range(first, last), why);
-  Status s = applier_->RecordGap(stream_, first, last, why);
-  if (!s.ok()) spdlog::error("recording the gap in stream {}: {}", stream_, s.message());
+  applier_->RecordGap(stream_, first, last, why);
 }
 
 Status ShardConsumer::Start() {
@@ -142,9 +141,7 @@ void ShardConsumer::DropChunkGroup(std::map<std::string, ChunkGroup>::iterator g
 void ShardConsumer::DeadLetterMessage(uint64_t seq, const std::string& reason) {
   spdlog::error("stream {} message {} cannot be applied ({}); recorded in __marmot__dead_letter, continuing",
                 stream_, seq, reason);
-  Status d = applier_->DeadLetterMessage(StreamPosition{stream_, seq, created_ns_}, reason);
-  if (!d.ok())
-    spdlog::error("recording message {} of stream {} as dead letter: {}", seq, stream_, d.message());
+  applier_->DeadLetterMessage(StreamPosition{stream_, seq, created_ns_}, reason);
 }
 
 Status ShardConsumer::DecodeInto(std::string_view payload, uint64_t seq, RowChangeList* changes,

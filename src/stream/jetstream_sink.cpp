@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 namespace marmot {
 namespace {
 
@@ -29,8 +31,11 @@ Result<std::unique_ptr<JetStreamSink>> JetStreamSink::Create(NatsClient* client,
 
 JetStreamSink::~JetStreamSink() {
   // Messages still waiting for an ack (stopping while NATS is away) would call OnAck with `this`
-  // later: take them back first. Their changes stay in the change log.
+  // later: take them back first (their changes stay in the change log), let go of the context,
+  // and wait for a handler that is running right now.
   DropPending();
+  js_.reset();
+  while (acks_running_.load() > 0) std::this_thread::yield();
 }
 
 void JetStreamSink::DropPending() {
@@ -42,8 +47,13 @@ void JetStreamSink::DropPending() {
 size_t JetStreamSink::max_payload() const { return static_cast<size_t>(client_->max_payload()); }
 
 void JetStreamSink::OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
-  NatsMsgPtr owned(msg);  // the handler owns the message
   auto* sink = static_cast<JetStreamSink*>(closure);
+  sink->acks_running_.fetch_add(1);
+  struct Leave {
+    std::atomic<int>* running;
+    ~Leave() { running->fetch_sub(1); }
+  } leave{&sink->acks_running_};
+  NatsMsgPtr owned(msg);  // the handler owns the message
   const char* id = nullptr;
   if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || id == nullptr) return;
   PublishOutcome outcome;
@@ -157,14 +167,18 @@ Result<MessageSink::StoredRange> JetStreamSink::ScanStored(
   return range;
 }
 
-Result<std::string> JetStreamSink::Fetch(int shard, uint64_t seq) {
+Result<StoredMessage> JetStreamSink::Fetch(int shard, uint64_t seq) {
   std::string stream = layout_.StreamName(shard);
   natsMsg* raw = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetMsg(&raw, client_->jetstream(), stream.c_str(), seq, nullptr, &jerr);
   if (s != NATS_OK) return NatsStatus(s, "fetching message " + std::to_string(seq) + " of stream " + stream);
   NatsMsgPtr msg(raw);
-  return std::string(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+  StoredMessage stored;
+  stored.payload.assign(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+  const char* chunk = nullptr;
+  if (natsMsgHeader_Get(msg.get(), kChunkHeader, &chunk) == NATS_OK && chunk) stored.chunk_header = chunk;
+  return stored;
 }
 
 }  // namespace marmot

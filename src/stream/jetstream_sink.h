@@ -9,6 +9,7 @@
 // handler on its own thread (outcomes are guarded by a mutex).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,7 +37,7 @@ class JetStreamSink final : public MessageSink {
                      const std::function<void(size_t, const PublishOutcome&)>& done) override;
   Result<StoredRange> ScanStored(int shard, uint64_t after,
                                  const std::function<void(std::string_view, uint64_t)>& visit) override;
-  Result<std::string> Fetch(int shard, uint64_t seq) override;
+  Result<StoredMessage> Fetch(int shard, uint64_t seq) override;
 
  private:
   JetStreamSink(NatsClient* client, StreamLayout layout) : client_(client), layout_(std::move(layout)) {}
@@ -47,7 +48,8 @@ class JetStreamSink final : public MessageSink {
   NatsClient* client_;
   StreamLayout layout_;
   JsCtxPtr js_;
-  bool sent_any_ = false;  // nats.c crashes asking for the pending list of a context never used
+  bool sent_any_ = false;             // nats.c crashes asking for the pending list of a context never used
+  std::atomic<int> acks_running_{0};  // OnAck calls in progress (the destructor waits for them)
   std::mutex mu_;
   std::unordered_map<std::string, size_t> waiting_;  // msg id -> token, sent and not answered yet
   std::vector<std::pair<size_t, PublishOutcome>> outcomes_;

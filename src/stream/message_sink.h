@@ -38,6 +38,12 @@ struct PublishOutcome {
   std::string error;  // why it is not known to be stored (no ack in time, rejected, ...)
 };
 
+// A message read back from a stream.
+struct StoredMessage {
+  std::string payload;
+  std::string chunk_header;  // Marmot-Chunk, empty when absent
+};
+
 class MessageSink {
  public:
   virtual ~MessageSink() = default;
@@ -69,7 +75,7 @@ class MessageSink {
       int shard, uint64_t after, const std::function<void(std::string_view msg_id, uint64_t seq)>& visit) = 0;
 
   // The payload of the message at `seq` in shard `shard`'s stream.
-  virtual Result<std::string> Fetch(int shard, uint64_t seq) = 0;
+  virtual Result<StoredMessage> Fetch(int shard, uint64_t seq) = 0;
 };
 
 }  // namespace marmot

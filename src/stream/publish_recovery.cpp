@@ -8,12 +8,15 @@
 //   - not in any stored message: publish them.
 // The earlier sessions' messages are found by reading each stream back from the newest
 // acknowledged position recorded with the confirmation (message ids name their session and batch,
-// message_id.h); payloads are fetched only for batches that arrived in part. A row is never
-// published again when a later stored message of this database already carries it (a stale copy
-// must not land after a newer one).
+// message_id.h). Their payloads are fetched and checked against the change log: the rows a batch
+// carries must be rows its change-log range logged. When they are not, this database is not the
+// one that published them (it was put back to an older copy and written to since); from there on
+// its entries are published as new. A row is never published again when a later stored message of
+// this database already carries it (a stale copy must not land after a newer one).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 #include <unordered_set>
 
@@ -24,80 +27,93 @@
 namespace marmot {
 namespace {
 
-// What the streams hold of one batch of one earlier session.
-struct FoundBatch {
-  uint64_t first = 0, last = 0;
-  int groups = 0;
-  struct ShardMessages {
-    int count = 0;
-    std::set<int> indexes;
-    std::vector<uint64_t> seqs;
-  };
-  std::map<int, ShardMessages> shards;
+using RowSet = std::unordered_set<std::string>;
 
-  bool ShardComplete(int shard) const {
-    auto s = shards.find(shard);
-    return s != shards.end() && static_cast<int>(s->second.indexes.size()) == s->second.count;
-  }
-  bool Complete() const {
-    if (static_cast<int>(shards.size()) != groups) return false;
-    for (const auto& [shard, m] : shards) {
-      if (!ShardComplete(shard)) return false;
-    }
-    return true;
-  }
+// One stored message of an earlier session.
+struct FoundMessage {
+  std::string session;
+  int shard = 0;
+  int index = 0;
+  int count = 0;
+  int groups = 0;
+  uint64_t seq = 0;
 };
 
-// Every found batch of one change-log range (several sessions may have published the same range:
+// Every found message of one change-log range (several sessions may have published the same range:
 // a recovery republishes the missing part of a batch under the range's bounds).
 struct FoundRange {
   uint64_t first = 0, last = 0;
-  std::vector<FoundBatch> batches;
+  std::vector<FoundMessage> messages;
+  RowSet rows;  // rows carried by the messages (filled by Verify)
+  std::set<int> complete_shards;
+  bool complete = false;  // some session's batch arrived whole
 
-  bool Complete() const {
-    return std::any_of(batches.begin(), batches.end(), [](const FoundBatch& b) { return b.Complete(); });
-  }
-  bool ShardComplete(int shard) const {
-    return std::any_of(batches.begin(), batches.end(),
-                       [shard](const FoundBatch& b) { return b.ShardComplete(shard); });
+  void Summarize() {
+    std::map<std::string, std::map<int, std::set<int>>> parts;  // session -> shard -> indexes
+    std::map<std::string, std::map<int, int>> counts;
+    std::map<std::string, int> groups;
+    for (const FoundMessage& m : messages) {
+      parts[m.session][m.shard].insert(m.index);
+      counts[m.session][m.shard] = m.count;
+      groups[m.session] = m.groups;
+    }
+    for (auto& [session, shards] : parts) {
+      int whole = 0;
+      for (auto& [shard, indexes] : shards) {
+        if (static_cast<int>(indexes.size()) == counts[session][shard]) {
+          complete_shards.insert(shard);
+          ++whole;
+        }
+      }
+      if (whole == groups[session] && static_cast<int>(shards.size()) == groups[session]) complete = true;
+    }
   }
 };
 
 }  // namespace
 
-// The recovery proper (see the file comment); `previous` are the sessions to look for, `newest` the
-// newest change-log entry.
+// The recovery proper (see the file comment).
 class PublishRecovery {
  public:
-  PublishRecovery(ChangePublisher* publisher, const std::vector<std::string>& previous, uint64_t newest)
-      : p_(publisher), previous_(previous.begin(), previous.end()), newest_(newest) {}
+  // `sessions`: whose messages to look for; `state`: the publish state as loaded at start (not as
+  // this recovery changes it, so a retry looks from the same positions); `newest`: the newest
+  // change-log entry.
+  PublishRecovery(ChangePublisher* publisher, const std::vector<std::string>& sessions, PublishState state,
+                  uint64_t newest)
+      : p_(publisher),
+        sessions_(sessions.begin(), sessions.end()),
+        state_(std::move(state)),
+        newest_(newest) {}
 
   Status Run(const std::atomic<bool>& stop) {
     MARMOT_RETURN_IF_ERROR(Scan());
-    uint64_t cursor = p_->source_->publish_state().confirmed_seq;
+    uint64_t cursor = p_->source_->cursor();
     uint64_t confirmed = cursor;
     for (size_t r = 0; r < ranges_.size(); ++r) {
       FoundRange& range = ranges_[r];
-      if (range.last <= cursor) continue;  // confirmed already (the acked position is a lower bound)
+      if (range.last <= cursor) continue;  // settled already (the acked position is a lower bound)
       uint64_t first = std::max(range.first, cursor + 1);
       uint64_t last = std::min(range.last, newest_);
       if (first > cursor + 1) {
         spdlog::warn("change-log entries {}..{} were not published before the restart; publishing them",
                      cursor + 1, first - 1);
         MARMOT_RETURN_IF_ERROR(Republish(cursor + 1, first - 1, nullptr, r, stop));
+        cursor = first - 1;
       }
-      if (first <= last) {
-        if (range.Complete()) {
-          p_->source_->SkipTo(last);
-          p_->source_->Confirm(last, {});
-        } else {
-          spdlog::warn(
-              "change-log entries {}..{} were published in part before the restart; publishing the rest",
-              first, last);
-          MARMOT_RETURN_IF_ERROR(Republish(first, last, &range, r + 1, stop));
-        }
+      if (first > last) break;  // the range lies beyond this change log (see Verify)
+      Result<bool> ours = Verify(range, first, last);
+      if (!ours.ok()) return ours.status();
+      if (!*ours) break;
+      if (range.complete) {
+        p_->source_->SkipTo(last);
+        p_->source_->Confirm(last, {});
+      } else {
+        spdlog::warn(
+            "change-log entries {}..{} were published in part before the restart; publishing the rest", first,
+            last);
+        MARMOT_RETURN_IF_ERROR(Republish(first, last, &range, r + 1, stop));
       }
-      cursor = std::max(cursor, last);
+      cursor = last;
     }
     if (cursor > confirmed) {
       spdlog::info("recovered the publish state: change-log entries {}..{} were published before the restart",
@@ -110,80 +126,92 @@ class PublishRecovery {
 
  private:
   Status Scan() {
-    const PublishState& state = p_->source_->publish_state();
-    std::map<std::pair<uint64_t, uint64_t>, std::map<std::string, FoundBatch>> by_range;
+    std::map<std::pair<uint64_t, uint64_t>, FoundRange> by_range;
     for (int shard = 1; shard <= std::max(p_->options_.layout.shards, 1); ++shard) {
       std::string stream = p_->options_.layout.StreamName(shard);
-      auto known = state.acked_seq.find(stream);
-      uint64_t after = known == state.acked_seq.end() ? 0 : known->second;
-      Result<MessageSink::StoredRange> range =
-          p_->sink_->ScanStored(shard, after, [&](std::string_view text, uint64_t seq) {
-            std::optional<MessageId> id = MessageId::Parse(text);
-            if (!id || !previous_.count(id->session)) return;
-            FoundBatch& batch = by_range[{id->first, id->last}][id->session];
-            batch.first = id->first;
-            batch.last = id->last;
-            batch.groups = id->groups;
-            FoundBatch::ShardMessages& m = batch.shards[id->shard];
-            m.count = id->count;
-            m.indexes.insert(id->index);
-            m.seqs.push_back(seq);
-            uint64_t& acked = acked_[stream];
-            acked = std::max(acked, seq);
-          });
+      auto known = state_.acked_seq.find(stream);
+      uint64_t after = known == state_.acked_seq.end() ? 0 : known->second;
+      auto visit = [&](std::string_view text, uint64_t seq) {
+        std::optional<MessageId> id = MessageId::Parse(text);
+        if (!id || !sessions_.count(id->session)) return;
+        FoundRange& range = by_range[{id->first, id->last}];
+        range.first = id->first;
+        range.last = id->last;
+        range.messages.push_back(FoundMessage{id->session, id->shard, id->index, id->count, id->groups, seq});
+        uint64_t& acked = acked_[stream];
+        acked = std::max(acked, seq);
+      };
+      Result<MessageSink::StoredRange> range = p_->sink_->ScanStored(shard, after, visit);
       if (!range.ok()) return range.status().WithContext("reading back stream " + stream);
+      if (range->last < after) {
+        // The stream ends before the recorded position: it was created again (its NATS store was
+        // lost). The recorded position means nothing in it: read all of it.
+        range = p_->sink_->ScanStored(shard, 0, visit);
+        if (!range.ok()) return range.status().WithContext("reading back stream " + stream);
+      }
       if (range->first > after + 1 || range->last < after) {
         // Messages after the newest acknowledged one were discarded (more than max_entries were
-        // published since), or the stream lost them (re-created): some of ours may have been among
-        // them.
+        // published since), or lost with the stream: some of ours may have been among them.
         spdlog::error(
             "stream {} no longer holds the messages after {} (it holds {}..{}): whether this node published "
             "its change-log entries after {} before the restart cannot be told; those not found are "
             "published "
             "(again), and rows written elsewhere since may be overwritten by these older values",
-            stream, after, range->first, range->last, state.confirmed_seq);
+            stream, after, range->first, range->last, state_.confirmed_seq);
       }
     }
-    for (auto& [bounds, sessions] : by_range) {
-      FoundRange range{bounds.first, bounds.second, {}};
-      for (auto& [session, batch] : sessions) range.batches.push_back(std::move(batch));
-      if (range.last > newest_) {
-        spdlog::error(
-            "stream messages of this database cover change-log entries up to {}, but its change log ends at "
-            "{}: "
-            "the database is older than what it published (restored from an older copy?); entries from {} "
-            "on are new writes and are published as such",
-            range.last, newest_, newest_ + 1);
-        if (range.first > newest_) continue;
-      }
+    for (auto& [bounds, range] : by_range) {
+      range.Summarize();
       ranges_.push_back(std::move(range));
     }
     return Status();
   }
 
-  // The identities of the rows in the found messages of `range`, in shards not complete there.
-  Status AddFoundRows(const FoundRange& range, std::unordered_set<std::string>* rows) {
-    for (const FoundBatch& batch : range.batches) {
-      for (const auto& [shard, m] : batch.shards) {
-        for (uint64_t seq : m.seqs) MARMOT_RETURN_IF_ERROR(AddRowsOf(shard, seq, rows));
+  // Adds the rows carried by `messages` to `rows`. A row split in chunks counts when all of its
+  // chunks are among them.
+  Status AddRows(const std::vector<FoundMessage>& messages, RowSet* rows) {
+    std::map<std::string, std::map<size_t, std::string>> chunks;  // group -> index -> bytes
+    std::map<std::string, size_t> chunk_counts;
+    for (const FoundMessage& m : messages) {
+      Result<StoredMessage> stored = p_->sink_->Fetch(m.shard, m.seq);
+      if (!stored.ok()) return stored.status();
+      if (stored->chunk_header.empty()) {
+        MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(stored->payload, rows));
+        continue;
       }
+      // "group index count"
+      const std::string& h = stored->chunk_header;
+      size_t a = h.find(' '), b = h.rfind(' ');
+      if (a == std::string::npos || a == b) continue;
+      std::string group = h.substr(0, a);
+      size_t index = 0, count = 0;
+      std::string_view i(h.data() + a + 1, b - a - 1), n(h.data() + b + 1, h.size() - b - 1);
+      if (std::from_chars(i.data(), i.data() + i.size(), index).ptr != i.data() + i.size() ||
+          std::from_chars(n.data(), n.data() + n.size(), count).ptr != n.data() + n.size()) {
+        continue;
+      }
+      chunks[group][index] = std::move(stored->payload);
+      chunk_counts[group] = count;
+    }
+    for (auto& [group, parts] : chunks) {
+      if (parts.size() != chunk_counts[group]) continue;  // not stored whole: not published
+      std::string whole;
+      for (auto& [index, part] : parts) whole += part;
+      MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(whole, rows));
     }
     return Status();
   }
 
-  Status AddRowsOf(int shard, uint64_t seq, std::unordered_set<std::string>* rows) {
-    Result<std::string> payload = p_->sink_->Fetch(shard, seq);
-    if (!payload.ok()) return payload.status();
-    std::string_view bytes = *payload;
+  Status AddRowsOfPayload(std::string_view bytes, RowSet* rows) {
     std::string inflated;
     if (p_->options_.layout.compress) {
-      // A chunk of a row split over several messages does not decompress alone: its row is
-      // published again, which only repeats values the stream already has.
-      if (!ZstdCodec().Decompress(bytes, p_->options_.max_message_bytes, &inflated).ok()) return Status();
+      Status s = ZstdCodec().Decompress(bytes, p_->options_.max_message_bytes, &inflated);
+      if (!s.ok())
+        return Status::Corruption("a stored message of this node does not decompress: " + s.message());
       bytes = inflated;
     }
     Result<ChangeMessage> message = DecodeChangeMessage(bytes);
-    if (!message.ok()) return Status();
+    if (!message.ok()) return message.status().WithContext("decoding a stored message of this node");
     for (const RowChange& change : message->changes) {
       Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
       if (!id.ok()) return id.status();
@@ -192,13 +220,43 @@ class PublishRecovery {
     return Status();
   }
 
+  // True when the rows the range's messages carry are rows its change-log entries first..last
+  // logged here (a table that is gone or renamed since is not compared). False when they are not:
+  // the database was put back to an older copy and written to since, so these messages are not
+  // its own; it is said, and the entries from `first` on are published as new.
+  Result<bool> Verify(FoundRange& range, uint64_t first, uint64_t last) {
+    MARMOT_RETURN_IF_ERROR(AddRows(range.messages, &range.rows));
+    ChangeBatch read;
+    MARMOT_RETURN_IF_ERROR(p_->source_->ReadRange(first, last, &read));
+    RowSet logged;
+    for (const RowChange& change : read.changes) {
+      Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
+      if (!id.ok()) return id.status();
+      if (*id) logged.insert(std::move(**id));
+    }
+    bool within = range.last <= newest_;
+    for (const std::string& row : range.rows) within = within && logged.count(row);
+    if (within) return true;
+    spdlog::error(
+        "stream messages of this database's earlier sessions cover change-log entries {}..{}, but not with "
+        "the "
+        "rows this change log holds there: the database is older than what it published (put back to an "
+        "older "
+        "copy?) and was written to since; its entries from {} on are published as new writes",
+        range.first, range.last, first);
+    return false;
+  }
+
   // Publishes the entries first..last, except rows found in `range`'s stored messages (shards
   // complete there are left out whole) and rows of every found range from `later` on.
   Status Republish(uint64_t first, uint64_t last, const FoundRange* range, size_t later,
                    const std::atomic<bool>& stop) {
-    std::unordered_set<std::string> skip;
-    if (range) MARMOT_RETURN_IF_ERROR(AddFoundRows(*range, &skip));
-    for (size_t r = later; r < ranges_.size(); ++r) MARMOT_RETURN_IF_ERROR(AddFoundRows(ranges_[r], &skip));
+    RowSet skip;
+    if (range) skip = range->rows;
+    for (size_t r = later; r < ranges_.size(); ++r) {
+      if (ranges_[r].rows.empty()) MARMOT_RETURN_IF_ERROR(AddRows(ranges_[r].messages, &ranges_[r].rows));
+      skip.insert(ranges_[r].rows.begin(), ranges_[r].rows.end());
+    }
     ChangeBatch read;
     MARMOT_RETURN_IF_ERROR(p_->source_->ReadRange(first, last, &read));
     ChangeBatch keep;
@@ -207,37 +265,42 @@ class PublishRecovery {
     keep.entries = read.entries;
     int shards = std::max(p_->options_.layout.shards, 1);
     for (const RowChange& change : read.changes) {
-      if (range && range->ShardComplete(ShardOf(change.row_hash, shards))) continue;
+      if (range && range->complete_shards.count(ShardOf(change.row_hash, shards))) continue;
       Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
       if (!id.ok()) return id.status();
       if (*id && skip.count(**id)) continue;
       keep.changes.push_back(change);
     }
     p_->source_->SkipTo(last);
-    MARMOT_RETURN_IF_ERROR(p_->SendBatch(std::move(keep)));
+    // A failed send is sent again by Settle, which gives up only when stopping.
+    (void)p_->SendBatch(std::move(keep));
     return p_->Settle(stop);
   }
 
   ChangePublisher* p_;
-  std::set<std::string> previous_;
+  std::set<std::string> sessions_;
+  PublishState state_;
   uint64_t newest_;
   std::vector<FoundRange> ranges_;         // sorted by first
   std::map<std::string, uint64_t> acked_;  // per stream: the newest message of ours found
 };
 
 Status ChangePublisher::Recover(const std::atomic<bool>& stop) {
-  std::vector<std::string> previous = source_->publish_state().sessions;
+  PublishState loaded = source_->publish_state();
   // From now on this session's messages must be recognisable after a crash.
-  std::vector<std::string> sessions = previous;
+  std::vector<std::string> sessions = loaded.sessions;
   sessions.push_back(session_);
   source_->SetSessions(sessions);
   MARMOT_RETURN_IF_ERROR(source_->PersistPublishState().WithContext("recording publisher session"));
   Result<uint64_t> newest = source_->LastLoggedSeq();
   if (!newest.ok()) return newest.status();
-  if (*newest > source_->publish_state().confirmed_seq && !previous.empty()) {
+  if (*newest > loaded.confirmed_seq && !loaded.sessions.empty()) {
     auto backoff = std::chrono::milliseconds(250);
     while (true) {
-      Status s = PublishRecovery(this, previous, *newest).Run(stop);
+      // A retry looks from the same positions, and also for what this session republished before
+      // the attempt failed.
+      in_flight_.clear();
+      Status s = PublishRecovery(this, sessions, loaded, *newest).Run(stop);
       if (s.ok()) break;
       if (stop.load()) return s.WithContext("recovering the publish state");
       spdlog::warn("recovering the publish state: {}; trying again in {} ms", s.message(), backoff.count());

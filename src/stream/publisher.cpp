@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -189,15 +190,14 @@ void ChangePublisher::CollectOutcomes() {
       return;
     }
     if (outcome.duplicate && m.sends == 1) {
-      // Sent once, yet the stream holds an earlier message with this id: the id is not unique,
-      // and this message's changes were dropped. Never expected (session ids are random).
+      // Sent once, yet the stream holds an earlier message with this id. Ids embed a random session
+      // and the batch's range, so only this session can have sent it: it is stored. Never
+      // expected; said loudly, since it would mean the id scheme is broken.
+      unexpected_duplicates_.fetch_add(1);
       spdlog::error(
-          "JetStream took message {} for a duplicate of an earlier one, but it was sent for the first time; "
-          "sending it again under a new id",
-          m.message.msg_id);
-      m.message.msg_id += "-r" + std::to_string(++renamed_ids_);
-      m.error = "message id was not unique";
-      return;
+          "JetStream took message {} for a duplicate of an earlier one (sequence {}), but this "
+          "publisher sent it for the first time; counting it as stored",
+          m.message.msg_id, outcome.stream_seq);
     }
     m.stored = true;
     m.stream_seq = outcome.stream_seq;
@@ -218,15 +218,18 @@ Status ChangePublisher::FindStoredInFlight() {
     const auto& acked = source_->publish_state().acked_seq;
     auto known = acked.find(options_.layout.StreamName(shard));
     uint64_t after = known == acked.end() ? 0 : known->second;
-    Result<MessageSink::StoredRange> first =
-        sink_->ScanStored(shard, after, [&by_id](std::string_view id, uint64_t seq) {
-          auto found = by_id.find(std::string(id));
-          if (found == by_id.end()) return;
-          found->second->stored = true;
-          found->second->stream_seq = seq;
-        });
-    if (!first.ok())
-      return first.status().WithContext("reading back stream " + options_.layout.StreamName(shard));
+    auto visit = [&by_id](std::string_view id, uint64_t seq) {
+      auto found = by_id.find(std::string(id));
+      if (found == by_id.end()) return;
+      found->second->stored = true;
+      found->second->stream_seq = seq;
+    };
+    std::string what = "reading back stream " + options_.layout.StreamName(shard);
+    Result<MessageSink::StoredRange> range = sink_->ScanStored(shard, after, visit);
+    if (!range.ok()) return range.status().WithContext(what);
+    // A stream that ends before the acked position was created again: read all of it.
+    if (range->last < after) range = sink_->ScanStored(shard, 0, visit);
+    if (!range.ok()) return range.status().WithContext(what);
   }
   return Status();
 }
@@ -246,9 +249,28 @@ Status ChangePublisher::WithdrawSupersededRows() {
   std::unordered_set<std::string> later;  // rows of later batches (which hold their newer state)
   for (size_t b = in_flight_.size(); b-- > 0;) {
     InFlightBatch& batch = in_flight_[b];
+    std::set<std::string> withdrawn_groups;  // chunked rows that later batches carry
     for (SentMessage& m : batch.messages) {
-      // A chunk is part of one row's encoding: it cannot lose rows (its row is sent whole again).
-      if (later.empty() || m.stored || !m.message.chunk_header.empty()) continue;
+      if (later.empty() || m.stored) continue;
+      if (!m.message.chunk_header.empty()) {
+        // One row in chunks: its remaining chunks are not sent at all when a later batch carries
+        // the row (receivers dead-letter the incomplete group, loudly, instead of applying an old
+        // value after the new one).
+        std::string group = m.message.chunk_header.substr(0, m.message.chunk_header.find(' '));
+        const RowChange& change = batch.batch.changes[m.message.changes.at(0)];
+        Result<std::optional<std::string>> id = source_->RowIdentity(change);
+        if (!id.ok()) return id.status();
+        if (withdrawn_groups.count(group) || (*id && later.count(**id))) {
+          if (withdrawn_groups.insert(group).second) {
+            spdlog::warn(
+                "row in chunks {} was not stored whole but a later message holds its newer value: its "
+                "remaining chunks are not sent",
+                group);
+          }
+          m.stored = true;  // settled: nothing of it is to be sent any more
+        }
+        continue;
+      }
       std::vector<const RowChange*> keep;
       std::vector<uint32_t> kept;
       for (uint32_t i : m.message.changes) {

@@ -92,6 +92,8 @@ class ChangePublisher {
   uint64_t cursor() const { return cursor_.load(std::memory_order_acquire); }
   uint64_t published_rows() const { return published_rows_.load(); }
   const std::string& session() const { return session_; }
+  // First sends that JetStream answered as duplicates (never expected: message ids are unique).
+  uint64_t unexpected_duplicates() const { return unexpected_duplicates_.load(); }
 
  private:
   // How many batches may be sent before waiting for their outcomes.
@@ -148,7 +150,7 @@ class ChangePublisher {
   std::vector<InFlightBatch> in_flight_;
   std::vector<ChangeBatch> spare_batches_;
   Clock::TimePoint next_cleanup_{};
-  uint64_t renamed_ids_ = 0;
+  std::atomic<uint64_t> unexpected_duplicates_{0};
   friend class PublishRecovery;  // publish_recovery.cpp
 };
 

@@ -13,6 +13,7 @@
 #      sequence after its old position and skipped them);
 #   4. the store is lost again with both nodes running: they create the stream again themselves.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
 
 PORT=$(free_port)
 mkdir -p "$WORK/js"
@@ -44,6 +45,8 @@ start_node() {
   wait_for 60 "node $1 to start" grep -q "node $1 running" "$WORK/node$1.log"
 }
 gaps() { sql "$WORK/node2.db" "SELECT count(*) FROM __marmot__gaps"; }
+stream_last() { /usr/bin/python3 "$TOOL" stream-info "nats://127.0.0.1:$PORT" marmot-changes-c-1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'; }
+stream_past() { [ "$(stream_last)" -ge "$1" ]; }
 insert() {  # insert FIRST COUNT BYTES: rows FIRST.. on node 1, in one transaction
   sql "$WORK/node1.db" "WITH RECURSIVE i(x) AS (SELECT $1 UNION ALL SELECT x + 1 FROM i WHERE x < $1 + $2 - 1)
     INSERT INTO items SELECT x, randomblob($3) FROM i;"
@@ -55,8 +58,9 @@ start_node 2
 insert 1 8 10
 seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM items" 8 || fail "first rows not on node 2"
 stop_pid "${NODE_PID[2]}"
+before_seq=$(stream_last)
 insert 100 200 10  # 50 batches of 4 rows: 50 messages, the stream keeps 16
-sleep 2
+wait_for 60 "node 1 to publish more than the stream keeps" stream_past $((before_seq + 40))
 mv "$WORK/node2.log" "$WORK/node2.1.log"
 start_node 2
 grep -qE "error.*stream marmot-changes-c-1: message\(s\) [0-9]+\.\.[0-9]+ will not be applied on this node" "$WORK/node2.log" ||
@@ -71,8 +75,9 @@ seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM items WHERE id >= 1000" 4 
 
 # 2. Frozen while large messages go by.
 kill -STOP "${NODE_PID[2]}"
+before_seq=$(stream_last)
 insert 2000 160 100000  # 40 messages of ~400 KB, more than the stream keeps and the socket buffers hold
-sleep 3
+wait_for 60 "node 1 to publish the large messages" stream_past $((before_seq + 40))
 kill -CONT "${NODE_PID[2]}"
 insert 3000 4 10
 seen_within 60 "$WORK/node2.db" "SELECT count(*) FROM items WHERE id >= 3000" 4 || fail "node 2 did not resume after SIGCONT"

@@ -51,7 +51,6 @@ wait_for 30 "node 2 to dead-letter the change written under the new column name"
 
 # 2. ADD COLUMN on both nodes, then a write that uses it.
 for n in 1 2; do sql "$WORK/node$n.db" "ALTER TABLE a ADD COLUMN y TEXT"; done
-sleep 1
 sql "$WORK/node1.db" "INSERT INTO a VALUES (2, 'two', 'yes'); UPDATE a SET y = 'later' WHERE id = 1;"
 seen_within 30 "$WORK/node2.db" "SELECT group_concat(id || '=' || ifnull(y, 'NULL'), ',') FROM a ORDER BY id" "1=later,2=yes" ||
   fail "node 2 lacks the new column's values: $(sql "$WORK/node2.db" "SELECT * FROM a")"

@@ -1,5 +1,7 @@
 #include "db/capture.h"
 
+#include <algorithm>
+
 #include "db/applier.h"
 #include "db/change_reader.h"
 #include "db/marmot_tables.h"
@@ -300,6 +302,82 @@ TEST_F(CaptureTest, RemoveCaptureRestoresTheSchemaAndKeepsTheData) {
   EXPECT_EQ(
       QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_marmot\\_\\_%' ESCAPE '\\'"),
       0);
+}
+
+// "table:key=value" of every change of a batch, sorted.
+std::vector<std::string> Summary(const ChangeBatch& batch) {
+  std::vector<std::string> out;
+  for (const RowChange& c : batch.changes) {
+    out.push_back(c.table + ":" + c.values[0].ToDebugString() + "=" +
+                  (c.op == RowChange::Op::kUpsert ? c.values.back().ToDebugString() : "deleted"));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(CaptureTest, SchemaChangesWhileRunningAreFollowed) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (1, 'a')");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"t:1='a'"}));
+  // A column added: the next read carries it (the reader's column list is not stale).
+  Exec(db_, "ALTER TABLE t ADD COLUMN w TEXT; INSERT INTO t VALUES (2, 'b', 'new')");
+  ChangeBatch batch = Read();
+  ASSERT_EQ(batch.changes.size(), 1u);
+  EXPECT_EQ(*batch.changes[0].columns, (std::vector<std::string>{"id", "v", "w"}));
+  // A column renamed: its values, never its old name as a string.
+  Exec(db_, "ALTER TABLE t RENAME COLUMN v TO name; UPDATE t SET name = 'c' WHERE id = 1");
+  batch = Read();
+  ASSERT_EQ(batch.changes.size(), 1u);
+  EXPECT_EQ(*batch.changes[0].columns, (std::vector<std::string>{"id", "name", "w"}));
+  EXPECT_EQ(batch.changes[0].values[1], Value::Text("c"));
+  // A new table gets triggers without a restart.
+  Exec(db_, "CREATE TABLE fresh(id INTEGER PRIMARY KEY, x)");
+  EXPECT_EQ(Summary(Read()), std::vector<std::string>{});
+  Exec(db_, "INSERT INTO fresh VALUES (7, 'x')");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"fresh:7='x'"}));
+  // A dropped table with a change not read yet: skipped, the rest flows on.
+  Exec(db_,
+       "BEGIN; INSERT INTO fresh VALUES (8, 'y'); DROP TABLE fresh; INSERT INTO t VALUES (3, 'd', NULL); "
+       "COMMIT;");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"t:3=NULL"}));
+}
+
+TEST_F(CaptureTest, RenamedTablesKeepTheirLoggedChanges) {
+  Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT)");
+  Install();
+  // Renamed with a change not read yet: the change is read from the new name.
+  Exec(db_, "INSERT INTO a VALUES (1, 'in a'); ALTER TABLE a RENAME TO c");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"c:1='in a'"}));
+  Exec(db_, "INSERT INTO c VALUES (2, 'later')");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"c:2='later'"}));
+  // Two tables swap names: each change follows its rows.
+  Exec(db_,
+       "INSERT INTO b VALUES (1, 'in b'); INSERT INTO c VALUES (3, 'in c');"
+       "ALTER TABLE b RENAME TO tmp; ALTER TABLE c RENAME TO b; ALTER TABLE tmp RENAME TO c;");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"b:3='in c'", "c:1='in b'"}));
+  Exec(db_, "INSERT INTO b VALUES (4, 'x'); INSERT INTO c VALUES (5, 'y')");
+  EXPECT_EQ(Summary(Read()), (std::vector<std::string>{"b:4='x'", "c:5='y'"}));
+}
+
+TEST_F(CaptureTest, TheTwelveStepAlterKeepsLoggedChanges) {
+  Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'one')");
+  Install();
+  Exec(db_, "UPDATE t SET v = 'uno' WHERE id = 1");
+  // SQLite's recommended way to change a table, step by step in autocommit, with marmot noticing
+  // the new table in between (it gets its own id and triggers).
+  Exec(db_, "CREATE TABLE new_t(id INTEGER PRIMARY KEY, v TEXT, n INT DEFAULT 0)");
+  ASSERT_TRUE(reader_->RefreshIfSchemaChanged().ok());
+  Exec(db_, "INSERT INTO new_t(id, v) SELECT id, v FROM t");
+  Exec(db_, "DROP TABLE t");
+  Exec(db_, "ALTER TABLE new_t RENAME TO t");
+  Exec(db_, "INSERT INTO t VALUES (2, 'two', 2)");
+  std::vector<std::string> read = Summary(Read());
+  // Every change is read from the table now called t (none lost to "no such table").
+  for (const std::string& r : read) EXPECT_EQ(r.rfind("t:", 0), 0u) << r;
+  EXPECT_NE(std::find(read.begin(), read.end(), "t:1=0"), read.end());
+  EXPECT_NE(std::find(read.begin(), read.end(), "t:2=2"), read.end());
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__tables WHERE name = 't'"), 1);
 }
 
 }  // namespace

@@ -102,10 +102,14 @@ TEST_F(JetStreamSinkTest, OutcomesDeduplicationScanAndFetch) {
           .ok());
   EXPECT_TRUE(seen.empty());
 
-  Result<std::string> payload = sink_->Fetch(1, 1);
-  ASSERT_TRUE(payload.ok()) << payload.status().message();
-  EXPECT_EQ(*payload, "payload a");
-  Result<std::string> missing = sink_->Fetch(1, 99);
+  Result<StoredMessage> fetched = sink_->Fetch(1, 1);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().message();
+  EXPECT_EQ(fetched->payload, "payload a");
+  EXPECT_EQ(fetched->chunk_header, "");
+  fetched = sink_->Fetch(1, 2);
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->chunk_header, "g 0 1");
+  Result<StoredMessage> missing = sink_->Fetch(1, 99);
   EXPECT_FALSE(missing.ok());
 }
 

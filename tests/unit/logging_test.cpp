@@ -6,7 +6,6 @@
 #include <spdlog/details/log_msg.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <string_view>
 
@@ -92,9 +91,17 @@ TEST(LoggingTest, JsonLineIsValidJsonAndUtf8WhateverTheMessageHolds) {
   EXPECT_EQ(line.rfind("{\"time\":\"", 0), 0u) << line;
   EXPECT_LT(line.find("\"level\":"), line.find("\"logger\":"));
   EXPECT_LT(line.find("\"logger\":"), line.find("\"msg\":"));
-  EXPECT_TRUE(
-      std::regex_match(std::string(parsed["time"]), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
-      << parsed["time"];
+  // YYYY-MM-DDTHH:MM:SS.mmmZ (no <regex>: GCC 12 warns inside it in the sanitizer build).
+  std::string time = parsed["time"];
+  const std::string shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  ASSERT_EQ(time.size(), shape.size()) << time;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 'd') {
+      EXPECT_TRUE(time[i] >= '0' && time[i] <= '9') << time;
+    } else {
+      EXPECT_EQ(time[i], shape[i]) << time;
+    }
+  }
 }
 
 TEST(LoggingTest, JsonLineOfAPlainMessage) {
