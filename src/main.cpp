@@ -134,15 +134,20 @@ int Run(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // internal: wakes the signal waiter when the start fails
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   // A signal during the start (which may wait for NATS, or recover what a crash left) cancels it.
   std::atomic<bool> cancel{false};
   std::atomic<int> received{0};
+  std::atomic<bool> start_failed{false};
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    do {
+      sigwait(&stop_signals, &sig);
+    } while (sig == SIGUSR1 && !start_failed.load());
+    if (sig == SIGUSR1) return;
     received.store(sig);
     cancel.store(true);
   });
@@ -153,7 +158,8 @@ int Run(int argc, char** argv) {
       spdlog::info("stopped during start: {}", node.status().message());
     } else {
       spdlog::error("cannot start: {}", node.status().message());
-      pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter (it takes SIGTERM)
+      start_failed.store(true);
+      pthread_kill(waiter.native_handle(), SIGUSR1);  // wakes the waiter
     }
     waiter.join();
     return signalled ? 0 : kExitFailure;
