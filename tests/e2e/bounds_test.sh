@@ -10,13 +10,8 @@
 #     forever, so every restart replayed the stream after it) is dead-lettered once max_entries
 #     messages went by, and the position moves on.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
-
-PORT=$(free_port)
-URL="nats://127.0.0.1:$PORT"
-mkdir -p "$WORK/js"
-printf 'listen: "127.0.0.1:%s"\njetstream { store_dir: "%s/js" }\n' "$PORT" "$WORK" >"$WORK/nats.conf"
-start_bg nats nats-server -c "$WORK/nats.conf"
+setup_nats
+URL="$NATS_URL"
 
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
@@ -30,10 +25,8 @@ max_entries = 16
 [snapshot]
 enabled = false
 TOML
-  start_bg "node$n" "$MARMOT" -config "$WORK/node$n.toml"
-  NODE_PID[$n]=$LAST_PID
+  start_marmot "$n" "$WORK/node$n.toml"
 done
-for n in 1 2; do wait_for 60 "node $n to start" grep -q "node $n running" "$WORK/node$n.log"; done
 
 # The crafted payloads: six bombs, one 50 MB row for a missing table, one orphan chunk.
 /usr/bin/python3 - "$WORK" <<'PY'
@@ -48,7 +41,7 @@ open(f"{work}/bomb.bin", "wb").write(bomb)
 open(f"{work}/missing.bin", "wb").write(z.compress(message("no_such_table", ["id", "v"], [1, "y" * 50_000_000])))
 open(f"{work}/chunk.bin", "wb").write(b"the first of three chunks that never come")
 PY
-publish() { /usr/bin/python3 "$TOOL" publish "$URL" marmot-change-log-1 "$@" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])'; }
+publish() { /usr/bin/python3 "$NATS_TOOL" publish "$URL" marmot-change-log-1 "$@" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])'; }
 
 sql "$WORK/node1.db" "INSERT INTO t VALUES (1, 'before')"
 seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM t" 1 || fail "first row not on node 2"

@@ -8,7 +8,6 @@
 # Now: node 1 reads its own messages back from the stream, finds the entries published, applies
 # node 2's update, ends identical, and publishes nothing a second time (the stream does not grow).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
 
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
@@ -36,7 +35,6 @@ start_node() {
 for n in 1 2 3; do start_node "$n"; done
 for n in 1 2 3; do wait_for 90 "node $n to start" grep -q "node $n running" "$WORK/node$n.log"; done
 url2=$(grep -oE "connected to NATS at nats://[0-9.]+:[0-9]+" "$WORK/node2.log" | head -1 | grep -oE "nats://.*")
-stream_last() { /usr/bin/python3 "$TOOL" stream-info "$url2" marmot-changes-c-1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'; }
 
 sql "$WORK/node1.db" "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 100)
   INSERT INTO items SELECT x, 'from node 1' FROM i;"
@@ -52,7 +50,7 @@ wait "${NODE_PID[1]}" 2>/dev/null || true
 sql "$WORK/node2.db" "UPDATE items SET v = 'updated on node 2';"
 seen_within 60 "$WORK/node3.db" "SELECT count(*) FROM items WHERE v = 'updated on node 2'" 100 || fail "update not on node 3"
 sleep 1
-before=$(stream_last)
+before=$(stream_last marmot-changes-c-1 "$url2")
 
 mv "$WORK/node1.log" "$WORK/node1.first.log"
 start_node 1
@@ -62,7 +60,7 @@ seen_within 60 "$WORK/node1.db" "SELECT count(*) FROM items WHERE v = 'updated o
 wait_for 30 "the three databases to be identical" same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db"
 grep -q "recovered the publish state" "$WORK/node1.log" || fail "node 1 did not say what it recovered"
 sleep 2
-after=$(stream_last)
+after=$(stream_last marmot-changes-c-1 "$url2")
 [ "$after" = "$before" ] || fail "node 1 published again after the restart (stream $before -> $after messages)"
 [ "$(sql "$WORK/node1.db" "SELECT count(*) FROM __marmot__dead_letter")" = 0 ] || fail "dead letters on node 1"
 same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db" || fail "nodes differ at the end"

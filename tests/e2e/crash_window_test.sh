@@ -7,14 +7,8 @@
 # with the old values (the update was lost everywhere). Now it reads its messages back from the
 # stream, publishes nothing again, and the update stays.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
-
-PORT=$(free_port)
-mkdir -p "$WORK/js"
-printf 'listen: "127.0.0.1:%s"\njetstream { store_dir: "%s/js" }\n' "$PORT" "$WORK" >"$WORK/nats.conf"
-start_bg nats nats-server -c "$WORK/nats.conf"
-wait_for 10 "nats-server" /usr/bin/python3 "$TOOL" create-stream "nats://127.0.0.1:$PORT" marmot-changes-c-1 marmot-change-log-1 --duplicate-window 1
-stream_last() { /usr/bin/python3 "$TOOL" stream-info "nats://127.0.0.1:$PORT" marmot-changes-c-1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'; }
+setup_nats
+wait_for 10 "nats-server" /usr/bin/python3 "$NATS_TOOL" create-stream "$NATS_URL" marmot-changes-c-1 marmot-change-log-1 --duplicate-window 1
 
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
@@ -23,16 +17,12 @@ db_path = "$WORK/node$n.db"
 node_id = $n
 cleanup_interval = 60000
 [nats]
-urls = ["nats://127.0.0.1:$PORT"]
+urls = ["$NATS_URL"]
 [snapshot]
 enabled = false
 TOML
 done
-start_node() {
-  start_bg "node$1" "$MARMOT" -config "$WORK/node$1.toml"
-  NODE_PID[$1]=$LAST_PID
-  wait_for 60 "node $1 to start" grep -q "node $1 running" "$WORK/node$1.log"
-}
+start_node() { start_marmot "$1" "$WORK/node$1.toml"; }
 start_node 1
 start_node 2
 
@@ -46,7 +36,7 @@ kill -KILL "${NODE_PID[1]}"
 wait "${NODE_PID[1]}" 2>/dev/null || true
 sql "$WORK/node2.db" "UPDATE items SET v = 'updated on node 2';"
 sleep 3  # past the duplicate window
-before=$(stream_last)
+before=$(stream_last marmot-changes-c-1)
 
 mv "$WORK/node1.log" "$WORK/node1.first.log"
 start_node 1
@@ -55,7 +45,7 @@ for n in 1 2; do
   seen_within 30 "$WORK/node$n.db" "SELECT count(*) FROM items WHERE v = 'updated on node 2'" 100 ||
     fail "node $n lost node 2's update: $(sql "$WORK/node$n.db" "SELECT v, count(*) FROM items GROUP BY v")"
 done
-after=$(stream_last)
+after=$(stream_last marmot-changes-c-1)
 [ "$after" = "$before" ] || fail "node 1 published its old batches again ($before -> $after messages)"
 grep -q "recovered the publish state: change-log entries 1\.\.100 were published" "$WORK/node1.log" ||
   fail "node 1 did not recover its publish state from the stream"

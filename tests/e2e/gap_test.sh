@@ -13,16 +13,7 @@
 #      sequence after its old position and skipped them);
 #   4. the store is lost again with both nodes running: they create the stream again themselves.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
-
-PORT=$(free_port)
-mkdir -p "$WORK/js"
-cat >"$WORK/nats.conf" <<CONF
-listen: "127.0.0.1:$PORT"
-jetstream { store_dir: "$WORK/js" }
-CONF
-start_nats() { start_bg nats nats-server -c "$WORK/nats.conf"; NATS_PID=$LAST_PID; }
-start_nats
+setup_nats
 
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v BLOB);" >/dev/null
@@ -31,7 +22,7 @@ db_path = "$WORK/node$n.db"
 node_id = $n
 scan_max_changes = 4
 [nats]
-urls = ["nats://127.0.0.1:$PORT"]
+urls = ["$NATS_URL"]
 reconnect_wait_seconds = 1
 [replication_log]
 max_entries = 16
@@ -39,14 +30,9 @@ max_entries = 16
 enabled = false
 TOML
 done
-start_node() {
-  start_bg "node$1" "$MARMOT" -config "$WORK/node$1.toml"
-  NODE_PID[$1]=$LAST_PID
-  wait_for 60 "node $1 to start" grep -q "node $1 running" "$WORK/node$1.log"
-}
+start_node() { start_marmot "$1" "$WORK/node$1.toml"; }
 gaps() { sql "$WORK/node2.db" "SELECT count(*) FROM __marmot__gaps"; }
-stream_last() { /usr/bin/python3 "$TOOL" stream-info "nats://127.0.0.1:$PORT" marmot-changes-c-1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'; }
-stream_past() { [ "$(stream_last)" -ge "$1" ]; }
+stream_past() { [ "$(stream_last marmot-changes-c-1)" -ge "$1" ]; }
 insert() {  # insert FIRST COUNT BYTES: rows FIRST.. on node 1, in one transaction
   sql "$WORK/node1.db" "WITH RECURSIVE i(x) AS (SELECT $1 UNION ALL SELECT x + 1 FROM i WHERE x < $1 + $2 - 1)
     INSERT INTO items SELECT x, randomblob($3) FROM i;"
@@ -58,7 +44,7 @@ start_node 2
 insert 1 8 10
 seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM items" 8 || fail "first rows not on node 2"
 stop_pid "${NODE_PID[2]}"
-before_seq=$(stream_last)
+before_seq=$(stream_last marmot-changes-c-1)
 insert 100 200 10  # 50 batches of 4 rows: 50 messages, the stream keeps 16
 wait_for 60 "node 1 to publish more than the stream keeps" stream_past $((before_seq + 40))
 mv "$WORK/node2.log" "$WORK/node2.1.log"
@@ -75,7 +61,7 @@ seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM items WHERE id >= 1000" 4 
 
 # 2. Frozen while large messages go by.
 kill -STOP "${NODE_PID[2]}"
-before_seq=$(stream_last)
+before_seq=$(stream_last marmot-changes-c-1)
 insert 2000 160 100000  # 40 messages of ~400 KB, more than the stream keeps and the socket buffers hold
 wait_for 60 "node 1 to publish the large messages" stream_past $((before_seq + 40))
 kill -CONT "${NODE_PID[2]}"

@@ -100,3 +100,29 @@ same_dbs() {  # same_dbs DB...: true when every DB's dump equals the first one's
   shift
   for db in "$@"; do [ "$(dump_db "$db")" = "$first" ] || return 1; done
 }
+
+# An external nats-server with JetStream on a random loopback port, its store in $WORK/js:
+# sets NATS_PORT and NATS_URL; start_nats (again after a kill) sets NATS_PID.
+NATS_TOOL="$(dirname "${BASH_SOURCE[0]}")/nats_tool.py"
+setup_nats() {
+  NATS_PORT=$(free_port)
+  NATS_URL="nats://127.0.0.1:$NATS_PORT"
+  mkdir -p "$WORK/js"
+  printf 'listen: "127.0.0.1:%s"\njetstream { store_dir: "%s/js" }\n' "$NATS_PORT" "$WORK" >"$WORK/nats.conf"
+  start_nats
+}
+start_nats() { start_bg nats nats-server -c "$WORK/nats.conf"; NATS_PID=$LAST_PID; }
+
+# stream_last STREAM: the stream's last sequence on $NATS_URL (or on $2).
+stream_last() {
+  /usr/bin/python3 "$NATS_TOOL" stream-info "${2:-$NATS_URL}" "$1" |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'
+}
+
+# start_marmot N CONFIG: node N in the background (log $WORK/nodeN.log, pid NODE_PID[N]), waits
+# until it runs.
+start_marmot() {
+  start_bg "node$1" "$MARMOT" -config "$2"
+  NODE_PID[$1]=$LAST_PID
+  wait_for 90 "node $1 to start" grep -q "node .* running on" "$WORK/node$1.log"
+}

@@ -9,10 +9,7 @@
 #   3. a node's database is put back to an older copy (a restored backup) and writes again.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT=$(free_port)
-mkdir -p "$WORK/js"
-printf 'listen: "127.0.0.1:%s"\njetstream { store_dir: "%s/js" }\n' "$PORT" "$WORK" >"$WORK/nats.conf"
-start_bg nats nats-server -c "$WORK/nats.conf"
+setup_nats
 
 for n in 1 2 3; do
   mkdir -p "$WORK/n$n"
@@ -22,16 +19,12 @@ for n in 1 2 3; do
 db_path = "$WORK/n$n/app.db"
 node_id = $([ "$n" = 3 ] && echo 3 || echo 7)
 [nats]
-urls = ["nats://127.0.0.1:$PORT"]
+urls = ["$NATS_URL"]
 [snapshot]
 enabled = false
 TOML
 done
-start_node() {
-  start_bg "node$1" "$MARMOT" -config "$WORK/n$1/node.toml"
-  NODE_PID[$1]=$LAST_PID
-  wait_for 60 "node $1 to start" grep -q "running on $WORK/n$1/app.db" "$WORK/node$1.log"
-}
+start_node() { start_marmot "$1" "$WORK/n$1/node.toml"; }
 write() {  # write NODE PREFIX COUNT: COUNT rows, one transaction each
   local i
   for i in $(seq 1 "$3"); do sql "$WORK/n$1/app.db" "INSERT INTO notes VALUES ('$2-$i', 'written on node $1')"; done

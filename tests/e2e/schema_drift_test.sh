@@ -12,10 +12,7 @@
 #      change of node 1 stalled behind "no such table".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT=$(free_port)
-mkdir -p "$WORK/js"
-printf 'listen: "127.0.0.1:%s"\njetstream { store_dir: "%s/js" }\n' "$PORT" "$WORK" >"$WORK/nats.conf"
-start_bg nats nats-server -c "$WORK/nats.conf"
+setup_nats
 
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL;
@@ -27,13 +24,12 @@ for n in 1 2; do
 db_path = "$WORK/node$n.db"
 node_id = $n
 [nats]
-urls = ["nats://127.0.0.1:$PORT"]
+urls = ["$NATS_URL"]
 [snapshot]
 enabled = false
 TOML
-  start_bg "node$n" "$MARMOT" -config "$WORK/node$n.toml"
+  start_marmot "$n" "$WORK/node$n.toml"
 done
-for n in 1 2; do wait_for 60 "node $n to start" grep -q "node $n running" "$WORK/node$n.log"; done
 
 # Every table written once, so node 1's reader has its statements prepared.
 sql "$WORK/node1.db" "INSERT INTO k VALUES (1, 'bob'); INSERT INTO a VALUES (1, 'one');

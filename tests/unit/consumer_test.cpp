@@ -8,6 +8,7 @@
 
 #include "codec/wire_format.h"
 #include "db/applier.h"
+#include "local_nats.h"
 #include "stream/jetstream_source.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
@@ -22,18 +23,9 @@ using test::TempDir;
 class ConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EmbeddedNatsOptions so;
-    so.server_name = "consumer-test";
-    so.work_dir = dir_.File("nats");
-    Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(so);
-    ASSERT_TRUE(server.ok()) << server.status().message();
-    server_ = std::move(*server);
-    NatsClientOptions co;
-    co.urls = {server_->client_url()};
-    Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(co);
-    ASSERT_TRUE(client.ok()) << client.status().message();
-    client_ = std::move(*client);
-    ASSERT_TRUE(client_->WaitForJetStream(std::chrono::seconds(10)).ok());
+    nats_.Start("consumer-test", dir_.File("nats"));
+    ASSERT_FALSE(HasFatalFailure());
+    client_ = nats_.client.get();
     layout_.shards = 2;
     ASSERT_TRUE(EnsureStreams(client_->jetstream(), layout_).ok());
     db_ = std::make_unique<Database>(test::OpenDb(dir_.File("replica.db")));
@@ -77,7 +69,7 @@ class ConsumerTest : public ::testing::Test {
       co.layout = layout_;
       co.shard = shard;
       consumers.push_back(
-          std::make_unique<ShardConsumer>(std::make_unique<JetStreamSource>(client_.get(), layout_, shard),
+          std::make_unique<ShardConsumer>(std::make_unique<JetStreamSource>(client_, layout_, shard),
                                           std::move(*applier), SystemClock::Get(), co, nullptr));
       ASSERT_TRUE(consumers.back()->Start().ok());
     }
@@ -125,8 +117,8 @@ class ConsumerTest : public ::testing::Test {
 
   int chunks_ = 0;
   TempDir dir_;
-  std::unique_ptr<EmbeddedNatsServer> server_;
-  std::unique_ptr<NatsClient> client_;
+  test::LocalNats nats_;
+  NatsClient* client_ = nullptr;
   StreamLayout layout_;
   std::unique_ptr<Database> db_;
 };

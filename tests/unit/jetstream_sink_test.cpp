@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "local_nats.h"
 #include "stream/nats_server.h"
 #include "stream/streams.h"
 #include "test_util.h"
@@ -15,21 +16,12 @@ namespace {
 class JetStreamSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EmbeddedNatsOptions so;
-    so.server_name = "sink-test";
-    so.work_dir = dir_.File("nats");
-    Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(so);
-    ASSERT_TRUE(server.ok()) << server.status().message();
-    server_ = std::move(*server);
-    NatsClientOptions co;
-    co.urls = {server_->client_url()};
-    Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(co);
-    ASSERT_TRUE(client.ok()) << client.status().message();
-    client_ = std::move(*client);
-    ASSERT_TRUE(client_->WaitForJetStream(std::chrono::seconds(10)).ok());
+    nats_.Start("sink-test", dir_.File("nats"));
+    ASSERT_FALSE(HasFatalFailure());
+    client_ = nats_.client.get();
     layout_.shards = 2;
     ASSERT_TRUE(EnsureStreams(client_->jetstream(), layout_).ok());
-    Result<std::unique_ptr<JetStreamSink>> sink = JetStreamSink::Create(client_.get(), layout_);
+    Result<std::unique_ptr<JetStreamSink>> sink = JetStreamSink::Create(client_, layout_);
     ASSERT_TRUE(sink.ok()) << sink.status().message();
     sink_ = std::move(*sink);
   }
@@ -42,8 +34,8 @@ class JetStreamSinkTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
-  std::unique_ptr<EmbeddedNatsServer> server_;
-  std::unique_ptr<NatsClient> client_;
+  test::LocalNats nats_;
+  NatsClient* client_ = nullptr;
   StreamLayout layout_;
   std::unique_ptr<JetStreamSink> sink_;
 };
