@@ -96,27 +96,32 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   Result<Statement> version = d.Prepare("PRAGMA schema_version");
   if (!version.ok()) return version.status().WithContext(what);
   applier->schema_version_ = std::move(*version);
-  Result<Statement> dead =
-      d.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
-                "(stream, stream_seq, tbl, op, reason, statement) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  // A message applied again after a restart (the position was held back by a row in chunks) does
+  // not record the same dead letter twice.
+  std::string dead_letters = QuoteIdent(kDeadLetterTable);
+  Result<Statement> dead = d.Prepare(
+      "INSERT INTO " + dead_letters +
+      "(stream, stream_seq, tbl, op, reason, statement) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS "
+      "(SELECT 1 FROM " +
+      dead_letters + " WHERE stream IS ?1 AND stream_seq IS ?2 AND tbl = ?3 AND op = ?4 AND statement = ?6)");
   if (!dead.ok()) return dead.status().WithContext(what);
   applier->dead_letter_ = std::move(*dead);
   return applier;
 }
 
-Status Applier::ForgetCachesIfSchemaChanged() {
+Result<bool> Applier::ForgetCachesIfSchemaChanged() {
   Result<bool> row = schema_version_.Step();
   int64_t version = row.ok() && *row ? schema_version_.ColumnInt(0) : -1;
   schema_version_.Reset();
   if (!row.ok()) return row.status().WithContext("reading the schema cookie");
-  if (version == known_schema_version_) return Status();
+  if (version == known_schema_version_) return false;
   if (known_schema_version_ != -1) spdlog::debug("schema of {} changed: applier caches dropped", db_.path());
   known_schema_version_ = version;
   statements_.Clear();
   key_positions_.Clear();
   key_columns_.clear();
   matcher_.Clear();
-  return Status();
+  return true;
 }
 
 namespace {
@@ -331,7 +336,8 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
                                   const std::optional<StreamPosition>& position,
                                   std::optional<uint64_t> local_unread_after) {
   ApplyStats stats;
-  MARMOT_RETURN_IF_ERROR(ForgetCachesIfSchemaChanged().WithContext("applying batch to " + db_.path()));
+  Result<bool> forgot = ForgetCachesIfSchemaChanged();
+  if (!forgot.ok()) return forgot.status().WithContext("applying batch to " + db_.path());
   // Row keys, computed once, and only when one of the checks below needs them.
   bool have_keys = false;
   auto compute_keys = [&]() -> Status {
@@ -350,8 +356,13 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   // Again under the write lock: a schema change between the check above and here must not meet
-  // statements and column checks made for the old schema.
-  MARMOT_RETURN_IF_ERROR(ForgetCachesIfSchemaChanged().WithContext("applying batch to " + db_.path()));
+  // statements, column checks and comparisons made for the old schema. Start over (rare).
+  forgot = ForgetCachesIfSchemaChanged();
+  if (!forgot.ok()) return forgot.status().WithContext("applying batch to " + db_.path());
+  if (*forgot) {
+    txn.Rollback();
+    return Apply(changes, position, local_unread_after);
+  }
   superseded_.clear();
   if (local_unread_after) {
     // The common case, nothing unread, costs one lookup of the log's last entry.

@@ -124,8 +124,8 @@ class Applier {
   };
 
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
-  // Drops every cache when the schema cookie changed since the last call.
-  Status ForgetCachesIfSchemaChanged();
+  // Drops every cache when the schema cookie changed since the last call; true when it did.
+  Result<bool> ForgetCachesIfSchemaChanged();
   Result<PreparedShape> MakeShape(const RowChange& change);
   // For each change, 1 in `unchanged` when it can be skipped: an echo whose row the database
   // already holds, with no earlier change of the batch writing the same row.

@@ -10,7 +10,8 @@
 
 namespace marmot {
 
-Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path) {
+Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_path,
+                                                         int64_t installed_schema) {
   Database::Options options;
   options.poll_for_locks = true;
   Result<Database> db = Database::Open(db_path, options);
@@ -20,8 +21,9 @@ Result<std::unique_ptr<ChangeReader>> ChangeReader::Open(const std::string& db_p
   Result<Statement> version = reader->db_.Prepare("PRAGMA schema_version");
   if (!version.ok()) return version.status().WithContext(what);
   reader->schema_version_ = std::move(*version);
-  // known_schema_version_ stays -1: the first read re-installs capture, so a table created or
-  // renamed since the node installed it at start (before connecting to NATS) is not missed.
+  // A table created or renamed since capture was installed (the node connects to NATS in between)
+  // changed the cookie: the first read installs capture again.
+  reader->known_schema_version_ = installed_schema;
   MARMOT_RETURN_IF_ERROR(reader->PrepareLogRead().WithContext(what));
   MARMOT_RETURN_IF_ERROR(reader->LoadTables().WithContext(what));
   Result<PublishState> state = LoadPublishState(reader->db_);

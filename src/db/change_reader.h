@@ -38,8 +38,11 @@ namespace marmot {
 
 class ChangeReader final : public ChangeSource {
  public:
-  // Opens its own connection to `db_path`. Capture must be installed already.
-  static Result<std::unique_ptr<ChangeReader>> Open(const std::string& db_path);
+  // Opens its own connection to `db_path`. Capture must be installed already; `installed_schema`
+  // is the schema cookie right after it was (-1 when not known: the first read installs it again,
+  // so that nothing changed in between is missed).
+  static Result<std::unique_ptr<ChangeReader>> Open(const std::string& db_path,
+                                                    int64_t installed_schema = -1);
 
   ChangeReader(const ChangeReader&) = delete;
   ChangeReader& operator=(const ChangeReader&) = delete;

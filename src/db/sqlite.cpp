@@ -321,6 +321,11 @@ Status Transaction::Begin(bool immediate) {
   return Status();
 }
 
+void Transaction::Rollback() {
+  if (open_) (void)db_->Exec("ROLLBACK");
+  open_ = false;
+}
+
 Status Transaction::Commit() {
   Status s = db_->Exec("COMMIT");
   if (s.ok()) open_ = false;

@@ -150,6 +150,8 @@ class Transaction {
 
   Status Begin(bool immediate);
   Status Commit();
+  // Rolls back now (the destructor would later); nothing when not begun or already ended.
+  void Rollback();
 
  private:
   Database* db_;

@@ -61,7 +61,11 @@ Status Node::PrepareDatabase() {
   if (tables->empty())
     spdlog::warn("{} has no tables yet; tables created later are captured when marmot sees them",
                  options_.db_path);
-  return InstallCapture(*db, *tables);
+  MARMOT_RETURN_IF_ERROR(InstallCapture(*db, *tables));
+  Result<int64_t> cookie = db->QueryInt("PRAGMA schema_version");
+  if (!cookie.ok()) return cookie.status().WithContext("reading the schema cookie of " + options_.db_path);
+  installed_schema_ = *cookie;
+  return Status();
 }
 
 void Node::ReportRecordedGaps() {
@@ -106,7 +110,7 @@ Status Node::ConnectNats() {
 Status Node::StartPipeline() {
   std::function<std::optional<uint64_t>()> local_cursor;
   if (options_.publish) {
-    Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path);
+    Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path, installed_schema_);
     if (!reader.ok()) return reader.status();
     reader_ = std::move(*reader);
     Result<std::unique_ptr<ChangeWatcher>> watcher =
@@ -164,8 +168,9 @@ void Node::Stop() {
   threads_.clear();
   consumers_.clear();
   publisher_.reset();
-  sink_.reset();
+  // The connection first: once it is closed no ack handler can run, then the sink it calls goes.
   client_.reset();
+  sink_.reset();
   server_.reset();
   if (running_) spdlog::info("stopped");
 }

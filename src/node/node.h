@@ -85,6 +85,7 @@ class Node {
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   const std::atomic<bool>* cancel_ = nullptr;  // set while starting
+  int64_t installed_schema_ = -1;              // the schema cookie right after capture was installed
   bool running_ = false;                       // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
 };

@@ -119,14 +119,23 @@ Status ShardConsumer::CheckStream() {
     restart = state->last_seq + 1;
   }
   if (restart == 0) return Status();
-  chunks_.clear();
   if (restart < state->first_seq) {
     RecordGap(restart, state->first_seq - 1, "the stream no longer holds them");
     restart = state->first_seq;
   }
-  expected_ = restart;
-  MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, restart - 1, created_ns_}));
-  return source_->Subscribe(restart);
+  pending_restart_ = restart;
+  return FinishRestart();
+}
+
+Status ShardConsumer::FinishRestart() {
+  // Nothing of the old subscription is applied any more; until the new position is stored (with
+  // the gaps recorded above) and the new subscription made, this is tried again every check.
+  chunks_.clear();
+  expected_ = *pending_restart_;
+  MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
+  MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
+  pending_restart_.reset();
+  return Status();
 }
 
 void ShardConsumer::DropChunkGroup(std::map<std::string, ChunkGroup>::iterator group,
@@ -272,10 +281,14 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
 }
 
 Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std::atomic<bool>& stop) {
-  if (clock_->Now() >= next_check_) {
-    Status checked = CheckStream();
+  if (clock_->Now() >= next_check_ || pending_restart_) {
+    Status checked = pending_restart_ ? FinishRestart() : CheckStream();
     if (!checked.ok()) spdlog::warn("checking stream {}: {}", stream_, checked.message());
     next_check_ = clock_->Now() + options_.check_interval;
+    if (pending_restart_) {
+      clock_->SleepFor(std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(200)));
+      return false;
+    }
   }
   SourceMessage msg;
   Result<bool> got = source_->Next(wait, &msg);

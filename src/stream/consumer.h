@@ -106,6 +106,8 @@ class ShardConsumer {
   // Compares the stream's state with what this consumer knows; resubscribes after a re-creation
   // or when the stream ends before the expected sequence.
   Status CheckStream();
+  // Stores the position before pending_restart_ and subscribes there.
+  Status FinishRestart();
   Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
                     const std::atomic<bool>& stop);
 
@@ -115,8 +117,9 @@ class ShardConsumer {
   ConsumerOptions options_;
   std::function<std::optional<uint64_t>()> local_cursor_;
   std::string stream_;
-  int64_t created_ns_ = 0;  // the creation time of the stream being consumed
-  uint64_t expected_ = 1;   // the sequence the next message must have
+  int64_t created_ns_ = 0;                   // the creation time of the stream being consumed
+  uint64_t expected_ = 1;                    // the sequence the next message must have
+  std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
   ZstdCodec zstd_;
   std::map<std::string, ChunkGroup> chunks_;

@@ -29,6 +29,9 @@ namespace {
 
 using RowSet = std::unordered_set<std::string>;
 
+// Recovery decodes this node's own messages, which may hold rows up to SQLite's limit.
+constexpr size_t kMaxRecoveredMessageBytes = size_t{1} << 30;
+
 // One stored message of an earlier session.
 struct FoundMessage {
   std::string session;
@@ -44,7 +47,9 @@ struct FoundMessage {
 struct FoundRange {
   uint64_t first = 0, last = 0;
   std::vector<FoundMessage> messages;
-  RowSet rows;  // rows carried by the messages (filled by Verify)
+  RowSet rows;               // rows carried by the messages (see AddRows)
+  bool rows_read = false;    // `rows` is filled
+  bool undecodable = false;  // a message's rows could not be read
   std::set<int> complete_shards;
   bool complete = false;  // some session's batch arrived whole
 
@@ -89,21 +94,28 @@ class PublishRecovery {
     MARMOT_RETURN_IF_ERROR(Scan());
     uint64_t cursor = p_->source_->cursor();
     uint64_t confirmed = cursor;
+    // Every range is checked first: one that is not this database's ends the list (it and what
+    // follows are not its messages), before any rows are left out because of them.
+    for (size_t r = 0; r < ranges_.size(); ++r) {
+      if (ranges_[r].last <= cursor) continue;
+      Result<bool> ours = Verify(ranges_[r], std::max(ranges_[r].first, cursor + 1));
+      if (!ours.ok()) return ours.status();
+      if (!*ours) {
+        ranges_.resize(r);
+        break;
+      }
+    }
     for (size_t r = 0; r < ranges_.size(); ++r) {
       FoundRange& range = ranges_[r];
       if (range.last <= cursor) continue;  // settled already (the acked position is a lower bound)
       uint64_t first = std::max(range.first, cursor + 1);
-      uint64_t last = std::min(range.last, newest_);
+      uint64_t last = range.last;
       if (first > cursor + 1) {
         spdlog::warn("change-log entries {}..{} were not published before the restart; publishing them",
                      cursor + 1, first - 1);
         MARMOT_RETURN_IF_ERROR(Republish(cursor + 1, first - 1, nullptr, r, stop));
         cursor = first - 1;
       }
-      if (first > last) break;  // the range lies beyond this change log (see Verify)
-      Result<bool> ours = Verify(range, first, last);
-      if (!ours.ok()) return ours.status();
-      if (!*ours) break;
       if (range.complete) {
         p_->source_->SkipTo(last);
         p_->source_->Confirm(last, {});
@@ -167,16 +179,17 @@ class PublishRecovery {
     return Status();
   }
 
-  // Adds the rows carried by `messages` to `rows`. A row split in chunks counts when all of its
-  // chunks are among them.
-  Status AddRows(const std::vector<FoundMessage>& messages, RowSet* rows) {
+  // Fills range.rows with the rows its messages carry. A row split in chunks counts when all of
+  // its chunks are among them.
+  Status AddRows(FoundRange& range) {
+    if (range.rows_read) return Status();
     std::map<std::string, std::map<size_t, std::string>> chunks;  // group -> index -> bytes
     std::map<std::string, size_t> chunk_counts;
-    for (const FoundMessage& m : messages) {
+    for (const FoundMessage& m : range.messages) {
       Result<StoredMessage> stored = p_->sink_->Fetch(m.shard, m.seq);
       if (!stored.ok()) return stored.status();
       if (stored->chunk_header.empty()) {
-        MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(stored->payload, rows));
+        MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(stored->payload, &range));
         continue;
       }
       // "group index count"
@@ -197,53 +210,73 @@ class PublishRecovery {
       if (parts.size() != chunk_counts[group]) continue;  // not stored whole: not published
       std::string whole;
       for (auto& [index, part] : parts) whole += part;
-      MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(whole, rows));
+      MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(whole, &range));
     }
+    range.rows_read = true;
     return Status();
   }
 
-  Status AddRowsOfPayload(std::string_view bytes, RowSet* rows) {
+  // A message that cannot be decoded here (a row over the size this node decodes, another wire
+  // format version) leaves its rows unknown: said, not retried.
+  Status AddRowsOfPayload(std::string_view bytes, FoundRange* range) {
     std::string inflated;
     if (p_->options_.layout.compress) {
-      Status s = ZstdCodec().Decompress(bytes, p_->options_.max_message_bytes, &inflated);
-      if (!s.ok())
-        return Status::Corruption("a stored message of this node does not decompress: " + s.message());
+      Status s = ZstdCodec().Decompress(bytes, kMaxRecoveredMessageBytes, &inflated);
+      if (!s.ok()) {
+        spdlog::warn("a stored message of this node does not decompress ({}); its rows are left unknown",
+                     s.message());
+        range->undecodable = true;
+        return Status();
+      }
       bytes = inflated;
     }
     Result<ChangeMessage> message = DecodeChangeMessage(bytes);
-    if (!message.ok()) return message.status().WithContext("decoding a stored message of this node");
+    if (!message.ok()) {
+      spdlog::warn("a stored message of this node does not decode ({}); its rows are left unknown",
+                   message.status().message());
+      range->undecodable = true;
+      return Status();
+    }
     for (const RowChange& change : message->changes) {
       Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
       if (!id.ok()) return id.status();
-      if (*id) rows->insert(std::move(**id));
+      if (*id) range->rows.insert(std::move(**id));
     }
     return Status();
   }
 
-  // True when the rows the range's messages carry are rows its change-log entries first..last
-  // logged here (a table that is gone or renamed since is not compared). False when they are not:
-  // the database was put back to an older copy and written to since, so these messages are not
-  // its own; it is said, and the entries from `first` on are published as new.
-  Result<bool> Verify(FoundRange& range, uint64_t first, uint64_t last) {
-    MARMOT_RETURN_IF_ERROR(AddRows(range.messages, &range.rows));
-    ChangeBatch read;
-    MARMOT_RETURN_IF_ERROR(p_->source_->ReadRange(first, last, &read));
-    RowSet logged;
-    for (const RowChange& change : read.changes) {
-      Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
-      if (!id.ok()) return id.status();
-      if (*id) logged.insert(std::move(**id));
+  // True when the range's messages are this database's: the range lies within its change log, and
+  // the rows they carry are rows its entries first..last logged here (all of them when the batch
+  // arrived whole; a table that is gone or renamed since is not compared). False when they are
+  // not: the database was put back to an older copy (and written to since); it is said, and its
+  // entries from `first` on are published as new.
+  Result<bool> Verify(FoundRange& range, uint64_t first) {
+    bool ours = range.last <= newest_;
+    if (ours) {
+      MARMOT_RETURN_IF_ERROR(AddRows(range));
+      ChangeBatch read;
+      MARMOT_RETURN_IF_ERROR(p_->source_->ReadRange(first, range.last, &read));
+      RowSet logged;
+      for (const RowChange& change : read.changes) {
+        Result<std::optional<std::string>> id = p_->source_->RowIdentity(change);
+        if (!id.ok()) return id.status();
+        if (*id) logged.insert(std::move(**id));
+      }
+      for (const std::string& row : range.rows) ours = ours && logged.count(row) > 0;
+      if (range.complete && first == range.first && !range.undecodable) {
+        ours = ours && logged.size() == range.rows.size();
+      }
     }
-    bool within = range.last <= newest_;
-    for (const std::string& row : range.rows) within = within && logged.count(row);
-    if (within) return true;
+    if (ours) return true;
     spdlog::error(
-        "stream messages of this database's earlier sessions cover change-log entries {}..{}, but not with "
-        "the "
-        "rows this change log holds there: the database is older than what it published (put back to an "
-        "older "
-        "copy?) and was written to since; its entries from {} on are published as new writes",
-        range.first, range.last, first);
+        "stream messages of this database's earlier sessions cover change-log entries {}..{}, but this "
+        "change "
+        "log {}: the database is older than what it published (put back to an older copy?); its entries from "
+        "{} "
+        "on are published as new writes",
+        range.first, range.last,
+        range.last > newest_ ? "ends at " + std::to_string(newest_) : std::string("logged other rows there"),
+        first);
     return false;
   }
 
@@ -254,7 +287,7 @@ class PublishRecovery {
     RowSet skip;
     if (range) skip = range->rows;
     for (size_t r = later; r < ranges_.size(); ++r) {
-      if (ranges_[r].rows.empty()) MARMOT_RETURN_IF_ERROR(AddRows(ranges_[r].messages, &ranges_[r].rows));
+      MARMOT_RETURN_IF_ERROR(AddRows(ranges_[r]));
       skip.insert(ranges_[r].rows.begin(), ranges_[r].rows.end());
     }
     ChangeBatch read;
