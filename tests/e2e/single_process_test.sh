@@ -5,6 +5,7 @@
 #   - two databases in one directory under the same node id would share the embedded NATS store:
 #     the second is refused;
 #   - a start that fails (NATS unreachable) exits 1 without "stopping: publishing what is captured";
+#     a SIGTERM during a start that waits stops it at once;
 #   - a database directory the user cannot write to gets advice about the directory, not about WAL.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -55,6 +56,21 @@ stop_pid "$second"
 printf 'db_path = "%s/app.db"\n[nats]\nurls = ["nats://127.0.0.1:%s"]\nconnect_retries = 0\n' "$WORK" "$(free_port)" >"$WORK/nonats.toml"
 expect_exit 1 "cannot connect to NATS" "$MARMOT" -config "$WORK/nonats.toml"
 if grep -q "stopping: publishing" <<<"$LAST_OUT"; then fail "a failed start logged a stop of a running node: $LAST_OUT"; fi
+
+# A signal while the start waits (here: for an R3 stream a single server can never hold) stops it
+# at once, exit 0.
+setup_nats
+printf 'db_path = "%s/app.db"\n[nats]\nurls = ["%s"]\n[replication_log]\nreplicas = 3\n' "$WORK" "$NATS_URL" >"$WORK/r3.toml"
+start_bg r3 "$MARMOT" -config "$WORK/r3.toml"
+r3=$LAST_PID
+wait_for 30 "the start to wait for the stream" grep -q "retrying" "$WORK/r3.log"
+kill -TERM "$r3"
+for _ in $(seq 1 30); do kill -0 "$r3" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$r3" 2>/dev/null; then fail "SIGTERM did not stop a start that waits"; fi
+rc=0
+wait "$r3" || rc=$?
+[ "$rc" = 0 ] || fail "a start stopped by SIGTERM exited $rc"
+grep -q "stopped during start" "$WORK/r3.log" || fail "no log line about the stop during start"
 
 # A directory the user cannot write to.
 mkdir -p "$WORK/ro"

@@ -150,6 +150,25 @@ TEST_F(ApplierTest, ASchemaChangeIsSeenBeforeTheNextBatch) {
             (std::vector<std::string>{"1:1|3:'a'|0:NULL", "1:2|3:'b'|3:'n'"}));
 }
 
+TEST_F(ApplierTest, ABatchAppliedAgainDoesNotRecordItsDeadLettersTwice) {
+  // After a restart a consumer may apply messages again (its position was held back by a row in
+  // chunks): the same dead letters must not pile up.
+  std::vector<RowChange> batch = {Book(1, Value::Null(), Value::Integer(1))};  // NOT NULL fails
+  batch[0].stream_seq = 5;
+  applier_->DeadLetterMessage(StreamPosition{"s", 4}, "undecodable");
+  Apply(batch, StreamPosition{"s", 5});
+  applier_->DeadLetterMessage(StreamPosition{"s", 4}, "undecodable");
+  Apply(batch, StreamPosition{"s", 5});
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__dead_letter"), 2);
+  // Gaps and message dead letters are written with the position, in the same transaction.
+  applier_->RecordGap("s", 6, 9, "discarded");
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__gaps"), 0);
+  ASSERT_TRUE(applier_->SavePosition(StreamPosition{"s", 9, 1}).ok());
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__gaps WHERE first_missing = 6 AND last_missing = 9"),
+            1);
+  EXPECT_EQ(*applier_->LoadPosition("s"), 9u);
+}
+
 TEST_F(ApplierTest, DeadLettersOfHugeRowsAreCapped) {
   std::string huge(10 << 20, 'x');
   ApplyStats stats = Apply({Upsert("no_such_table", {"id", "v"}, {Value::Integer(1), Value::Text(huge)})},
