@@ -34,12 +34,8 @@ constexpr size_t kMaxRecoveredMessageBytes = size_t{1} << 30;
 
 // One stored message of an earlier session.
 struct FoundMessage {
-  std::string session;
-  int shard = 0;
-  int index = 0;
-  int count = 0;
-  int groups = 0;
-  uint64_t seq = 0;
+  MessageId id;
+  uint64_t seq = 0;  // its stream sequence
 };
 
 // Every found message of one change-log range (several sessions may have published the same range:
@@ -58,9 +54,9 @@ struct FoundRange {
     std::map<std::string, std::map<int, int>> counts;
     std::map<std::string, int> groups;
     for (const FoundMessage& m : messages) {
-      parts[m.session][m.shard].insert(m.index);
-      counts[m.session][m.shard] = m.count;
-      groups[m.session] = m.groups;
+      parts[m.id.session][m.id.shard].insert(m.id.index);
+      counts[m.id.session][m.id.shard] = m.id.count;
+      groups[m.id.session] = m.id.groups;
     }
     for (auto& [session, shards] : parts) {
       int whole = 0;
@@ -149,7 +145,7 @@ class PublishRecovery {
         FoundRange& range = by_range[{id->first, id->last}];
         range.first = id->first;
         range.last = id->last;
-        range.messages.push_back(FoundMessage{id->session, id->shard, id->index, id->count, id->groups, seq});
+        range.messages.push_back(FoundMessage{*id, seq});
         uint64_t& acked = acked_[stream];
         acked = std::max(acked, seq);
       };
@@ -186,7 +182,7 @@ class PublishRecovery {
     std::map<std::string, std::map<size_t, std::string>> chunks;  // group -> index -> bytes
     std::map<std::string, size_t> chunk_counts;
     for (const FoundMessage& m : range.messages) {
-      Result<StoredMessage> stored = p_->sink_->Fetch(m.shard, m.seq);
+      Result<StoredMessage> stored = p_->sink_->Fetch(m.id.shard, m.seq);
       if (!stored.ok()) return stored.status();
       if (stored->chunk_header.empty()) {
         MARMOT_RETURN_IF_ERROR(AddRowsOfPayload(stored->payload, &range));

@@ -164,15 +164,21 @@ Status ChangePublisher::SendMessage(size_t batch_index, size_t message_index) {
   return s;
 }
 
-Status ChangePublisher::SendBatch(ChangeBatch batch) {
+Status ChangePublisher::Encode(InFlightBatch* in_flight) {
+  const ChangeBatch& batch = in_flight->batch;
   Result<std::vector<OutgoingMessage>> messages = BuildMessages(
       batch.changes, batch.first_seq, batch.last_seq, session_, options_, sink_->max_payload(), &zstd_);
+  if (!messages.ok()) return messages.status().WithContext("encoding changes");
+  for (OutgoingMessage& m : *messages) in_flight->messages.push_back(Sent(std::move(m)));
+  return Status();
+}
+
+Status ChangePublisher::SendBatch(ChangeBatch batch) {
   in_flight_.push_back(InFlightBatch{std::move(batch), {}});
   // Encoding fails only without memory; the batch stays in flight without messages and Settle
   // encodes it again (its entries are past the cursor: dropping it would lose them).
-  if (!messages.ok()) return messages.status().WithContext("encoding changes");
   size_t index = in_flight_.size() - 1;
-  for (OutgoingMessage& m : *messages) in_flight_[index].messages.push_back(Sent(std::move(m)));
+  MARMOT_RETURN_IF_ERROR(Encode(&in_flight_[index]));
   for (size_t i = 0; i < in_flight_[index].messages.size(); ++i) {
     Status s = SendMessage(index, i);
     if (!s.ok()) return s;
@@ -349,13 +355,7 @@ Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
     }
     for (size_t b = 0; b < in_flight_.size(); ++b) {
       InFlightBatch& batch = in_flight_[b];
-      if (batch.messages.empty() && !batch.batch.changes.empty()) {
-        Result<std::vector<OutgoingMessage>> messages =
-            BuildMessages(batch.batch.changes, batch.batch.first_seq, batch.batch.last_seq, session_,
-                          options_, sink_->max_payload(), &zstd_);
-        if (!messages.ok()) continue;
-        for (OutgoingMessage& m : *messages) batch.messages.push_back(Sent(std::move(m)));
-      }
+      if (batch.messages.empty() && !batch.batch.changes.empty() && !Encode(&batch).ok()) continue;
       for (size_t m = 0; m < batch.messages.size(); ++m) {
         if (!batch.messages[m].stored) (void)SendMessage(b, m);
       }

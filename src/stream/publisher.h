@@ -119,8 +119,10 @@ class ChangePublisher {
     std::vector<SentMessage> messages;
   };
 
-  // Encodes `batch` (or `changes` of it) and sends every message; the batch joins in_flight_.
+  // Encodes `batch` and sends every message; the batch joins in_flight_.
   Status SendBatch(ChangeBatch batch);
+  // Builds the messages of an in-flight batch.
+  Status Encode(InFlightBatch* in_flight);
   Status SendMessage(size_t batch_index, size_t message_index);
   // Waits for outcomes, resends what is not stored (with backoff, reading the stream back after
   // rescan_after) until every message in flight is stored; then confirms the batches. Fails only

@@ -38,15 +38,7 @@ verbose = true
 TOML
 done
 
-start_node() {
-  local n="$1" peers="" m
-  for m in 1 2 3; do
-    [ "$m" = "$n" ] && continue
-    peers+="${peers:+,}nats://127.0.0.1:${CLUSTER_PORT[$m]}/"
-  done
-  start_bg "node$n" "$MARMOT" -config "$WORK/node$n.toml" -cluster-addr "127.0.0.1:${CLUSTER_PORT[$n]}" -cluster-peers "$peers"
-  NODE_PID[$n]=$LAST_PID
-}
+start_node() { start_cluster_node "$1" "$WORK/node$1.toml" 3; }
 node_running() { grep -q "node $1 running" "$WORK/node$1.log"; }
 
 for n in 1 2 3; do start_node "$n"; done

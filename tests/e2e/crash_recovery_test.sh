@@ -23,15 +23,7 @@ enabled = false
 TOML
 done
 
-start_node() {
-  local n="$1" peers="" m
-  for m in 1 2 3; do
-    [ "$m" = "$n" ] && continue
-    peers+="${peers:+,}nats://127.0.0.1:${CLUSTER_PORT[$m]}/"
-  done
-  start_bg "node$n" "$MARMOT" -config "$WORK/node$n.toml" -cluster-addr "127.0.0.1:${CLUSTER_PORT[$n]}" -cluster-peers "$peers"
-  NODE_PID[$n]=$LAST_PID
-}
+start_node() { start_cluster_node "$1" "$WORK/node$1.toml" 3; }
 for n in 1 2 3; do start_node "$n"; done
 for n in 1 2 3; do wait_for 90 "node $n to start" grep -q "node $n running" "$WORK/node$n.log"; done
 url2=$(grep -oE "connected to NATS at nats://[0-9.]+:[0-9]+" "$WORK/node2.log" | head -1 | grep -oE "nats://.*")

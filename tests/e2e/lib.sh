@@ -119,6 +119,18 @@ stream_last() {
     /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["last_seq"])'
 }
 
+# start_cluster_node N CONFIG COUNT: node N of COUNT nodes with embedded servers clustered over
+# loopback, on the ports in CLUSTER_PORT[1..COUNT] (free_port_pair each); sets NODE_PID[N].
+start_cluster_node() {
+  local n="$1" config="$2" count="$3" peers="" m
+  for m in $(seq 1 "$count"); do
+    [ "$m" = "$n" ] && continue
+    peers+="${peers:+,}nats://127.0.0.1:${CLUSTER_PORT[$m]}/"
+  done
+  start_bg "node$n" "$MARMOT" -config "$config" -cluster-addr "127.0.0.1:${CLUSTER_PORT[$n]}" -cluster-peers "$peers"
+  NODE_PID[$n]=$LAST_PID
+}
+
 # start_marmot N CONFIG: node N in the background (log $WORK/nodeN.log, pid NODE_PID[N]), waits
 # until it runs.
 start_marmot() {

@@ -259,24 +259,7 @@ class ConsumerLoopTest : public ::testing::Test {
     return batches;
   }
 
-  std::vector<std::string> Strings(const std::string& sql) {
-    std::vector<std::string> out;
-    Result<Statement> stmt = db_.Prepare(sql);
-    if (!stmt.ok()) {
-      ADD_FAILURE() << stmt.status().message();
-      return out;
-    }
-    while (true) {
-      Result<bool> row = stmt->Step();
-      if (!row.ok()) {
-        ADD_FAILURE() << row.status().message();
-        break;
-      }
-      if (!*row) break;
-      out.push_back(stmt->ColumnText(0));
-    }
-    return out;
-  }
+  std::vector<std::string> Strings(const std::string& sql) { return test::Texts(db_, sql); }
   // "seq created" from __marmot__positions.
   std::string Position() {
     std::vector<std::string> p = Strings(

@@ -222,11 +222,7 @@ class PublisherLoopTest : public ::testing::Test {
 
   // Every row of t as the stream must end up carrying it (the newest value of each row).
   std::vector<std::string> Expected() {
-    std::vector<std::string> rows;
-    Result<Statement> stmt = db_.Prepare("SELECT 't:' || id || '=' || quote(v) FROM t ORDER BY id");
-    EXPECT_TRUE(stmt.ok());
-    while (stmt.ok() && stmt->Step().value()) rows.push_back(stmt->ColumnText(0));
-    return rows;
+    return test::Texts(db_, "SELECT 't:' || id || '=' || quote(v) FROM t ORDER BY id");
   }
   // Copies the database file (after moving the WAL into it).
   void CopyDatabase(const std::string& to) {

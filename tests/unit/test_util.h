@@ -50,8 +50,9 @@ inline void Exec(Database& db, const std::string& sql) {
   ASSERT_TRUE(s.ok()) << s.message();
 }
 
-// All rows of a query, each row rendered with Value::ToDebugString and typeof(), for comparisons.
-inline std::vector<std::string> Rows(Database& db, const std::string& sql) {
+// Renders each row of a query with `render(statement)`; fails the test on an SQLite error.
+template <typename Render>
+std::vector<std::string> RenderRows(Database& db, const std::string& sql, Render render) {
   std::vector<std::string> rows;
   Result<Statement> stmt = db.Prepare(sql);
   if (!stmt.ok()) {
@@ -65,14 +66,26 @@ inline std::vector<std::string> Rows(Database& db, const std::string& sql) {
       break;
     }
     if (!*row) break;
-    std::string line;
-    for (int c = 0; c < stmt->ColumnCount(); ++c) {
-      Value v = stmt->ColumnValue(c);
-      line += (c ? "|" : "") + std::to_string(static_cast<int>(v.type())) + ":" + v.ToDebugString();
-    }
-    rows.push_back(line);
+    rows.push_back(render(*stmt));
   }
   return rows;
+}
+
+// All rows of a query, each row rendered with Value::ToDebugString and typeof(), for comparisons.
+inline std::vector<std::string> Rows(Database& db, const std::string& sql) {
+  return RenderRows(db, sql, [](const Statement& stmt) {
+    std::string line;
+    for (int c = 0; c < stmt.ColumnCount(); ++c) {
+      Value v = stmt.ColumnValue(c);
+      line += (c ? "|" : "") + std::to_string(static_cast<int>(v.type())) + ":" + v.ToDebugString();
+    }
+    return line;
+  });
+}
+
+// The first column of every row of a query, as text.
+inline std::vector<std::string> Texts(Database& db, const std::string& sql) {
+  return RenderRows(db, sql, [](const Statement& stmt) { return stmt.ColumnText(0); });
 }
 
 inline int64_t QueryInt(Database& db, const std::string& sql) {
