@@ -183,6 +183,7 @@ Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entri
     return ReadEntries(after, upto, max_entries, batch);
   }
 
+  size_t dropped = 0;  // entries of tables that no longer exist
   // 1. The log entries, oldest first.
   entries_.clear();
   keys_used_ = 0;
@@ -205,7 +206,10 @@ Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entri
       read_log_.Reset();
       return table.status();
     }
-    if (*table == nullptr) continue;  // the table was dropped: nothing left to replicate
+    if (*table == nullptr) {  // the table was dropped: nothing left here to replicate
+      ++dropped;
+      continue;
+    }
     Entry entry{table_id, *table, keys_used_, 0};
     size_t width = (*table)->key_columns->size();
     if (keys_.size() < keys_used_ + width) keys_.resize(keys_used_ + width);
@@ -253,6 +257,11 @@ Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entri
       for (size_t k = 0; k < width; ++k) change.values[k] = keys_[entry.key_begin + k];
     }
     table->lookup.Reset();
+  }
+  if (dropped > 0) {
+    spdlog::warn("{} change-log entr{} of table(s) dropped here since were skipped (other nodes keep those "
+                 "tables and rows: schema changes are not replicated)",
+                 dropped, dropped == 1 ? "y" : "ies");
   }
   return read_txn.Commit().WithContext("reading change log");
 }

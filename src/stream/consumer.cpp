@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "codec/wire_format.h"
+#include "telemetry/retried_failure.h"
 
 namespace marmot {
 namespace {
@@ -283,7 +284,11 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
 Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std::atomic<bool>& stop) {
   if (clock_->Now() >= next_check_ || pending_restart_) {
     Status checked = pending_restart_ ? FinishRestart() : CheckStream();
-    if (!checked.ok()) spdlog::warn("checking stream {}: {}", stream_, checked.message());
+    if (checked.ok()) {
+      check_failure_.Clear();
+    } else {
+      check_failure_.Log("checking stream " + stream_ + ": " + checked.message());
+    }
     next_check_ = clock_->Now() + options_.check_interval;
     if (pending_restart_) {
       clock_->SleepFor(std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(200)));
@@ -327,10 +332,13 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
 }
 
 void ShardConsumer::Run(const std::atomic<bool>& stop) {
+  RetriedFailure failure(clock_);
   while (!stop.load()) {
     Result<bool> applied = ApplyNext(std::chrono::milliseconds(200), stop);
-    if (!applied.ok() && !stop.load()) {
-      spdlog::warn("{}", applied.status().message());
+    if (applied.ok()) {
+      failure.Clear();
+    } else if (!stop.load()) {
+      failure.Log(applied.status().message() + " (stream " + stream_ + " is not being applied)");
       clock_->SleepFor(std::chrono::milliseconds(200));
     }
   }

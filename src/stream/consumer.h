@@ -37,6 +37,7 @@
 #include "db/applier.h"
 #include "stream/message_source.h"
 #include "stream/streams.h"
+#include "telemetry/retried_failure.h"
 #include "util/clock.h"
 
 namespace marmot {
@@ -121,6 +122,7 @@ class ShardConsumer {
   uint64_t expected_ = 1;                    // the sequence the next message must have
   std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
+  RetriedFailure check_failure_{clock_};
   ZstdCodec zstd_;
   std::map<std::string, ChunkGroup> chunks_;
   std::deque<std::string> dropped_groups_;  // the last kMaxChunkGroups groups dead-lettered

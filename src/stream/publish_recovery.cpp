@@ -23,6 +23,7 @@
 #include "codec/wire_format.h"
 #include "stream/message_id.h"
 #include "stream/publisher.h"
+#include "telemetry/retried_failure.h"
 
 namespace marmot {
 namespace {
@@ -325,6 +326,7 @@ Status ChangePublisher::Recover(const std::atomic<bool>& stop) {
   if (!newest.ok()) return newest.status();
   if (*newest > loaded.confirmed_seq && !loaded.sessions.empty()) {
     auto backoff = std::chrono::milliseconds(250);
+    RetriedFailure failure(clock_);
     while (true) {
       // A retry looks from the same positions, and also for what this session republished before
       // the attempt failed.
@@ -332,7 +334,8 @@ Status ChangePublisher::Recover(const std::atomic<bool>& stop) {
       Status s = PublishRecovery(this, sessions, loaded, *newest).Run(stop);
       if (s.ok()) break;
       if (stop.load()) return s.WithContext("recovering the publish state");
-      spdlog::warn("recovering the publish state: {}; trying again in {} ms", s.message(), backoff.count());
+      failure.Log("recovering the publish state (nothing is published or applied until it is done): " +
+                  s.message() + "; trying again in " + std::to_string(backoff.count()) + " ms");
       clock_->SleepFor(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }

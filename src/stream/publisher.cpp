@@ -11,6 +11,7 @@
 #include "codec/wire_format.h"
 #include "db/sqlite.h"
 #include "stream/message_id.h"
+#include "telemetry/retried_failure.h"
 
 namespace marmot {
 namespace {
@@ -311,6 +312,7 @@ Status ChangePublisher::WithdrawSupersededRows() {
 Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
   CollectOutcomes();
   auto backoff = std::chrono::milliseconds(100);
+  RetriedFailure failure(clock_);
   while (true) {
     size_t unstored = 0, rows = 0;
     std::string why;
@@ -331,10 +333,9 @@ Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
       if (!complete) rows += b.batch.changes.size();
     }
     if (unstored == 0) break;
-    spdlog::warn(
-        "{} message(s) with {} change(s) not stored ({}); the changes stay in the change log, "
-        "sending again in {} ms",
-        unstored, rows, why, backoff.count());
+    failure.Log(std::to_string(unstored) + " message(s) with " + std::to_string(rows) +
+                " change(s) not stored (" + why + "); the changes stay in the change log, sending again in " +
+                std::to_string(backoff.count()) + " ms");
     if (stop.load()) {
       return Status::Unavailable(std::to_string(unstored) + " message(s) not stored at stop: " + why);
     }
@@ -344,13 +345,13 @@ Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
       // The duplicate window may have forgotten the first sends: look in the streams instead.
       Status found = FindStoredInFlight();
       if (!found.ok()) {
-        spdlog::warn("{}; trying again", found.message());
+        failure.Log(found.message() + "; trying again");
         continue;
       }
     }
     Status withdrawn = WithdrawSupersededRows();
     if (!withdrawn.ok()) {
-      spdlog::warn("{}; trying again", withdrawn.message());
+      failure.Log(withdrawn.message() + "; trying again");
       continue;
     }
     for (size_t b = 0; b < in_flight_.size(); ++b) {
