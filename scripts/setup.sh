@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates openssl python3 procps
   python3-cbor2 python3-zstandard  # the e2e tests decode messages with Debian's /usr/bin/python3
+  python3-boto3 rclone openssh-server openssh-client  # snapshot store tests: S3 cross-check, WebDAV/SFTP servers
   clang-format clang-tidy
   sqlite3 libsqlite3-dev
   nats-server libnats-dev

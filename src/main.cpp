@@ -4,6 +4,7 @@
 // node cannot start or run (database, NATS); 2 for bad flags or configuration.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -91,6 +92,11 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
     e.user_password = c.nats.user_password;
     o.embedded = e;
   }
+  o.snapshot = c.snapshot;
+  o.snapshot_bucket = SnapshotBucket(c);
+  o.lease_bucket = c.nats.stream_prefix + "-snapshot-lease";
+  o.sleep_timeout = c.sleep_timeout;
+  o.on_sleep_timeout = [] { ::kill(::getpid(), SIGTERM); };  // the signal waiter stops the node
   return o;
 }
 
@@ -118,8 +124,8 @@ int Run(int argc, char** argv) {
   ConfigureSqliteForMarmot();
   SetupLogging(config->logging.verbose, config->logging.format);
   if (flags->cleanup) return Cleanup(*config);
-  if (flags->save_snapshot) {
-    spdlog::error("-save-snapshot: snapshots are not implemented in this version yet");
+  if (flags->save_snapshot && !config->snapshot.enabled) {
+    spdlog::error("-save-snapshot: snapshots are disabled in the configuration ([snapshot] enabled = false)");
     return kExitFailure;
   }
   if (config->nats.urls.empty() && flags->cluster_addr && flags->cluster_peers.empty()) {
@@ -163,6 +169,16 @@ int Run(int argc, char** argv) {
     }
     waiter.join();
     return signalled ? 0 : kExitFailure;
+  }
+  if (flags->save_snapshot) {
+    // Save, upload, exit: 0 when the snapshot is stored, 1 with the reason when not.
+    Status saved = (*node)->SaveSnapshot(std::chrono::seconds(60));
+    if (!saved.ok()) spdlog::error("-save-snapshot: {}", saved.message());
+    (*node)->Stop();
+    start_failed.store(true);
+    pthread_kill(waiter.native_handle(), SIGUSR1);
+    waiter.join();
+    return saved.ok() ? 0 : kExitFailure;
   }
   waiter.join();
   int sig = received.load();

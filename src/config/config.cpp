@@ -101,6 +101,7 @@ std::vector<Field> Fields(Config& c) {
       {"snapshot.enabled", &c.snapshot.enabled},
       {"snapshot.store", &c.snapshot.store},
       {"snapshot.interval", &c.snapshot.interval},
+      {"snapshot.keep", &c.snapshot.keep},
       {"snapshot.nats.replicas", &c.snapshot.nats.replicas},
       {"snapshot.nats.bucket", &c.snapshot.nats.bucket},
       {"snapshot.s3.endpoint", &c.snapshot.s3.endpoint},
@@ -356,6 +357,7 @@ Status CheckValues(const Config& c) {
   }
   MARMOT_RETURN_IF_ERROR(
       NotNegative("snapshot.interval", c.snapshot.interval.count(), "milliseconds, 0 = off"));
+  MARMOT_RETURN_IF_ERROR(AtLeast("snapshot.keep", c.snapshot.keep, 1));
   MARMOT_RETURN_IF_ERROR(AtLeast("snapshot.nats.replicas", c.snapshot.nats.replicas, 1));
   if (c.snapshot.nats.replicas > 5) {
     return Status::Error("snapshot.nats.replicas = " + std::to_string(c.snapshot.nats.replicas) +

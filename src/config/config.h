@@ -61,6 +61,7 @@ struct SnapshotConfig {
   bool enabled = true;
   std::string store = "nats";  // one of: nats, s3, webdav, sftp
   Millis interval{0};          // periodic snapshot; 0 = off
+  int64_t keep = 3;            // addition to v0.8: snapshots kept in the store, >= 1
   NatsSnapshotConfig nats;
   S3SnapshotConfig s3;
   WebDavSnapshotConfig webdav;

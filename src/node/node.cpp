@@ -12,6 +12,7 @@
 #include "db/marmot_tables.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
+#include "snapshot/snapshot_keeper.h"
 #include "stream/consumer.h"
 #include "stream/jetstream_sink.h"
 #include "stream/jetstream_source.h"
@@ -38,9 +39,12 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   node->lock_.emplace(std::move(*lock));
   MARMOT_RETURN_IF_ERROR(node->PrepareDatabase());
   MARMOT_RETURN_IF_ERROR(node->ConnectNats());
+  MARMOT_RETURN_IF_ERROR(node->OpenSnapshots());
+  MARMOT_RETURN_IF_ERROR(node->BootstrapFromSnapshot());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
   node->running_ = true;
   node->cancel_ = nullptr;
+  if (node->snapshots_) node->supervisor_ = std::thread([n = node.get()] { n->SupervisorLoop(); });
   spdlog::info("node {} running on {} ({} shard(s), publish {}, replicate {})", node->options_.node_id,
                node->options_.db_path, node->options_.layout.shards, node->options_.publish ? "on" : "off",
                node->options_.replicate ? "on" : "off");
@@ -108,6 +112,7 @@ Status Node::ConnectNats() {
 }
 
 Status Node::StartPipeline() {
+  stop_.store(false);
   std::function<std::optional<uint64_t>()> local_cursor;
   if (options_.publish) {
     Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path, installed_schema_);
@@ -158,16 +163,27 @@ Status Node::StartPipeline() {
   return Status();
 }
 
-void Node::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
-  if (running_) spdlog::info("stopping: publishing what is captured and finishing the batch being applied");
+void Node::StopPipeline() {
   stop_.store(true);
   if (watcher_) watcher_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   consumers_.clear();
+}
+
+void Node::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (running_) spdlog::info("stopping: publishing what is captured and finishing the batch being applied");
+  {
+    std::lock_guard<std::mutex> lock(supervisor_mu_);
+    shutdown_.store(true);
+  }
+  supervisor_cv_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+  StopPipeline();
   publisher_.reset();
+  snapshots_.reset();  // its lease bucket handle uses the connection
   // The connection first: once it is closed no ack handler can run, then the sink it calls goes.
   client_.reset();
   sink_.reset();

@@ -11,16 +11,29 @@
 // asks every stage to finish what it holds: the publisher publishes what is already captured
 // (while NATS is reachable) and consumers finish the batch being applied; then the connection
 // closes and the embedded server stops.
+//
+// Snapshots (docs/SNAPSHOTS.md; node_snapshots.cpp): with [snapshot] enabled, a supervisor thread
+// saves snapshots (every `interval`, when shard 1's sequence passes a multiple of
+// max_entries/shards, before a sleep-timeout exit) and restores the newest one when this node
+// cannot get the changes it needs from the streams: a gap recorded by a consumer (at start or
+// while running), or a new node (no positions, empty tables) joining a cluster that has
+// snapshots. A restore stops the pipeline, publishes what is captured, replaces the database's
+// content under its write lock (only if nothing new was captured meanwhile), re-installs capture
+// and starts the pipeline again from the snapshot's positions.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "config/config.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/streams.h"
@@ -34,6 +47,8 @@ class ChangeWatcher;
 class ChangePublisher;
 class JetStreamSink;
 class ShardConsumer;
+class SnapshotKeeper;
+struct SnapshotManifest;
 
 struct NodeOptions {
   std::string db_path;
@@ -48,6 +63,11 @@ struct NodeOptions {
   size_t max_batch_bytes = 64u << 20;           // [replication_log] max_batch_bytes
   NatsClientOptions nats;                       // urls empty -> embedded server
   std::optional<EmbeddedNatsOptions> embedded;  // set when urls is empty
+  SnapshotConfig snapshot;                      // [snapshot]; nothing happens when !enabled
+  std::string snapshot_bucket;                  // object store bucket for store = "nats"
+  std::string lease_bucket;                     // KV bucket of the snapshot lease
+  std::chrono::milliseconds sleep_timeout{0};   // idle this long: snapshot, then on_sleep_timeout
+  std::function<void()> on_sleep_timeout;       // asks the process to stop (main raises SIGTERM)
 };
 
 class Node {
@@ -63,6 +83,9 @@ class Node {
 
   std::string nats_url() const { return nats_url_; }
 
+  // Saves a snapshot now (-save-snapshot): waits up to `lease_wait` while another node saves.
+  Status SaveSnapshot(std::chrono::seconds lease_wait);
+
  private:
   explicit Node(NodeOptions options);
   Status PrepareDatabase();
@@ -70,7 +93,24 @@ class Node {
   void ReportRecordedGaps();
   Status ConnectNats();
   Status StartPipeline();
+  // Stops the publisher and consumer threads (the publisher publishes what it can first) and
+  // drops the pipeline's objects; the connection and the server stay.
+  void StopPipeline();
   bool Cancelled() const { return cancel_ && cancel_->load(); }
+
+  // Snapshots (node_snapshots.cpp).
+  Status OpenSnapshots();
+  // A new node (no positions, no rows) restores the newest snapshot before the pipeline starts.
+  Status BootstrapFromSnapshot();
+  void SupervisorLoop();
+  // Restores the newest snapshot when consumers recorded gaps it heals.
+  void RestoreIfGaps();
+  // Fetches `manifest` and restores it; with the pipeline running, stops and restarts it.
+  Status RestoreSnapshot(const SnapshotManifest& manifest, bool pipeline_running);
+  // One attempt to save; false when another node holds the lease.
+  Result<bool> SaveSnapshotOnce();
+  // Sum of rows published and messages applied: changes when anything moves.
+  uint64_t ActivityCount() const;
 
   NodeOptions options_;
   std::optional<ProcessLock> lock_;
@@ -88,6 +128,14 @@ class Node {
   int64_t installed_schema_ = -1;              // the schema cookie right after capture was installed
   bool running_ = false;                       // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
+
+  std::unique_ptr<SnapshotKeeper> snapshots_;
+  std::thread supervisor_;
+  std::atomic<bool> shutdown_{false};
+  std::mutex supervisor_mu_;
+  std::condition_variable supervisor_cv_;
+  std::string last_restored_id_;  // the snapshot this node restored last (never again for a gap)
+  std::string gap_note_;          // the last "cannot heal" message, logged once
 };
 
 }  // namespace marmot

@@ -265,6 +265,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
     if (stats.ok()) {
       applied_messages_.fetch_add(messages);
       applied_changes_.fetch_add(stats->applied);
+      last_applied_seq_.store(last_seq);
       spdlog::debug(
           "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
           stats->applied, stats->unchanged, messages, stream_, last_seq,

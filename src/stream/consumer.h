@@ -81,6 +81,8 @@ class ShardConsumer {
   uint64_t applied_messages() const { return applied_messages_.load(); }
   uint64_t applied_changes() const { return applied_changes_.load(); }
   uint64_t gaps_found() const { return gaps_found_.load(); }
+  // The sequence of the last message applied by this run (0: none yet).
+  uint64_t last_applied_seq() const { return last_applied_seq_.load(); }
   const std::string& stream() const { return stream_; }
 
  private:
@@ -134,6 +136,7 @@ class ShardConsumer {
   std::atomic<uint64_t> applied_messages_{0};
   std::atomic<uint64_t> applied_changes_{0};
   std::atomic<uint64_t> gaps_found_{0};
+  std::atomic<uint64_t> last_applied_seq_{0};
 };
 
 }  // namespace marmot

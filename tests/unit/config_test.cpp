@@ -40,6 +40,7 @@ TEST(ConfigTest, DefaultsAreThoseOfMarmot08) {
     EXPECT_TRUE(c.snapshot.enabled);
     EXPECT_EQ(c.snapshot.store, "nats");
     EXPECT_EQ(c.snapshot.interval, Millis(0));
+    EXPECT_EQ(c.snapshot.keep, 3);
     EXPECT_EQ(c.snapshot.nats.replicas, 1);
     EXPECT_EQ(c.snapshot.nats.bucket, "");
     EXPECT_EQ(SnapshotBucket(c), "marmot-changes-snapshot-store");
@@ -251,7 +252,7 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
       {"[snapshot.s3]\nregion = \"x\"", "unknown key 'snapshot.s3.region'"},
       {"[nope]\nx = 1", "unknown section [nope]"},
       {"[snapshot.ftp]\nurl = \"x\"",
-       "unknown section [snapshot.ftp] (allowed in [snapshot]: enabled, store, interval, "
+       "unknown section [snapshot.ftp] (allowed in [snapshot]: enabled, store, interval, keep, "
        "[snapshot.nats], [snapshot.s3], [snapshot.webdav], [snapshot.sftp])"},
       {"[nats.tls]\nx = 1", "unknown section [nats.tls]"},
       // Wrong types.
@@ -281,6 +282,7 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
       {"sleep_timeout = -5", "sleep_timeout = -5 must not be negative"},
       {"polling_interval = -1", "polling_interval = -1 must not be negative"},
       {"[snapshot]\ninterval = -1", "snapshot.interval = -1 must not be negative"},
+      {"[snapshot]\nkeep = 0", "snapshot.keep = 0 must be at least 1"},
       {"[snapshot]\nstore = \"ftp\"", "snapshot.store = \"ftp\" must be one of nats, s3, webdav, sftp"},
       {"[snapshot.nats]\nreplicas = 0", "snapshot.nats.replicas = 0 must be at least 1"},
       {"[snapshot.nats]\nreplicas = 6", "snapshot.nats.replicas = 6 must be at most 5"},
