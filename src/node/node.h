@@ -109,6 +109,8 @@ class Node {
   Status RestoreSnapshot(const SnapshotManifest& manifest, bool pipeline_running);
   // One attempt to save; false when another node holds the lease.
   Result<bool> SaveSnapshotOnce();
+  // SaveSnapshot with snapshot_mu_ held.
+  Status SaveSnapshotWithin(std::chrono::seconds lease_wait);
   // Sum of rows published and messages applied: changes when anything moves.
   uint64_t ActivityCount() const;
 
@@ -134,6 +136,7 @@ class Node {
   std::atomic<bool> shutdown_{false};
   std::mutex supervisor_mu_;
   std::condition_variable supervisor_cv_;
+  std::mutex snapshot_mu_;        // one user of snapshots_ at a time: the supervisor, or SaveSnapshot
   std::string last_restored_id_;  // the snapshot this node restored last (never again for a gap)
   std::string gap_note_;          // the last "cannot heal" message, logged once
 };

@@ -59,12 +59,16 @@ Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::stri
 }
 
 Status RestoreDatabase(const std::string& live_db, const std::string& snapshot_db,
-                       const std::function<Status()>& under_write_lock, ProgressSink* progress) {
+                       const std::function<Status()>& under_write_lock, ProgressSink* progress,
+                       const std::atomic<bool>& stop) {
   Database::Options ro;
   ro.read_only = true;
   Result<Database> src = Database::Open(snapshot_db, ro);
   if (!src.ok()) return src.status();
-  Result<Database> dst = Database::Open(live_db);
+  // A short busy timeout: the loop below waits for the lock itself, watching `stop`.
+  Database::Options wait_briefly;
+  wait_briefly.busy_timeout_ms = 100;
+  Result<Database> dst = Database::Open(live_db, wait_briefly);
   if (!dst.ok()) return dst.status();
   Result<int64_t> src_page = src->QueryInt("PRAGMA page_size");
   Result<int64_t> dst_page = dst->QueryInt("PRAGMA page_size");
@@ -88,7 +92,8 @@ Status RestoreDatabase(const std::string& live_db, const std::string& snapshot_d
   while (true) {
     rc = sqlite3_backup_step(backup.get(), 0);
     if (rc == SQLITE_OK || rc == SQLITE_DONE) break;
-    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) {
+    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline ||
+        stop.load()) {
       return SqliteError(rc, "restoring " + live_db + ": taking the write lock: " + sqlite3_errstr(rc));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -111,6 +116,9 @@ Status RestoreDatabase(const std::string& live_db, const std::string& snapshot_d
   if (rc != SQLITE_OK) {
     return SqliteError(rc, "restoring " + live_db + " (nothing was changed): " + sqlite3_errstr(rc));
   }
+  // The whole database went through the WAL: give that disk space back now where no reader holds
+  // it (otherwise SQLite reuses the file from its start later).
+  (void)dst->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
   return Status();
 }
 

@@ -14,6 +14,7 @@
 // hide changes that could not be applied).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -24,8 +25,10 @@ namespace marmot {
 
 Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::string& live_db);
 
-// `progress` (may be null) is told the bytes copied.
+// `progress` (may be null) is told the bytes copied. Waiting for the write lock ends (kBusy, nothing
+// changed) after 5 minutes or when `stop` is set.
 Status RestoreDatabase(const std::string& live_db, const std::string& snapshot_db,
-                       const std::function<Status()>& under_write_lock, ProgressSink* progress);
+                       const std::function<Status()>& under_write_lock, ProgressSink* progress,
+                       const std::atomic<bool>& stop);
 
 }  // namespace marmot

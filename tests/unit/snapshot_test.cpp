@@ -25,6 +25,8 @@ using test::OpenDb;
 using test::QueryInt;
 using test::TempDir;
 
+const std::atomic<bool> kNoStop{false};
+
 // A store in a local directory.
 class DirStore : public SnapshotStore {
  public:
@@ -197,7 +199,7 @@ TEST_F(LiveRestoreTest, ReplacesTheContentKeepsDeadLettersAndCapturesAtOnce) {
         called = true;
         return Status();
       },
-      nullptr);
+      nullptr, kNoStop);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_TRUE(called);
   EXPECT_EQ(QueryInt(reader, "SELECT count(*) FROM books"), 3);  // its snapshot is unchanged
@@ -225,7 +227,7 @@ TEST_F(LiveRestoreTest, ARefusalUnderTheWriteLockChangesNothing) {
         EXPECT_FALSE(other.Exec("INSERT INTO books VALUES (5000, 'x')").ok());
         return Status::Busy("2 captured change(s) are not published yet");
       },
-      nullptr);
+      nullptr, kNoStop);
   EXPECT_TRUE(s.Is(StatusCode::kBusy));
   EXPECT_EQ(Dump(dir.File("live.db")), before);
   Database live = OpenDb(dir.File("live.db"));
@@ -248,10 +250,30 @@ TEST_F(LiveRestoreTest, WaitsForTheApplicationsWriteTransaction) {
         seen_row = QueryInt(check, "SELECT count(*) FROM books WHERE id = 777");
         return Status();
       },
-      nullptr);
+      nullptr, kNoStop);
   commit.join();
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(seen_row, 1);  // the check ran after the application's commit
+}
+
+TEST_F(LiveRestoreTest, AStopRequestEndsTheWaitForTheLock) {
+  std::string before = Dump(dir.File("live.db"));
+  Database app = OpenDb(dir.File("live.db"));
+  Exec(app, "BEGIN IMMEDIATE");  // held for the whole test
+  ASSERT_TRUE(PrepareSnapshotForRestore(dir.File("snap.db"), dir.File("live.db")).ok());
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.store(true);
+  });
+  auto start = std::chrono::steady_clock::now();
+  Status s = RestoreDatabase(
+      dir.File("live.db"), dir.File("snap.db"), [] { return Status(); }, nullptr, stop);
+  stopper.join();
+  EXPECT_TRUE(s.Is(StatusCode::kBusy)) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  Exec(app, "ROLLBACK");
+  EXPECT_EQ(Dump(dir.File("live.db")), before);
 }
 
 TEST(SnapshotKeeperTest, SavesFindsFetchesAndKeepsTheNewest) {
