@@ -114,6 +114,12 @@ for store in nats s3 webdav sftp; do
   node_config "a-$store" "$store"
   sql "$WORK/a-$store.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
     WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 5000) INSERT INTO t SELECT x, hex(randomblob(40)) FROM i;" >/dev/null
+  if [ "$store" = nats ]; then
+    # On a terminal, progress is also a bar redrawn in place ("\r[###   ] ...").
+    script -qefc "$MARMOT -config $WORK/a-$store.toml -save-snapshot" /dev/null >"$WORK/tty.log" 2>&1 ||
+      fail "-save-snapshot on a terminal failed: $(tail -3 "$WORK/tty.log")"
+    grep -q $'\r\[[# ]*\] [0-9]' "$WORK/tty.log" || fail "no progress bar on a terminal: $(head -c 600 "$WORK/tty.log" | od -c | head)"
+  fi
   for i in 1 2 3 4; do
     "$MARMOT" -config "$WORK/a-$store.toml" -save-snapshot >"$WORK/save-$store-$i.log" 2>&1 ||
       fail "$store: -save-snapshot exited $?: $(tail -3 "$WORK/save-$store-$i.log")"
