@@ -137,4 +137,12 @@ std::string UrlEncode(const std::string& text) {
   return out;
 }
 
+std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags) {
+  char* value = nullptr;
+  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return "";
+  std::string out = value;
+  curl_free(value);
+  return out;
+}
+
 }  // namespace marmot

@@ -1,6 +1,7 @@
 // CurlEasy: one libcurl easy handle with its header list, owned (RAII), plus the bits every curl
 // based store needs: global init once, a Status from a failed transfer, upload from and download
-// into a file with progress.
+// into a file with progress. Also libcurl's URL parser (CurlUrlPtr, UrlPart), with which the
+// WebDAV and SFTP stores take their configured URL apart.
 //
 //   CurlEasy curl;
 //   MARMOT_RETURN_IF_ERROR(curl.status());
@@ -83,5 +84,15 @@ class CurlEasy {
 
 // Percent-encodes `text` for a URL path segment or query value (RFC 3986 unreserved kept).
 std::string UrlEncode(const std::string& text);
+
+// A URL handle of libcurl's URL API (curl_url()), owned; curl_url_set fills it from a string.
+struct CurlUrlDeleter {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
+
+// The `part` (scheme, host, user, query, ...) of `url` as curl_url_get gives it with `flags`
+// (e.g. CURLU_URLDECODE); "" when the URL has no such part or libcurl fails.
+std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0);
 
 }  // namespace marmot

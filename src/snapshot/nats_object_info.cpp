@@ -1,7 +1,5 @@
 #include "snapshot/nats_object_info.h"
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -144,21 +142,6 @@ class JsonReader {
 };
 
 }  // namespace
-
-void Sha256Hasher::Free::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
-
-Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-}
-
-void Sha256Hasher::Update(const void* data, size_t len) { EVP_DigestUpdate(ctx_.get(), data, len); }
-
-std::string Sha256Hasher::Final() {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx_.get(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
 
 std::string Base64UrlPadded(std::string_view bytes) {
   std::string out;

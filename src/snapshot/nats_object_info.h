@@ -12,12 +12,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace marmot {
 
@@ -26,24 +23,8 @@ struct ObjectInfo {
   std::string name, bucket, nuid;
   std::string digest;  // "SHA-256=<base64url, padded>"; empty for a deleted object
   uint64_t size = 0, chunks = 0;
-  uint64_t max_chunk_size = 128 * 1024;
+  uint64_t max_chunk_size = uint64_t{128} * 1024;
   bool deleted = false;
-};
-
-// SHA-256 over a stream of buffers (OpenSSL), for the digest of an object's content.
-class Sha256Hasher {
- public:
-  Sha256Hasher();
-  Sha256Hasher(const Sha256Hasher&) = delete;
-  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
-  void Update(const void* data, size_t len);
-  std::string Final();  // the 32 bytes; call once
-
- private:
-  struct Free {
-    void operator()(evp_md_ctx_st* ctx) const;
-  };
-  std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
 
 // Base64 with the URL alphabet and '=' padding, as Go's base64.URLEncoding: how the protocol

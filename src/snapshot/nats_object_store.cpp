@@ -14,14 +14,15 @@
 #include "stream/nats_client.h"
 #include "stream/nats_handles.h"
 #include "telemetry/logging.h"
+#include "util/sha256.h"
 
 namespace marmot {
 namespace {
 
-constexpr size_t kChunkSize = 128 * 1024;  // the official clients' default chunk size
-constexpr int64_t kChunksInFlight = 16;    // unacknowledged chunks during an upload: 2 MiB
-constexpr int64_t kRequestWaitMs = 5000;   // one JetStream API request or publish acknowledgment
-constexpr int64_t kChunkWaitMs = 30000;    // the next chunk of a download
+constexpr size_t kChunkSize = size_t{128} * 1024;  // the official clients' default chunk size
+constexpr int64_t kChunksInFlight = 16;            // unacknowledged chunks during an upload: 2 MiB
+constexpr int64_t kRequestWaitMs = 5000;           // one JetStream API request or publish acknowledgment
+constexpr int64_t kChunkWaitMs = 30000;            // the next chunk of a download
 constexpr jsErrCode kNoJsError = static_cast<jsErrCode>(0);
 
 struct FileCloser {
@@ -93,7 +94,7 @@ class NatsObjectStore final : public SnapshotStore {
   // Stored subjects matching `filter`, with their message counts.
   Result<SubjectCounts> Subjects(const std::string& filter, const std::string& what);
   Status SendChunks(std::FILE* file, ObjectInfo* info, ProgressSink* progress, const std::string& what);
-  Status ReceiveChunks(const ObjectInfo& info, std::FILE* file, Sha256Hasher* sha, ProgressSink* progress,
+  Status ReceiveChunks(const ObjectInfo& info, std::FILE* file, Sha256* sha, ProgressSink* progress,
                        const std::string& what);
   Status PublishMeta(const ObjectInfo& info, const std::string& what);
   Status PurgeChunks(const std::string& nuid, const std::string& what);
@@ -257,7 +258,7 @@ Status NatsObjectStore::SendChunks(std::FILE* file, ObjectInfo* info, ProgressSi
   po.MaxWait = kRequestWaitMs;  // an acknowledgment that does not come reports a timeout
   po.ExpectStream = stream_.c_str();
   std::vector<char> chunk(kChunkSize);
-  Sha256Hasher sha;
+  Sha256 sha;
   Status result;
   while (result.ok() && !errors->Failed()) {
     size_t n = std::fread(chunk.data(), 1, chunk.size(), file);
@@ -285,13 +286,13 @@ Status NatsObjectStore::SendChunks(std::FILE* file, ObjectInfo* info, ProgressSi
     // bytes leaked on this rare path) since a late callback may still write to it.
     natsMsgList pending{};
     if (js_PublishAsyncGetPendingList(&pending, js.get()) == NATS_OK) natsMsgList_Destroy(&pending);
-    errors.release();
+    (void)errors.release();
     return result.ok() ? Failure(s, kNoJsError, what + ": waiting for the chunks to be stored") : result;
   }
   if (!result.ok()) return result;
   if (errors->Failed())
     return Failure(errors->status, errors->code, what + ": storing a chunk", errors->text);
-  info->digest = "SHA-256=" + Base64UrlPadded(sha.Final());
+  info->digest = "SHA-256=" + Base64UrlPadded(sha.Digest());
   return Status();
 }
 
@@ -335,18 +336,18 @@ Status NatsObjectStore::Get(const std::string& name, const std::string& local_pa
 
   FilePtr file(std::fopen(local_path.c_str(), "wb"));
   if (!file) return Status::IoError(what + ": cannot create the file: " + std::strerror(errno));
-  Sha256Hasher sha;
+  Sha256 sha;
   MARMOT_RETURN_IF_ERROR(ReceiveChunks(**info, file.get(), &sha, progress, what));
   if (std::fclose(file.release()) != 0)
     return Status::IoError(what + ": writing the file: " + std::strerror(errno));
-  if (sha.Final() != *expected) {
+  if (sha.Digest() != *expected) {
     return Status::Corruption(what + ": SHA-256 digest mismatch: the object is damaged (meta says " +
                               (*info)->digest + ")");
   }
   return Status();
 }
 
-Status NatsObjectStore::ReceiveChunks(const ObjectInfo& info, std::FILE* file, Sha256Hasher* sha,
+Status NatsObjectStore::ReceiveChunks(const ObjectInfo& info, std::FILE* file, Sha256* sha,
                                       ProgressSink* progress, const std::string& what) {
   const std::string subject = ChunkSubject(info.nuid);
   uint64_t received = 0;

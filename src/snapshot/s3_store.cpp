@@ -3,8 +3,6 @@
 // are flat and machine-written; no XML library is needed for UploadId, Key, Size, Code, ...).
 #include "snapshot/s3_store.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "snapshot/curl_easy.h"
+#include "util/sha256.h"
 
 namespace marmot {
 namespace {
@@ -23,15 +22,6 @@ constexpr uint64_t kMaxParts = 10000;
 constexpr size_t kMaxErrorBody = 64 << 10;
 // SHA-256 of no bytes: the payload hash of GET and DELETE.
 constexpr const char* kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  char hex[2 * EVP_MAX_MD_SIZE + 1] = {};
-  for (unsigned int i = 0; i < len; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  return hex;
-}
 
 std::string XmlUnescape(std::string_view text) {
   static const std::pair<std::string_view, char> kEntities[] = {

@@ -14,19 +14,6 @@ namespace {
 
 constexpr const char* kUrlKey = "snapshot.sftp.url";
 
-struct CurlUrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0) {
-  char* value = nullptr;
-  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return "";
-  std::string out = value;
-  curl_free(value);
-  return out;
-}
-
 std::string PercentDecode(const std::string& text) {
   int length = 0;
   char* decoded = curl_easy_unescape(nullptr, text.c_str(), static_cast<int>(text.size()), &length);

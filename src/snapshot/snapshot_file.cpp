@@ -1,7 +1,6 @@
 #include "snapshot/snapshot_file.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <zstd.h>
 
@@ -15,6 +14,7 @@
 #include "db/marmot_tables.h"
 #include "db/sqlite.h"
 #include "snapshot/curl_easy.h"
+#include "util/sha256.h"
 
 namespace marmot {
 namespace {
@@ -29,33 +29,8 @@ struct ZstdCCtxDeleter {
 struct ZstdDCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
-struct EvpMdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter>;
-
 struct BackupDeleter {
   void operator()(sqlite3_backup* b) const { sqlite3_backup_finish(b); }
-};
-
-// Incremental SHA-256.
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (ctx_) EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-  }
-  void Update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
-    std::string hex;
-    for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
-    return hex;
-  }
-
- private:
-  EvpMdCtxPtr ctx_;
 };
 
 Status FileError(const std::string& what, const std::string& path) {

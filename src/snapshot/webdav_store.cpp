@@ -13,19 +13,6 @@ namespace {
 
 constexpr const char* kUrlKey = "snapshot.webdav.url";
 
-struct CurlUrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0) {
-  char* value = nullptr;
-  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return "";
-  std::string out = value;
-  curl_free(value);
-  return out;
-}
-
 // Decodes a query value the way v0.8 (Go's url.ParseQuery) did: '+' is a space, %XX a byte.
 std::string DecodeQueryValue(std::string text) {
   for (char& c : text) {

@@ -13,17 +13,22 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "local_nats.h"
 #include "snapshot/nats_object_info.h"
+#include "store_test_util.h"
 #include "stream/nats_handles.h"
 #include "test_util.h"
+#include "util/sha256.h"
 
 namespace marmot {
 namespace {
+
+using test::FileSha256;
+using test::RunCommand;
+using test::WriteRandomFile;
 
 constexpr uint64_t kChunk = 128 * 1024;
 
@@ -31,20 +36,6 @@ struct CountingProgress : ProgressSink {
   uint64_t bytes = 0;
   void Advance(uint64_t n) override { bytes += n; }
 };
-
-// Writes `size` pseudo-random bytes, streamed in 64 KiB pieces.
-void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  std::mt19937 rng(seed);
-  std::vector<char> buf(64 * 1024);
-  for (uint64_t done = 0; done < size;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-    for (size_t i = 0; i < n; ++i) buf[i] = static_cast<char>(rng());
-    out.write(buf.data(), static_cast<std::streamsize>(n));
-    done += n;
-  }
-  ASSERT_TRUE(out.good()) << path;
-}
 
 std::string Hex(const std::string& bytes) {
   std::string hex;
@@ -54,31 +45,6 @@ std::string Hex(const std::string& bytes) {
     hex += two;
   }
   return hex;
-}
-
-std::string FileSha256Hex(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  Sha256Hasher sha;
-  std::vector<char> buf(64 * 1024);
-  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
-    sha.Update(buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  return Hex(sha.Final());
-}
-
-// Runs `command` through the shell; its standard output, and its exit status in `*status`.
-std::string RunCommand(const std::string& command, int* status) {
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return output;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  *status = ::pclose(pipe);
-  return output;
 }
 
 class NatsObjectStoreTest : public ::testing::Test {
@@ -176,7 +142,7 @@ TEST_F(NatsObjectStoreTest, RoundTripsObjectsOfEverySize) {
     ASSERT_TRUE(put.ok()) << put.message();
     Status got = store->Get(name, out, &down);
     ASSERT_TRUE(got.ok()) << got.message();
-    EXPECT_EQ(FileSha256Hex(out), FileSha256Hex(in));
+    EXPECT_EQ(FileSha256(out), FileSha256(in));
     EXPECT_EQ(std::filesystem::file_size(out), sizes[i]);
     EXPECT_EQ(up.bytes, sizes[i]);
     EXPECT_EQ(down.bytes, sizes[i]);
@@ -185,7 +151,7 @@ TEST_F(NatsObjectStoreTest, RoundTripsObjectsOfEverySize) {
     EXPECT_EQ(info.digest.size(), 8u + 44u) << "SHA-256= and 32 bytes in padded base64url: " << info.digest;
     std::optional<std::string> digest = DecodeSha256Digest(info.digest);
     ASSERT_TRUE(digest.has_value()) << info.digest;
-    EXPECT_EQ(Hex(*digest), FileSha256Hex(in));
+    EXPECT_EQ(Hex(*digest), FileSha256(in));
   }
   Result<std::vector<StoredObject>> listed = store->List();
   ASSERT_TRUE(listed.ok()) << listed.status().message();
@@ -210,7 +176,7 @@ TEST_F(NatsObjectStoreTest, ReplacingAnObjectPurgesTheOldChunks) {
   EXPECT_LT(state.Bytes, 5 * kChunk);
   EXPECT_NE(StoredInfo("replace", "db").nuid, old_nuid);
   ASSERT_TRUE(store->Get("db", dir_.File("got"), nullptr).ok());
-  EXPECT_EQ(FileSha256Hex(dir_.File("got")), FileSha256Hex(dir_.File("v2")));
+  EXPECT_EQ(FileSha256(dir_.File("got")), FileSha256(dir_.File("v2")));
 }
 
 TEST_F(NatsObjectStoreTest, RemoveHidesTheObjectAndPurgesItsChunks) {
@@ -237,7 +203,7 @@ TEST_F(NatsObjectStoreTest, RemoveHidesTheObjectAndPurgesItsChunks) {
   // Put again after a remove: the object comes back.
   ASSERT_TRUE(store->Put("a", dir_.File("b"), nullptr).ok());
   ASSERT_TRUE(store->Get("a", dir_.File("out"), nullptr).ok());
-  EXPECT_EQ(FileSha256Hex(dir_.File("out")), FileSha256Hex(dir_.File("b")));
+  EXPECT_EQ(FileSha256(dir_.File("out")), FileSha256(dir_.File("b")));
 }
 
 TEST_F(NatsObjectStoreTest, MissingObjectOrBucketIsNotFound) {
@@ -280,9 +246,9 @@ TEST_F(NatsObjectStoreTest, DamagedObjectsAreCorruption) {
     EXPECT_NE(got.message().find(words), std::string::npos) << got.message();
   };
   ObjectInfo wrong_digest = good;
-  Sha256Hasher other;
+  Sha256 other;
   other.Update("x", 1);
-  wrong_digest.digest = "SHA-256=" + Base64UrlPadded(other.Final());
+  wrong_digest.digest = "SHA-256=" + Base64UrlPadded(other.Digest());
   expect_corruption(wrong_digest, "digest mismatch");
 
   ObjectInfo longer = good;
@@ -307,7 +273,7 @@ TEST_F(NatsObjectStoreTest, DamagedObjectsAreCorruption) {
   ASSERT_TRUE(put.ok()) << put.message();
   got = store->Get("db", dir_.File("out"), nullptr);
   ASSERT_TRUE(got.ok()) << got.message();
-  EXPECT_EQ(FileSha256Hex(dir_.File("out")), FileSha256Hex(dir_.File("in")));
+  EXPECT_EQ(FileSha256(dir_.File("out")), FileSha256(dir_.File("in")));
   PublishRaw(meta_subject, "{not json", true);
   Status removed = store->Remove("db");
   ASSERT_TRUE(removed.ok()) << removed.message();
@@ -375,8 +341,8 @@ TEST_F(NatsObjectStoreTest, OfficialJsClientReadsWhatMarmotWrote) {
   EXPECT_NE(listed.find("snap-1.db.zst 3145735\n"), std::string::npos) << listed;
   EXPECT_NE(listed.find("tiny 1\n"), std::string::npos) << listed;
   EXPECT_EQ(listed.find("gone"), std::string::npos) << listed;
-  EXPECT_EQ(JsClient("crosscheck", "sha256 snap-1.db.zst", &status), FileSha256Hex(dir_.File("snap")) + "\n");
-  EXPECT_EQ(JsClient("crosscheck", "sha256 tiny", &status), FileSha256Hex(dir_.File("tiny")) + "\n");
+  EXPECT_EQ(JsClient("crosscheck", "sha256 snap-1.db.zst", &status), FileSha256(dir_.File("snap")) + "\n");
+  EXPECT_EQ(JsClient("crosscheck", "sha256 tiny", &status), FileSha256(dir_.File("tiny")) + "\n");
 }
 
 TEST_F(NatsObjectStoreTest, MarmotReadsWhatTheOfficialJsClientWrote) {
@@ -394,12 +360,12 @@ TEST_F(NatsObjectStoreTest, MarmotReadsWhatTheOfficialJsClientWrote) {
   EXPECT_EQ((*listed)[0].size, 2u * 1024 * 1024 + 333);
   Status got = store->Get("from-js.db", dir_.File("out"), nullptr);
   ASSERT_TRUE(got.ok()) << got.message();
-  EXPECT_EQ(FileSha256Hex(dir_.File("out")), FileSha256Hex(dir_.File("js")));
+  EXPECT_EQ(FileSha256(dir_.File("out")), FileSha256(dir_.File("js")));
   // And marmot replaces it: the JS client reads marmot's version, the JS chunks are purged.
   WriteRandomFile(dir_.File("mine"), 1000, 22);
   ASSERT_TRUE(store->Put("from-js.db", dir_.File("mine"), nullptr).ok());
   EXPECT_EQ(StreamState("fromjs").Msgs, 2u);
-  EXPECT_EQ(JsClient("fromjs", "sha256 from-js.db", &status), FileSha256Hex(dir_.File("mine")) + "\n");
+  EXPECT_EQ(JsClient("fromjs", "sha256 from-js.db", &status), FileSha256(dir_.File("mine")) + "\n");
 }
 
 TEST_F(NatsObjectStoreTest, OpenRejectsBadNamesAndForeignStreams) {
@@ -457,7 +423,7 @@ TEST_F(NatsObjectStoreTest, MemoryDoesNotGrowWithObjectSize) {
   ASSERT_TRUE(store->Put("big", dir_.File("big"), nullptr).ok());
   ASSERT_TRUE(store->Get("big", dir_.File("out"), nullptr).ok());
   uint64_t peak = kib("VmHWM:");
-  EXPECT_EQ(FileSha256Hex(dir_.File("out")), FileSha256Hex(dir_.File("big")));
+  EXPECT_EQ(FileSha256(dir_.File("out")), FileSha256(dir_.File("big")));
   EXPECT_LT(peak - before, 24u * 1024) << "peak grew by " << (peak - before) << " KiB for a 64 MiB object";
 }
 

@@ -7,72 +7,27 @@
 #include "snapshot/s3_store.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "child_process.h"
+#include "store_test_util.h"
 #include "test_util.h"
 
 namespace marmot {
 namespace {
 
 namespace fs = std::filesystem;
+using test::FileSha256;
+using test::RunCommand;
+using test::WriteRandomFile;
 
 const fs::path kTestDir = fs::path(__FILE__).parent_path();
 const fs::path kS3rver = kTestDir.parent_path() / "npm/node_modules/.bin/s3rver";
 constexpr const char* kBucket = "snapshots";
-
-// Writes `size` pseudo-random bytes (seeded, so a failure repeats) to `path`.
-void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::ofstream out(path, std::ios::binary);
-  std::vector<uint64_t> block(8192);
-  for (uint64_t left = size; left > 0;) {
-    for (uint64_t& word : block) word = rng();
-    uint64_t n = std::min<uint64_t>(left, block.size() * 8);
-    out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(n));
-    left -= n;
-  }
-}
-
-std::string FileSha256(const std::string& path) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buffer(1 << 16);
-  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
-    EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  char hex[65];
-  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  return hex;
-}
-
-// Runs a shell command, returns its standard output; `exit_code` gets its exit status.
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *exit_code = -1;
-    return output;
-  }
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
-}
 
 class CountingSink : public ProgressSink {
  public:

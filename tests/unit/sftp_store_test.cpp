@@ -10,19 +10,16 @@
 #include "snapshot/sftp_store.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <sstream>
 
 #include "child_process.h"
 #include "snapshot/curl_easy.h"
+#include "store_test_util.h"
 #include "test_util.h"
 
 namespace marmot {
@@ -30,64 +27,19 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ChildProcess;
+using test::FileSha256;
+using test::FindObject;
+using test::ReadFile;
 using test::TempDir;
+using test::WriteRandomFile;
 
 constexpr const char* kUser = "marmot";
 constexpr const char* kPass = "s3cret-pass";
-
-void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::ofstream out(path, std::ios::binary);
-  std::vector<char> chunk(64 << 10);
-  while (size > 0) {
-    size_t n = std::min(size, chunk.size());
-    for (size_t i = 0; i < n; ++i) chunk[i] = static_cast<char>(rng());
-    out.write(chunk.data(), static_cast<std::streamsize>(n));
-    size -= n;
-  }
-}
-
-std::string Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "missing " + path;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> chunk(64 << 10);
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    EVP_DigestUpdate(ctx, chunk.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx, digest, &length);
-  EVP_MD_CTX_free(ctx);
-  std::string hex;
-  char byte[3];
-  for (unsigned int i = 0; i < length; ++i) {
-    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
-    hex += byte;
-  }
-  return hex;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 struct CountingSink : ProgressSink {
   void Advance(uint64_t bytes) override { total += bytes; }
   uint64_t total = 0;
 };
-
-const StoredObject* FindObject(const std::vector<StoredObject>& objects, const std::string& name) {
-  for (const StoredObject& object : objects) {
-    if (object.name == name) return &object;
-  }
-  return nullptr;
-}
 
 bool MakeKey(const std::string& path, const std::string& passphrase = "") {
   std::string command =
@@ -129,8 +81,8 @@ void ExerciseStore(SnapshotStore& store, const TempDir& dir, const std::string& 
   Status get = store.Get("snapshot-1.db.zst", dir.File("big.back"), &download);
   ASSERT_TRUE(get.ok()) << get.message();
   EXPECT_EQ(download.total, big_size);
-  EXPECT_EQ(Sha256File(dir.File("big.back")), Sha256File(dir.File("big")));
-  EXPECT_EQ(Sha256File(served_dir + "/snapshot-1.db.zst"), Sha256File(dir.File("big")));
+  EXPECT_EQ(FileSha256(dir.File("big.back")), FileSha256(dir.File("big")));
+  EXPECT_EQ(FileSha256(served_dir + "/snapshot-1.db.zst"), FileSha256(dir.File("big")));
   for (const auto& entry : fs::directory_iterator(served_dir)) {
     EXPECT_NE(entry.path().extension(), ".partial") << "left behind: " << entry.path();
   }
@@ -144,7 +96,7 @@ void ExerciseStore(SnapshotStore& store, const TempDir& dir, const std::string& 
   ASSERT_NE(FindObject(*listed, "snapshot-1.json"), nullptr);
   EXPECT_EQ(FindObject(*listed, "snapshot-1.json")->size, big_size);
   ASSERT_TRUE(store.Get("snapshot-1.json", dir.File("json.back"), nullptr).ok());
-  EXPECT_EQ(Sha256File(dir.File("json.back")), Sha256File(dir.File("big")));
+  EXPECT_EQ(FileSha256(dir.File("json.back")), FileSha256(dir.File("big")));
 
   // Remove, twice (the second finds nothing and is fine), then the object is missing.
   Status removed = store.Remove("snapshot-1.json");
@@ -238,7 +190,7 @@ TEST_F(RcloneSftpTest, KeyFileLogin) {
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].size, 3u << 20);
   ASSERT_TRUE(store->Get("k.db", dir_.File("back"), nullptr).ok());
-  EXPECT_EQ(Sha256File(dir_.File("back")), Sha256File(dir_.File("data")));
+  EXPECT_EQ(FileSha256(dir_.File("back")), FileSha256(dir_.File("data")));
 }
 
 TEST_F(RcloneSftpTest, EncryptedKeyFileWithPassphrase) {

@@ -4,17 +4,14 @@
 #include "snapshot/webdav_store.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <random>
 
 #include "child_process.h"
 #include "snapshot/curl_easy.h"
+#include "store_test_util.h"
 #include "test_util.h"
 
 namespace marmot {
@@ -22,58 +19,18 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ChildProcess;
+using test::FileSha256;
+using test::FindObject;
 using test::TempDir;
+using test::WriteRandomFile;
 
 constexpr const char* kUser = "marmot";
 constexpr const char* kPass = "s3cret-pass";
-
-// Writes `size` pseudo-random bytes (from `seed`) to `path`, 64 KiB at a time.
-void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::ofstream out(path, std::ios::binary);
-  std::vector<char> chunk(64 << 10);
-  while (size > 0) {
-    size_t n = std::min(size, chunk.size());
-    for (size_t i = 0; i < n; ++i) chunk[i] = static_cast<char>(rng());
-    out.write(chunk.data(), static_cast<std::streamsize>(n));
-    size -= n;
-  }
-}
-
-std::string Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "missing " + path;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> chunk(64 << 10);
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    EVP_DigestUpdate(ctx, chunk.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx, digest, &length);
-  EVP_MD_CTX_free(ctx);
-  std::string hex;
-  char byte[3];
-  for (unsigned int i = 0; i < length; ++i) {
-    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
-    hex += byte;
-  }
-  return hex;
-}
 
 struct CountingSink : ProgressSink {
   void Advance(uint64_t bytes) override { total += bytes; }
   uint64_t total = 0;
 };
-
-const StoredObject* FindObject(const std::vector<StoredObject>& objects, const std::string& name) {
-  for (const StoredObject& object : objects) {
-    if (object.name == name) return &object;
-  }
-  return nullptr;
-}
 
 bool RcloneInstalled() { return std::system("rclone version >/dev/null 2>&1") == 0; }
 
@@ -159,12 +116,12 @@ TEST_F(WebDavStoreTest, PutListGetRoundTripKeepsTheBytes) {
   Status get = store->Get("snapshot-1.db.zst", dir_.File("big.back"), &download);
   ASSERT_TRUE(get.ok()) << get.message();
   EXPECT_EQ(download.total, big_size);
-  EXPECT_EQ(Sha256File(dir_.File("big.back")), Sha256File(dir_.File("big")));
+  EXPECT_EQ(FileSha256(dir_.File("big.back")), FileSha256(dir_.File("big")));
   ASSERT_TRUE(store->Get("snapshot-1.json", dir_.File("small.back"), nullptr).ok());
-  EXPECT_EQ(Sha256File(dir_.File("small.back")), Sha256File(dir_.File("small")));
+  EXPECT_EQ(FileSha256(dir_.File("small.back")), FileSha256(dir_.File("small")));
 
   // What the server holds on disk: the objects under dir, and no leftover .partial.
-  EXPECT_EQ(Sha256File(served_ + "/snapshots/daily/snapshot-1.db.zst"), Sha256File(dir_.File("big")));
+  EXPECT_EQ(FileSha256(served_ + "/snapshots/daily/snapshot-1.db.zst"), FileSha256(dir_.File("big")));
   for (const auto& entry : fs::directory_iterator(served_ + "/snapshots/daily")) {
     EXPECT_NE(entry.path().extension(), ".partial") << "left behind: " << entry.path();
   }
@@ -183,7 +140,7 @@ TEST_F(WebDavStoreTest, PutReplacesAnExistingObject) {
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].size, 2000u);
   ASSERT_TRUE(store->Get("snap.db", dir_.File("back"), nullptr).ok());
-  EXPECT_EQ(Sha256File(dir_.File("back")), Sha256File(dir_.File("second")));
+  EXPECT_EQ(FileSha256(dir_.File("back")), FileSha256(dir_.File("second")));
 }
 
 TEST_F(WebDavStoreTest, PartialUploadIsNeverListed) {
