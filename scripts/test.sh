@@ -24,16 +24,6 @@ if [ "${CI:-}" = "true" ] || [ "${MARMOT_SANITIZE:-0}" = "1" ]; then
   echo "== sanitizer build (ASan + UBSan) =="
   MARMOT_BUILD_DIR="$root/build-asan" MARMOT_BUILD_TYPE=RelWithDebInfo \
     MARMOT_CMAKE_ARGS="-DMARMOT_SANITIZE=ON" bash "$root/scripts/setup.sh"
-# Test-only servers and clients from npm (s3rver, the official NATS object store client), pinned
-# by tests/npm/package-lock.json.
-if ! command -v npm >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-if [ ! -f "$root/tests/npm/node_modules/.package-lock.json" ] ||
-  ! cmp -s "$root/tests/npm/package-lock.json" "$root/tests/npm/node_modules/.marmot-installed-lock"; then
-  npm ci --prefix "$root/tests/npm" --no-audit --no-fund --loglevel=error
-  cp "$root/tests/npm/package-lock.json" "$root/tests/npm/node_modules/.marmot-installed-lock"
-fi
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs" --timeout 900
 fi

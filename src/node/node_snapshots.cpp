@@ -9,6 +9,7 @@
 #include "db/change_reader.h"
 #include "db/change_watcher.h"
 #include "db/marmot_tables.h"
+#include "db/schema.h"
 #include "db/sqlite.h"
 #include "node/node.h"
 #include "snapshot/lease.h"
@@ -57,19 +58,10 @@ Result<bool> IsNewDatabase(const std::string& db_path) {
   Result<int64_t> positions = db->QueryInt("SELECT count(*) FROM " + QuoteIdent(kPositionsTable));
   if (!positions.ok()) return positions.status();
   if (*positions > 0) return false;
-  Result<Statement> tables = db->Prepare(
-      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
-      "substr(name, 1, 10) <> '__marmot__'");
+  Result<std::vector<TableSchema>> tables = ReadSchema(*db);
   if (!tables.ok()) return tables.status();
-  std::vector<std::string> names;
-  while (true) {
-    Result<bool> row = tables->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    names.push_back(tables->ColumnText(0));
-  }
-  for (const std::string& name : names) {
-    Result<int64_t> any = db->QueryInt("SELECT EXISTS (SELECT 1 FROM " + QuoteIdent(name) + ")");
+  for (const TableSchema& table : *tables) {
+    Result<int64_t> any = db->QueryInt("SELECT EXISTS (SELECT 1 FROM " + QuoteIdent(table.name) + ")");
     if (!any.ok()) return any.status();
     if (*any != 0) return false;
   }

@@ -145,4 +145,35 @@ std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags) {
   return out;
 }
 
+std::string PercentDecode(std::string text, bool plus_is_space) {
+  if (plus_is_space) {
+    for (char& c : text) {
+      if (c == '+') c = ' ';
+    }
+  }
+  int length = 0;
+  char* decoded = curl_easy_unescape(nullptr, text.c_str(), static_cast<int>(text.size()), &length);
+  if (decoded == nullptr) return text;
+  std::string out(decoded, static_cast<size_t>(length));
+  curl_free(decoded);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> QueryParameters(const std::string& query,
+                                                                 bool plus_is_space) {
+  std::vector<std::pair<std::string, std::string>> params;
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t amp = query.find('&', start);
+    if (amp == std::string::npos) amp = query.size();
+    std::string pair = query.substr(start, amp - start);
+    start = amp + 1;
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    params.emplace_back(PercentDecode(pair.substr(0, eq), plus_is_space),
+                        eq == std::string::npos ? "" : PercentDecode(pair.substr(eq + 1), plus_is_space));
+  }
+  return params;
+}
+
 }  // namespace marmot

@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "snapshot/snapshot_store.h"
 #include "util/status.h"
@@ -94,5 +96,13 @@ using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
 // The `part` (scheme, host, user, query, ...) of `url` as curl_url_get gives it with `flags`
 // (e.g. CURLU_URLDECODE); "" when the URL has no such part or libcurl fails.
 std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0);
+
+// Undoes %XX escapes; with `plus_is_space` a '+' is a space too (HTML forms, Go's url.ParseQuery).
+std::string PercentDecode(std::string text, bool plus_is_space);
+
+// The name=value pairs of a URL query ("a=1&b=2"), decoded with PercentDecode, in order; a pair
+// without '=' has an empty value.
+std::vector<std::pair<std::string, std::string>> QueryParameters(const std::string& query,
+                                                                 bool plus_is_space);
 
 }  // namespace marmot

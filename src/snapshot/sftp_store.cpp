@@ -14,15 +14,6 @@ namespace {
 
 constexpr const char* kUrlKey = "snapshot.sftp.url";
 
-std::string PercentDecode(const std::string& text) {
-  int length = 0;
-  char* decoded = curl_easy_unescape(nullptr, text.c_str(), static_cast<int>(text.size()), &length);
-  if (decoded == nullptr) return text;
-  std::string out(decoded, static_cast<size_t>(length));
-  curl_free(decoded);
-  return out;
-}
-
 // A path for an SFTP quote command, in double quotes (libcurl's quote syntax).
 std::string QuotePath(const std::string& path) {
   std::string out = "\"";
@@ -31,10 +22,6 @@ std::string QuotePath(const std::string& path) {
     out.push_back(c);
   }
   return out + "\"";
-}
-
-bool EndsWith(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
 std::vector<std::string_view> Words(std::string_view line, size_t max_words, size_t* rest) {
@@ -160,7 +147,7 @@ class SftpStore : public SnapshotStore {
       size_t rest = 0;
       std::vector<std::string_view> words = Words(line, 8, &rest);
       std::string name(line.substr(rest));
-      if (words.size() < 8 || name.empty() || EndsWith(name, ".partial")) continue;
+      if (words.size() < 8 || name.empty() || name.ends_with(".partial")) continue;
       StoredObject object{name, 0};
       if (!ParseSize(words[4], &object.size)) {
         Result<uint64_t> size = StatSize(name);  // a server with another listing layout
@@ -285,16 +272,7 @@ Result<std::unique_ptr<SnapshotStore>> OpenSftpStore(const SftpSnapshotConfig& c
   if (port.empty()) port = "22";
 
   std::string query = UrlPart(url.get(), CURLUPART_QUERY);
-  size_t start = 0;
-  while (start < query.size()) {
-    size_t amp = query.find('&', start);
-    if (amp == std::string::npos) amp = query.size();
-    std::string pair = query.substr(start, amp - start);
-    start = amp + 1;
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    std::string key = PercentDecode(pair.substr(0, eq));
-    std::string value = eq == std::string::npos ? "" : PercentDecode(pair.substr(eq + 1));
+  for (const auto& [key, value] : QueryParameters(query, /*plus_is_space=*/false)) {
     if (key == "key") {
       login.key_file = value;
     } else if (key == "known_hosts") {
@@ -314,7 +292,7 @@ Result<std::unique_ptr<SnapshotStore>> OpenSftpStore(const SftpSnapshotConfig& c
   if (dir.empty() || dir == "/" || dir == "/~") {
     return invalid("must name the directory for snapshots, e.g. sftp://user@host:22/srv/snapshots");
   }
-  if (dir.find("/../") != std::string::npos || EndsWith(dir, "/.."))
+  if (dir.find("/../") != std::string::npos || dir.ends_with("/.."))
     return invalid("must not contain \"..\"");
   return std::unique_ptr<SnapshotStore>(
       new SftpStore("sftp://" + host + ":" + port, std::move(dir), std::move(login)));

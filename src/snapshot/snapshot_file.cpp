@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "db/marmot_tables.h"
+#include "db/schema.h"
 #include "db/sqlite.h"
 #include "snapshot/curl_easy.h"
 #include "util/sha256.h"
@@ -116,21 +117,12 @@ Status PrepareCopy(const std::string& copy_path, SnapshotManifest* m) {
                     QuoteIdent(list->ColumnText(1)));
   }
   for (const std::string& sql : drops) MARMOT_RETURN_IF_ERROR(db->Exec(sql));
-  Result<Statement> tables = db->Prepare(
-      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
-      "substr(name, 1, 10) <> '__marmot__' ORDER BY name");
+  Result<std::vector<TableSchema>> tables = ReadSchema(*db);
   if (!tables.ok()) return tables.status();
-  std::vector<std::string> names;
-  while (true) {
-    Result<bool> row = tables->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    names.push_back(tables->ColumnText(0));
-  }
-  for (const std::string& name : names) {
-    Result<int64_t> rows = db->QueryInt("SELECT count(*) FROM " + QuoteIdent(name));
-    if (!rows.ok()) return rows.status().WithContext("counting the rows of table \"" + name + "\"");
-    m->tables.push_back({name, *rows});
+  for (const TableSchema& table : *tables) {
+    Result<int64_t> rows = db->QueryInt("SELECT count(*) FROM " + QuoteIdent(table.name));
+    if (!rows.ok()) return rows.status().WithContext("counting the rows of table " + QuoteIdent(table.name));
+    m->tables.push_back({table.name, *rows});
   }
   Result<int64_t> page_size = db->QueryInt("PRAGMA page_size");
   if (!page_size.ok()) return page_size.status();

@@ -19,10 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 Result<std::string> ReadSmallFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::IoError("reading " + path);
@@ -116,7 +112,7 @@ Status SnapshotKeeper::Prune(const std::string& newest_id) {
   if (!listed.ok()) return listed.status();
   std::vector<std::string> ids;
   for (const StoredObject& o : *listed) {
-    if (EndsWith(o.name, kManifestSuffix))
+    if (o.name.ends_with(kManifestSuffix))
       ids.push_back(o.name.substr(0, o.name.size() - strlen(kManifestSuffix)));
   }
   std::sort(ids.rbegin(), ids.rend());
@@ -130,7 +126,7 @@ Status SnapshotKeeper::Prune(const std::string& newest_id) {
   }
   // Data objects whose manifest is gone (an upload or a delete cut short), older than what is kept.
   for (const StoredObject& o : *listed) {
-    if (EndsWith(o.name, ".db.zst") && o.name < oldest_kept &&
+    if (o.name.ends_with(".db.zst") && o.name < oldest_kept &&
         std::find(ids.begin(), ids.begin() + options_.keep, o.name.substr(0, o.name.size() - 7)) ==
             ids.begin() + options_.keep) {
       MARMOT_RETURN_IF_ERROR(store_->Remove(o.name));
@@ -144,7 +140,7 @@ Result<std::optional<SnapshotManifest>> SnapshotKeeper::Newest() {
   if (!listed.ok()) return listed.status();
   std::vector<std::string> manifests;
   for (const StoredObject& o : *listed) {
-    if (EndsWith(o.name, kManifestSuffix)) manifests.push_back(o.name);
+    if (o.name.ends_with(kManifestSuffix)) manifests.push_back(o.name);
   }
   if (manifests.empty()) return std::optional<SnapshotManifest>();
   std::sort(manifests.rbegin(), manifests.rend());

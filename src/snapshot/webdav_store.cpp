@@ -13,19 +13,6 @@ namespace {
 
 constexpr const char* kUrlKey = "snapshot.webdav.url";
 
-// Decodes a query value the way v0.8 (Go's url.ParseQuery) did: '+' is a space, %XX a byte.
-std::string DecodeQueryValue(std::string text) {
-  for (char& c : text) {
-    if (c == '+') c = ' ';
-  }
-  int length = 0;
-  char* decoded = curl_easy_unescape(nullptr, text.c_str(), static_cast<int>(text.size()), &length);
-  if (decoded == nullptr) return text;
-  std::string out(decoded, static_cast<size_t>(length));
-  curl_free(decoded);
-  return out;
-}
-
 std::vector<std::string> PathSegments(std::string_view path) {
   std::vector<std::string> segments;
   size_t start = 0;
@@ -99,10 +86,6 @@ std::string NameFromHref(std::string_view href) {
   std::string out(decoded, static_cast<size_t>(length));
   curl_free(decoded);
   return out;
-}
-
-bool EndsWith(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
 constexpr const char* kPropfindBody =
@@ -184,7 +167,7 @@ class WebDavStore : public SnapshotStore {
       XmlElement href = FindElement(response.content, 0, "href");
       if (!href.found) continue;
       std::string name = NameFromHref(href.content);
-      if (name.empty() || EndsWith(name, ".partial")) continue;
+      if (name.empty() || name.ends_with(".partial")) continue;
       XmlElement length = FindElement(response.content, 0, "getcontentlength");
       uint64_t size =
           length.found ? std::strtoull(std::string(Trim(length.content)).c_str(), nullptr, 10) : 0;
@@ -315,16 +298,7 @@ Result<std::unique_ptr<SnapshotStore>> OpenWebDavStore(const WebDavSnapshotConfi
   std::string secret = UrlPart(url.get(), CURLUPART_PASSWORD, CURLU_URLDECODE);
   std::string dir;
   std::string query = UrlPart(url.get(), CURLUPART_QUERY);
-  size_t start = 0;
-  while (start < query.size()) {
-    size_t amp = query.find('&', start);
-    if (amp == std::string::npos) amp = query.size();
-    std::string pair = query.substr(start, amp - start);
-    start = amp + 1;
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    std::string key = DecodeQueryValue(pair.substr(0, eq));
-    std::string value = eq == std::string::npos ? "" : DecodeQueryValue(pair.substr(eq + 1));
+  for (const auto& [key, value] : QueryParameters(query, /*plus_is_space=*/true)) {
     if (key == "dir") {
       dir = value;
     } else if (key == "login") {
