@@ -1,7 +1,9 @@
 // marmot_bench: measures marmot against a baseline run in the same invocation.
 //
-//   marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--json FILE] [scenario...]
-//   (--rows: rows of the replication scenario; --seconds: how long the mixed-load scenario writes)
+//   marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--snapshot-mb N] [--json FILE]
+//                [scenario...]
+//   (--rows: rows of the replication scenario; --seconds: how long the mixed-load scenario writes;
+//   --snapshot-mb: size of the snapshot scenario's database)
 //
 // Scenarios (default: all):
 //   capture_bulk                200k rows, one prepared INSERT per row, in one transaction
@@ -17,6 +19,11 @@
 //   mixed_load                  each node writes 1,000 single-row transactions/s for 60 s
 //                               (insert/update/delete/key change); lag while it runs, and the
 //                               time until the three databases are identical
+//   snapshot                    a 1 GiB node database (--snapshot-mb; --quick: 20 MiB): snapshot
+//                               save vs VACUUM INTO, restore vs a file copy, in process; then
+//                               `marmot -save-snapshot` to a NATS object store and a new node's
+//                               bootstrap from it (external nats-server), with their peak RSS.
+//                               At most 2 runs (1 GiB each)
 // The cluster scenarios run the real marmot binary (--marmot PATH; default: ../marmot next to
 // this program).
 // Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
@@ -39,6 +46,7 @@
 #include "db/capture.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
+#include "snapshot_bench.h"
 
 namespace marmot::bench {
 namespace {
@@ -50,6 +58,7 @@ struct Options {
   std::string json_path;
   int mixed_seconds = 0;  // 0: the scenario's default
   int rows = 0;           // rows of the replication scenario; 0: its default
+  int snapshot_mib = 0;   // database size of the snapshot scenario; 0: its default
   std::vector<std::string> scenarios;
 };
 
@@ -145,16 +154,19 @@ int Main(int argc, char** argv) {
       o.rows = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--seconds" && i + 1 < argc) {
       o.mixed_seconds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--snapshot-mb" && i + 1 < argc) {
+      o.snapshot_mib = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--marmot" && i + 1 < argc) {
       o.marmot_binary = argv[++i];
     } else if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--json FILE] [--marmot PATH] "
+          "usage: marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--snapshot-mb N] [--json FILE] "
+          "[--marmot PATH] "
           "[capture_bulk] "
           "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
-          "[mixed_load]\n");
+          "[mixed_load] [snapshot]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -194,6 +206,13 @@ int Main(int argc, char** argv) {
   if (wanted("catch_up")) CatchUp(co, &figures);
   if (wanted("latency")) ReplicationLatency(co, &figures);
   if (wanted("mixed_load")) MixedLoad(co, &figures);
+  if (wanted("snapshot")) {
+    SnapshotBenchOptions so;
+    so.marmot_binary = co.marmot_binary;
+    so.runs = o.quick ? 1 : std::min(o.runs, 2);  // 1 GiB a run: every run writes ~8 GiB
+    so.database_mib = o.snapshot_mib > 0 ? o.snapshot_mib : (o.quick ? 20 : 1024);
+    SnapshotSaveRestore(so, &figures);
+  }
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");
   for (const Figure& f : figures)
