@@ -1,6 +1,7 @@
 #include "snapshot_bench.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -246,9 +247,9 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
   std::fprintf(stderr, "marmot_bench: snapshot: generated %.0f MiB (%lld rows) in %.1f s\n", db_mib,
                static_cast<long long>(rows), SecondsSince(generate_start));
 
-  std::vector<double> vacuum, copy, save, save_ratio, compression, unpack, prepare, backup, restore,
-      restore_ratio, marmot_save, marmot_save_ratio, marmot_save_rss, bootstrap, bootstrap_ratio,
-      bootstrap_rss;
+  std::vector<double> vacuum, copy, durable_copy, save, save_ratio, compression, unpack, prepare, backup,
+      restore, restore_ratio, restore_durable_ratio, bootstrap_durable_ratio, marmot_save, marmot_save_ratio,
+      marmot_save_rss, bootstrap, bootstrap_ratio, bootstrap_rss;
   for (int run = 0; run < o.runs; ++run) {
     // Every step reads a warm page cache (nothing is dropped); sync() before each timed step so
     // the writeback of the previous step's output does not slow the next one.
@@ -268,6 +269,19 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
     auto t0 = Clock::now();
     fs::copy_file(source, live);
     copy.push_back(SecondsSince(t0));
+    // The same copy made durable (what a restore must be): copy, then fsync.
+    std::string durable = dir + "/durable-copy.db";
+    RemoveDb(durable);
+    ::sync();
+    t0 = Clock::now();
+    fs::copy_file(source, durable);
+    {
+      int fd = ::open(durable.c_str(), O_RDONLY);
+      if (fd < 0 || ::fsync(fd) != 0) Fail("fsync of the durable copy failed");
+      ::close(fd);
+    }
+    durable_copy.push_back(SecondsSince(t0));
+    RemoveDb(durable);
 
     // Save in process.
     std::string work = dir + "/work";
@@ -297,6 +311,7 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
     backup.push_back(std::chrono::duration<double>(t3 - t2).count());
     restore.push_back(std::chrono::duration<double>(t3 - t0).count());
     restore_ratio.push_back(restore.back() / copy.back());
+    restore_durable_ratio.push_back(restore.back() / durable_copy.back());
     if (int64_t n = CountRows(live); n != rows)
       Die("the restored copy holds " + std::to_string(n) + " rows, not " + std::to_string(rows));
     fs::remove_all(work);
@@ -354,6 +369,7 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
       }
       bootstrap.push_back(SecondsSince(t0));
       bootstrap_ratio.push_back(bootstrap.back() / copy.back());
+      bootstrap_durable_ratio.push_back(bootstrap.back() / durable_copy.back());
       bootstrap_rss.push_back(PeakRssMiB(pid));
       Terminate(pid);
       if (int64_t n = CountRows(fresh); n != rows)
@@ -377,6 +393,7 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
   out->push_back({kName, "rows", static_cast<double>(rows), "rows"});
   out->push_back({kName, "vacuum_into_seconds", Median(vacuum), "s"});
   out->push_back({kName, "file_copy_seconds", Median(copy), "s"});
+  out->push_back({kName, "durable_file_copy_seconds", Median(durable_copy), "s"});
   out->push_back({kName, "save_seconds", Median(save), "s"});
   out->push_back({kName, "ratio_save_to_vacuum_into", Median(save_ratio), "x"});
   out->push_back({kName, "compression_ratio", Median(compression), "x"});
@@ -385,11 +402,13 @@ void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out
   out->push_back({kName, "restore_prepare_seconds", Median(prepare), "s"});
   out->push_back({kName, "restore_backup_seconds", Median(backup), "s"});
   out->push_back({kName, "ratio_restore_to_file_copy", Median(restore_ratio), "x"});
+  out->push_back({kName, "ratio_restore_to_durable_copy", Median(restore_durable_ratio), "x"});
   out->push_back({kName, "marmot_save_seconds", Median(marmot_save), "s"});
   out->push_back({kName, "ratio_marmot_save_to_vacuum", Median(marmot_save_ratio), "x"});
   out->push_back({kName, "marmot_save_peak_rss", Median(marmot_save_rss), "MiB"});
   out->push_back({kName, "bootstrap_seconds", Median(bootstrap), "s"});
   out->push_back({kName, "ratio_bootstrap_to_copy", Median(bootstrap_ratio), "x"});
+  out->push_back({kName, "ratio_bootstrap_to_durable_copy", Median(bootstrap_durable_ratio), "x"});
   out->push_back({kName, "bootstrap_peak_rss", Median(bootstrap_rss), "MiB"});
 }
 

@@ -26,6 +26,8 @@ constexpr auto kLockWait = std::chrono::minutes(5);
 Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::string& live_db) {
   Result<Database> db = Database::Open(snapshot_db);
   if (!db.ok()) return db.status();
+  // The downloaded copy is scratch until restored: no journal, no fsync.
+  MARMOT_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"));
   // Capture must be in place the moment the restore commits: the application may write right
   // after, before marmot re-installs it on the live database.
   Result<std::vector<TableSchema>> tables = ReadSchema(*db);
