@@ -406,6 +406,10 @@ TEST_F(NatsObjectStoreTest, OpenWithNatsUnreachableIsUnavailableAndNamesTheBucke
 
 // Peak memory while a 64 MiB object goes up and comes back stays far below its size.
 TEST_F(NatsObjectStoreTest, MemoryDoesNotGrowWithObjectSize) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP()
+      << "ASan keeps freed memory in quarantine, so RSS says nothing here; the Release run checks it";
+#endif
   std::unique_ptr<SnapshotStore> store = Open("memory");
   ASSERT_NE(store, nullptr);
   const uint64_t size = 64 * 1024 * 1024;
