@@ -2,6 +2,8 @@
 // retention, on real SQLite files. The store is a directory (DirStore below, a fake behind the
 // SnapshotStore seam); the four real stores have their own tests against real servers.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -78,7 +80,8 @@ void MakeNodeDb(const std::string& path, int rows) {
   ASSERT_TRUE(tables.ok());
   ASSERT_TRUE(InstallCapture(db, *tables).ok());
   Exec(db, "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < " +
-               std::to_string(rows) + ") INSERT INTO books SELECT x, 'title ' || x FROM i");
+               std::to_string(rows) +
+               ") INSERT INTO books SELECT x, 'title ' || x || printf(' %040d', x) FROM i");
   Exec(db, "INSERT INTO \"odd \"\"name\" VALUES ('a')");
   Exec(db, "INSERT INTO __marmot__positions VALUES ('marmot-changes-c-1', 41, 123456789)");
   Exec(db,
@@ -175,7 +178,7 @@ TEST(SnapshotFileTest, ANodeWithRecordedGapsSavesNoSnapshot) {
 class LiveRestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    MakeNodeDb(dir.File("source.db"), 500);
+    MakeNodeDb(dir.File("source.db"), 100000);
     Result<LocalSnapshot> snap = WriteSnapshotFile(dir.File("source.db"), dir.path(), 1, nullptr);
     ASSERT_TRUE(snap.ok());
     ASSERT_TRUE(UnpackSnapshotFile(snap->data_path, snap->manifest, dir.File("snap.db"), nullptr).ok());
@@ -211,7 +214,7 @@ TEST_F(LiveRestoreTest, ReplacesTheContentKeepsDeadLettersAndCapturesAtOnce) {
   EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM __marmot__gaps"), 0);
   EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM __marmot__dead_letter"), 1);
   // The application's first write after the restore is captured.
-  Exec(live, "INSERT INTO books VALUES (9999, 'after')");
+  Exec(live, "INSERT INTO books VALUES (999999, 'after')");
   EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM __marmot__change_log"), 1);
 }
 
@@ -224,7 +227,7 @@ TEST_F(LiveRestoreTest, ARefusalUnderTheWriteLockChangesNothing) {
         // Nobody can commit while the restore holds the lock.
         Database other = OpenDb(dir.File("live.db"));
         Exec(other, "PRAGMA busy_timeout = 0");
-        EXPECT_FALSE(other.Exec("INSERT INTO books VALUES (5000, 'x')").ok());
+        EXPECT_FALSE(other.Exec("INSERT INTO books VALUES (500000, 'x')").ok());
         return Status::Busy("2 captured change(s) are not published yet");
       },
       nullptr, kNoStop);
@@ -236,7 +239,7 @@ TEST_F(LiveRestoreTest, ARefusalUnderTheWriteLockChangesNothing) {
 
 TEST_F(LiveRestoreTest, WaitsForTheApplicationsWriteTransaction) {
   Database app = OpenDb(dir.File("live.db"));
-  Exec(app, "BEGIN IMMEDIATE; INSERT INTO books VALUES (777, 'in flight')");
+  Exec(app, "BEGIN IMMEDIATE; INSERT INTO books VALUES (777777, 'in flight')");
   std::thread commit([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     Exec(app, "COMMIT");
@@ -247,7 +250,7 @@ TEST_F(LiveRestoreTest, WaitsForTheApplicationsWriteTransaction) {
       dir.File("live.db"), dir.File("snap.db"),
       [&] {
         Database check = OpenDb(dir.File("live.db"));
-        seen_row = QueryInt(check, "SELECT count(*) FROM books WHERE id = 777");
+        seen_row = QueryInt(check, "SELECT count(*) FROM books WHERE id = 777777");
         return Status();
       },
       nullptr, kNoStop);
@@ -274,6 +277,30 @@ TEST_F(LiveRestoreTest, AStopRequestEndsTheWaitForTheLock) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   Exec(app, "ROLLBACK");
   EXPECT_EQ(Dump(dir.File("live.db")), before);
+}
+
+// A restore that fails half way (here: the file size limit stands in for a full disk) leaves
+// the database as it was.
+TEST_F(LiveRestoreTest, AFailureHalfWayChangesNothing) {
+  std::string before = Dump(dir.File("live.db"));
+  ASSERT_TRUE(PrepareSnapshotForRestore(dir.File("snap.db"), dir.File("live.db")).ok());
+  ASSERT_GT(fs::file_size(dir.File("snap.db")), 4u << 20);  // larger than the limit below
+  struct rlimit old_limit {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  signal(SIGXFSZ, SIG_IGN);  // writes past the limit fail with EFBIG instead of killing us
+  struct rlimit small = old_limit;
+  small.rlim_cur = 2u << 20;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  Status s = RestoreDatabase(
+      dir.File("live.db"), dir.File("snap.db"), [] { return Status(); }, nullptr, kNoStop);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  signal(SIGXFSZ, SIG_DFL);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("nothing was changed"), std::string::npos) << s.message();
+  EXPECT_EQ(Dump(dir.File("live.db")), before);
+  Database live = OpenDb(dir.File("live.db"));
+  EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM books"), 3);
+  EXPECT_EQ(test::Texts(live, "PRAGMA integrity_check"), std::vector<std::string>{"ok"});
 }
 
 TEST(SnapshotKeeperTest, SavesFindsFetchesAndKeepsTheNewest) {
