@@ -171,8 +171,25 @@ Status Node::RestoreSnapshot(const SnapshotManifest& m, bool pipeline_running) {
   sink_.reset();
   watcher_.reset();
   reader_.reset();
-  MARMOT_RETURN_IF_ERROR(PrepareDatabase());
-  if (pipeline_running) MARMOT_RETURN_IF_ERROR(StartPipeline());
+  if (!pipeline_running) {
+    MARMOT_RETURN_IF_ERROR(PrepareDatabase());
+    return restored;
+  }
+  // A running node must not stay without replication: keep trying (the database may be locked by
+  // the application for a while, NATS may be away) until it works or the node stops.
+  while (true) {
+    Status restarted = PrepareDatabase();
+    if (restarted.ok()) restarted = StartPipeline();
+    if (restarted.ok() || shutdown_.load()) break;
+    spdlog::error("restarting replication after the restore: {}; retrying in 5 s", restarted.message());
+    StopPipeline();
+    publisher_.reset();
+    sink_.reset();
+    watcher_.reset();
+    reader_.reset();
+    std::unique_lock<std::mutex> lock(supervisor_mu_);
+    supervisor_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return shutdown_.load(); });
+  }
   return restored;
 }
 
