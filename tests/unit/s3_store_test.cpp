@@ -21,6 +21,7 @@ namespace marmot {
 namespace {
 
 namespace fs = std::filesystem;
+using test::CountingSink;
 using test::FileSha256;
 using test::RunCommand;
 using test::WriteRandomFile;
@@ -28,12 +29,6 @@ using test::WriteRandomFile;
 const fs::path kTestDir = fs::path(__FILE__).parent_path();
 const fs::path kS3rver = kTestDir.parent_path() / "npm/node_modules/.bin/s3rver";
 constexpr const char* kBucket = "snapshots";
-
-class CountingSink : public ProgressSink {
- public:
-  void Advance(uint64_t bytes) override { total += bytes; }
-  uint64_t total = 0;
-};
 
 class S3StoreTest : public ::testing::Test {
  protected:

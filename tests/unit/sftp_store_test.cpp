@@ -27,6 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ChildProcess;
+using test::CountingSink;
 using test::FileSha256;
 using test::FindObject;
 using test::ReadFile;
@@ -35,11 +36,6 @@ using test::WriteRandomFile;
 
 constexpr const char* kUser = "marmot";
 constexpr const char* kPass = "s3cret-pass";
-
-struct CountingSink : ProgressSink {
-  void Advance(uint64_t bytes) override { total += bytes; }
-  uint64_t total = 0;
-};
 
 bool MakeKey(const std::string& path, const std::string& passphrase = "") {
   std::string command =

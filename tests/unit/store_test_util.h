@@ -21,6 +21,12 @@
 
 namespace marmot::test {
 
+// A ProgressSink that adds up what it is told.
+struct CountingSink : ProgressSink {
+  void Advance(uint64_t bytes) override { total += bytes; }
+  uint64_t total = 0;
+};
+
 // Writes `size` pseudo-random bytes to `path`, the same bytes for the same `seed` (so a failure
 // repeats), streamed in 64 KiB pieces. Fails the test when the file cannot be written.
 inline void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed) {

@@ -19,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ChildProcess;
+using test::CountingSink;
 using test::FileSha256;
 using test::FindObject;
 using test::TempDir;
@@ -26,11 +27,6 @@ using test::WriteRandomFile;
 
 constexpr const char* kUser = "marmot";
 constexpr const char* kPass = "s3cret-pass";
-
-struct CountingSink : ProgressSink {
-  void Advance(uint64_t bytes) override { total += bytes; }
-  uint64_t total = 0;
-};
 
 bool RcloneInstalled() { return std::system("rclone version >/dev/null 2>&1") == 0; }
 
