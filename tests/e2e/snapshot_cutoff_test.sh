@@ -50,8 +50,9 @@ insert 3 3000 20
 sql "$WORK/node3.db" "UPDATE items SET v = 'node 3 while cut off' WHERE id = 5"
 sleep 0.5
 sql "$WORK/node1.db" "UPDATE items SET v = 'node 1 during the cut' WHERE id = 5"
-insert 1 1000 200  # 50 messages of 4 rows: the stream keeps 16
-insert 2 2000 100
+# 75 messages of 4 rows (the stream keeps 16), paced so that nodes 1 and 2 keep up.
+for i in $(seq 0 49); do insert 1 $((1000 + 4 * i)) 4; sleep 0.02; done
+for i in $(seq 0 24); do insert 2 $((2000 + 4 * i)) 4; sleep 0.02; done
 last=$(stream_last marmot-changes-c-1)
 wait_for 60 "a snapshot covering sequence $last" snapshot_covers "$last"
 [ "$(sql "$WORK/node1.db" "SELECT count(*) FROM items WHERE id >= 3000")" = 0 ] || fail "node 3's rows crossed the cut"

@@ -68,8 +68,9 @@ fi
 
 # 2. Stopped while the stream moves on; restarted under a reader.
 stop_pid "${NODE_PID[3]}"
-insert 1 5000 200 10  # 50 messages of 4 rows
-insert 2 6000 100 10
+# 75 messages of 4 rows (the stream keeps 16), paced so that nodes 1 and 2 keep up.
+for i in $(seq 0 49); do insert 1 $((5000 + 4 * i)) 4 10; sleep 0.02; done
+for i in $(seq 0 24); do insert 2 $((6000 + 4 * i)) 4 10; sleep 0.02; done
 last=$(stream_last marmot-changes-c-1)
 wait_for 60 "a snapshot covering sequence $last" snapshot_covers "$last"
 before=$(count 3)
