@@ -99,7 +99,8 @@ class Node {
   bool Cancelled() const { return cancel_ && cancel_->load(); }
 
   // Snapshots (node_snapshots.cpp).
-  Status OpenSnapshots();
+  Status OpenSnapshots();  // retries while NATS is unavailable, as the streams do
+  Status OpenSnapshotsOnce();
   // A new node (no positions, no rows) restores the newest snapshot before the pipeline starts.
   Status BootstrapFromSnapshot();
   void SupervisorLoop();

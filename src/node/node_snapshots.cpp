@@ -72,6 +72,18 @@ Result<bool> IsNewDatabase(const std::string& db_path) {
 
 Status Node::OpenSnapshots() {
   if (!options_.snapshot.enabled) return Status();
+  // Like the streams (ConnectNats): a clustered JetStream that is still forming answers late.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (true) {
+    Status s = OpenSnapshotsOnce();
+    if (s.ok() || !s.Is(StatusCode::kUnavailable) || std::chrono::steady_clock::now() > deadline) return s;
+    spdlog::info("{}; retrying", s.message());
+    for (int i = 0; i < 10 && !Cancelled(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Cancelled()) return Status::Unavailable("cancelled while " + s.message());
+  }
+}
+
+Status Node::OpenSnapshotsOnce() {
   Result<std::unique_ptr<SnapshotStore>> store =
       OpenSnapshotStore(options_.snapshot, options_.snapshot_bucket, client_.get());
   if (!store.ok()) return store.status().WithContext("opening the snapshot store");

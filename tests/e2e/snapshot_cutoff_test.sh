@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rows written on a node while it is cut off from NATS survive the snapshot restore that heals it,
-# and reach everyone (issue 9). Three nodes on one external nats-server, streams of max_entries 16;
+# and reach everyone (issue 9). Three nodes on one external nats-server, streams of max_entries 64;
 # node 3 reaches NATS through a TCP proxy that the test kills (cut) and restarts (heal). While cut
 # off, node 3's application writes rows of its own and updates a row that node 1 also updates;
 # nodes 1 and 2 write far more than the stream keeps. After the heal node 3 restores a snapshot
@@ -25,7 +25,7 @@ scan_max_changes = 4
 urls = ["$url"]
 reconnect_wait_seconds = 1
 [replication_log]
-max_entries = 16
+max_entries = 64
 [snapshot]
 interval = 2000
 TOML
@@ -50,9 +50,10 @@ insert 3 3000 20
 sql "$WORK/node3.db" "UPDATE items SET v = 'node 3 while cut off' WHERE id = 5"
 sleep 0.5
 sql "$WORK/node1.db" "UPDATE items SET v = 'node 1 during the cut' WHERE id = 5"
-# 75 messages of 4 rows (the stream keeps 16), paced so that nodes 1 and 2 keep up.
-for i in $(seq 0 49); do insert 1 $((1000 + 4 * i)) 4; sleep 0.02; done
-for i in $(seq 0 24); do insert 2 $((2000 + 4 * i)) 4; sleep 0.02; done
+# 120 messages of 4 rows (the stream keeps 64), paced so that nodes 1 and 2 keep up even on a
+# loaded machine.
+for i in $(seq 0 79); do insert 1 $((1000 + 4 * i)) 4; sleep 0.02; done
+for i in $(seq 0 39); do insert 2 $((2000 + 4 * i)) 4; sleep 0.02; done
 last=$(stream_last marmot-changes-c-1)
 wait_for 60 "a snapshot covering sequence $last" snapshot_covers "$last"
 [ "$(sql "$WORK/node1.db" "SELECT count(*) FROM items WHERE id >= 3000")" = 0 ] || fail "node 3's rows crossed the cut"
