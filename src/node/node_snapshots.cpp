@@ -21,6 +21,8 @@
 #include "stream/consumer.h"
 #include "stream/jetstream_sink.h"
 #include "stream/publisher.h"
+#include "telemetry/retried_failure.h"
+#include "util/clock.h"
 
 namespace marmot {
 namespace {
@@ -132,18 +134,18 @@ Status Node::RestoreSnapshot(const SnapshotManifest& m, bool pipeline_running) {
     ~Discard() { keeper->Discard(); }
   } discard{snapshots_.get()};
   if (pipeline_running) StopPipeline();
-  Status restored;
-  while (true) {
-    restored = PrepareSnapshotForRestore(*fetched, options_.db_path);
-    if (!restored.ok()) break;
+  // Once, with the consumers stopped: no dead letter can be recorded after it.
+  Status restored = PrepareSnapshotForRestore(*fetched, options_.db_path);
+  RetriedFailure retries(SystemClock::Get());  // a retry that never ends turns into error lines
+  while (restored.ok()) {
     if (publisher_) {
       // Local writes are never lost to a restore: they go out first, and the restore happens only
       // if nothing was captured after that (checked under the database's write lock).
       Status published = publisher_->PublishAvailable(shutdown_);
       if (!published.ok()) {
         if (shutdown_.load()) return published;
-        spdlog::warn("before restoring snapshot {}: publishing what this node captured: {}; retrying", m.id,
-                     published.message());
+        retries.Log("before restoring snapshot " + m.id +
+                    ": publishing what this node captured: " + published.message() + "; retrying");
         std::this_thread::sleep_for(std::chrono::seconds(1));
         continue;
       }
@@ -167,7 +169,11 @@ Status Node::RestoreSnapshot(const SnapshotManifest& m, bool pipeline_running) {
         &progress, shutdown_);
     // Publish those first (with no publisher yet, at a new node's start, give up: they go out
     // through the streams as usual).
-    if (restored.Is(StatusCode::kBusy) && publisher_ && !shutdown_.load()) continue;
+    if (restored.Is(StatusCode::kBusy) && publisher_ && !shutdown_.load()) {
+      retries.Log("restoring snapshot " + m.id + ": " + restored.message() + "; publishing them first");
+      restored = Status();
+      continue;
+    }
     if (restored.ok()) progress.Finish();
     break;
   }
