@@ -13,8 +13,12 @@ namespace marmot {
 
 std::string NatsError(natsStatus s) {
   std::string text = natsStatus_GetText(s);
-  const char* detail = nats_GetLastError(nullptr);
-  if (detail && *detail && text.find(detail) == std::string::npos) text += " (" + std::string(detail) + ")";
+  // The thread's last error may be left from an earlier call; it explains s only if it is s.
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  if (last == s && detail && *detail && text.find(detail) == std::string::npos) {
+    text += " (" + std::string(detail) + ")";
+  }
   return text;
 }
 
