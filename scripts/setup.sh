@@ -11,7 +11,7 @@ PACKAGES=(
   clang-format clang-tidy
   sqlite3 libsqlite3-dev
   nats-server libnats-dev
-  libzstd-dev libcurl4-openssl-dev libssl-dev
+  libzstd-dev libcurl4-openssl-dev libssl-dev libxxhash-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcbor-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
 )

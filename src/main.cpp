@@ -1,7 +1,8 @@
 // marmot: keeps many copies of one SQLite database in sync over NATS JetStream.
 //
 // Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or a finished one-shot command; 1 when the
-// node cannot start or run (database, NATS); 2 for bad flags or configuration.
+// node cannot start or run (database, NATS); 2 for bad flags or configuration. `marmot verify`
+// has its own: 0 agree, 1 differ, 2 could not ask (verify/verify_command.h).
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "config/config.h"
@@ -18,6 +20,8 @@
 #include "node/node.h"
 #include "telemetry/logging.h"
 #include "util/process_lock.h"
+#include "verify/verify_command.h"
+#include "verify/verify_protocol.h"
 
 namespace marmot {
 namespace {
@@ -51,6 +55,49 @@ int Cleanup(const Config& config) {
   return 0;
 }
 
+// The [nats] credentials: user + password, NKey seed, TLS files.
+void SetNatsCredentials(const Config& c, NatsClientOptions* o) {
+  o->user_name = c.nats.user_name;
+  o->user_password = c.nats.user_password;
+  o->seed_file = c.nats.seed_file;
+  o->ca_file = c.nats.ca_file;
+  o->cert_file = c.nats.cert_file;
+  o->key_file = c.nats.key_file;
+}
+
+// `marmot verify`: finds the nodes' NATS (-nats-url, [nats] urls, or the URL the local node's
+// embedded server left next to the database) and compares the nodes (docs/VERIFY.md).
+int Verify(const Config& c, const CommandLine& flags) {
+  if (!c.logging.verbose) spdlog::set_level(spdlog::level::warn);  // the report is the output
+  VerifyOptions o;
+  if (!flags.nats_url.empty()) {
+    o.nats.urls = {flags.nats_url};
+  } else if (!c.nats.urls.empty()) {
+    o.nats.urls = c.nats.urls;
+  } else {
+    std::ifstream file(NodeNatsUrlPath(c.db_path));
+    std::string url;
+    if (!(file >> url)) {
+      std::fprintf(stderr,
+                   "marmot verify: no [nats] urls in the configuration and no node running on %s here "
+                   "(%s is missing); give -nats-url nats://HOST:PORT of any node's NATS\n",
+                   c.db_path.c_str(), NodeNatsUrlPath(c.db_path).c_str());
+      return kVerifyCannotAsk;
+    }
+    o.nats.urls = {url};
+  }
+  SetNatsCredentials(c, &o.nats);
+  o.nats.name = "marmot-verify";
+  o.nats.connect_retries = 1;
+  o.layout.stream_prefix = c.nats.stream_prefix;
+  o.layout.subject_prefix = c.nats.subject_prefix;
+  o.layout.shards = static_cast<int>(c.replication_log.shards);
+  o.expected_nodes = flags.verify_nodes;
+  if (flags.verify_wait) o.wait = std::chrono::seconds(*flags.verify_wait);
+  o.repair_from = flags.repair_from;
+  return RunVerify(o);
+}
+
 NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
   NodeOptions o;
   o.db_path = c.db_path;
@@ -71,12 +118,7 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
   o.max_batch_bytes = static_cast<size_t>(c.replication_log.max_batch_bytes);
   o.nats.urls = c.nats.urls;
   o.nats.name = "marmot-node-" + std::to_string(c.node_id);
-  o.nats.user_name = c.nats.user_name;
-  o.nats.user_password = c.nats.user_password;
-  o.nats.seed_file = c.nats.seed_file;
-  o.nats.ca_file = c.nats.ca_file;
-  o.nats.cert_file = c.nats.cert_file;
-  o.nats.key_file = c.nats.key_file;
+  SetNatsCredentials(c, &o.nats);
   o.nats.connect_retries = static_cast<int>(c.nats.connect_retries);
   o.nats.reconnect_wait = std::chrono::seconds(c.nats.reconnect_wait_seconds);
   if (c.nats.urls.empty()) {
@@ -124,6 +166,7 @@ int Run(int argc, char** argv) {
   ConfigureSqliteForMarmot();
   SetupLogging(config->logging.verbose, config->logging.format);
   if (flags->cleanup) return Cleanup(*config);
+  if (flags->verify) return Verify(*config, *flags);
   if (flags->save_snapshot && !config->snapshot.enabled) {
     spdlog::error("-save-snapshot: snapshots are disabled in the configuration ([snapshot] enabled = false)");
     return kExitFailure;

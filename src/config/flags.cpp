@@ -40,17 +40,25 @@ struct Flag {
   const char* value_name;  // in the usage text, e.g. "PATH"; nullptr for booleans
   const char* help;
   Status (*set)(CommandLine* cl, const std::string& value);
+  bool verify_only = false;  // a flag of `marmot verify`
 };
 
-Status SetNodeId(CommandLine* cl, const std::string& v) {
-  uint64_t id = 0;
+// A decimal number from 1 to 2^64-1: digits only, no sign, space or 0x.
+Result<uint64_t> ParsePositive(const std::string& flag, const std::string& v, const char* what) {
+  uint64_t n = 0;
   const char* end = v.data() + v.size();
-  auto [ptr, ec] = std::from_chars(v.data(), end, id);  // digits only: no sign, space or 0x
-  if (v.empty() || ec != std::errc() || ptr != end || id == 0) {
-    return Status::Error("flag -node-id: \"" + v +
-                         "\" is not a node id (a decimal number from 1 to 18446744073709551615)");
+  auto [ptr, ec] = std::from_chars(v.data(), end, n);
+  if (v.empty() || ec != std::errc() || ptr != end || n == 0) {
+    return Status::Error("flag -" + flag + ": \"" + v + "\" is not " + what +
+                         " (a decimal number from 1 to 18446744073709551615)");
   }
-  cl->node_id = id;
+  return n;
+}
+
+Status SetNodeId(CommandLine* cl, const std::string& v) {
+  Result<uint64_t> id = ParsePositive("node-id", v, "a node id");
+  if (!id.ok()) return id.status();
+  cl->node_id = *id;
   return Status();
 }
 
@@ -110,6 +118,43 @@ const std::vector<Flag>& Flags() {
          cl->help = v == "true";
          return Status();
        }},
+      {"repair", nullptr, true, nullptr, "verify: make every node take node -from's rows where they differ",
+       [](CommandLine* cl, const std::string& v) {
+         cl->repair = v == "true";
+         return Status();
+       },
+       true},
+      {"from", nullptr, false, "N", "verify -repair: the node whose rows are right",
+       [](CommandLine* cl, const std::string& v) {
+         Result<uint64_t> n = ParsePositive("from", v, "a node id");
+         if (!n.ok()) return n.status();
+         cl->repair_from = *n;
+         return Status();
+       },
+       true},
+      {"nodes", nullptr, false, "N", "verify: how many nodes must answer (default: whoever answers)",
+       [](CommandLine* cl, const std::string& v) {
+         Result<uint64_t> n = ParsePositive("nodes", v, "a node count");
+         if (!n.ok()) return n.status();
+         cl->verify_nodes = *n;
+         return Status();
+       },
+       true},
+      {"wait", nullptr, false, "SECONDS", "verify: how long to wait for a quiet moment (default 60)",
+       [](CommandLine* cl, const std::string& v) {
+         Result<uint64_t> n = ParsePositive("wait", v, "a number of seconds");
+         if (!n.ok()) return n.status();
+         cl->verify_wait = *n;
+         return Status();
+       },
+       true},
+      {"nats-url", nullptr, false, "URL",
+       "verify: the nodes' NATS (default: [nats] urls, or the local node's server)",
+       [](CommandLine* cl, const std::string& v) {
+         cl->nats_url = v;
+         return Status();
+       },
+       true},
   };
   return kFlags;
 }
@@ -125,7 +170,12 @@ const Flag* FindFlag(const std::string& name) {
 
 Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
   CommandLine cl;
-  for (size_t i = 0; i < args.size(); ++i) {
+  size_t first = 0;
+  if (!args.empty() && args[0] == "verify") {
+    cl.verify = true;
+    first = 1;
+  }
+  for (size_t i = first; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--") {  // end of flags; marmot takes no positional arguments after it either
       if (i + 1 < args.size())
@@ -144,6 +194,10 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
     }
     const Flag* flag = FindFlag(name);
     if (flag == nullptr) return Status::Error("unknown flag -" + name + " (see -help)");
+    if (flag->verify_only && !cl.verify) {
+      return Status::Error("flag -" + name + " belongs to the verify command: marmot verify -" + name +
+                           " ...");
+    }
 
     if (flag->boolean) {
       // A boolean never takes the next argument as its value (Go: `-cleanup false` is a stray
@@ -160,15 +214,22 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
     }
     MARMOT_RETURN_IF_ERROR(flag->set(&cl, *value));
   }
+  if (cl.repair != cl.repair_from.has_value()) {
+    return Status::Error(cl.repair ? "flag -repair needs -from N (the node whose rows are right)"
+                                   : "flag -from goes with -repair");
+  }
   return cl;
 }
 
 std::string FlagUsage() {
   std::string out =
       "Usage: marmot [flags]\n"
+      "       marmot verify [-config PATH] [-repair -from N] [-nodes N] [-wait SECONDS] [-nats-url URL]\n"
       "\n"
       "Flags (-name value, --name value, -name=value and --name=value all work):\n";
   for (const Flag& f : Flags()) {
+    if (f.verify_only && f.name == std::string("repair"))
+      out += "\nFlags of marmot verify (docs/VERIFY.md):\n";
     std::string left = std::string("  -") + f.name;
     if (f.alias != nullptr) left += std::string(", -") + f.alias;
     if (f.value_name != nullptr) left += std::string(" ") + f.value_name;

@@ -4,7 +4,10 @@
 // spellings: 1 0 t f T F true false TRUE FALSE True False) sets one explicitly. A later flag
 // overrides an earlier one. `--` ends the flags.
 //
-// Unlike Go, marmot takes no positional arguments, so everything that is not a flag is an error;
+// `marmot verify [flags]` runs the verify command (docs/VERIFY.md); its own flags (-repair, -from,
+// -nodes, -wait, -nats-url) are accepted only after it.
+//
+// Unlike Go, marmot takes no other positional arguments, so everything that is not a flag is an error;
 // so is an unknown flag, a missing value and a malformed number. Each message names the flag (or
 // argument), e.g. "unknown flag -bogus (see -help)" or "flag -config needs a value"; main exits
 // with code 2 on it.
@@ -33,6 +36,13 @@ struct CommandLine {
   std::vector<std::string> cluster_peers;   // -cluster-peers, split at commas; empty: not given
   std::vector<std::string> leaf_servers;    // -leaf-servers, split at commas; empty: not given
   std::optional<uint64_t> node_id;          // -node-id N: 1..2^64-1, decimal; overrides node_id
+  // `marmot verify`
+  bool verify = false;
+  bool repair = false;                  // -repair: needs -from
+  std::optional<uint64_t> repair_from;  // -from N
+  uint64_t verify_nodes = 0;            // -nodes N: fewer answers is exit 2
+  std::optional<uint64_t> verify_wait;  // -wait SECONDS for a quiet moment
+  std::string nats_url;                 // -nats-url URL: where the nodes' NATS is
 };
 
 // Parses `args` (argv without argv[0]). Returns the flags, or an error naming the offending flag

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "db/applier.h"
@@ -18,6 +19,9 @@
 #include "stream/jetstream_source.h"
 #include "stream/publisher.h"
 #include "util/clock.h"
+#include "util/write_file.h"
+#include "verify/verify_protocol.h"
+#include "verify/verify_responder.h"
 
 namespace marmot {
 
@@ -42,6 +46,14 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   MARMOT_RETURN_IF_ERROR(node->OpenSnapshots());
   MARMOT_RETURN_IF_ERROR(node->BootstrapFromSnapshot());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
+  VerifyResponderOptions vo;
+  vo.db_path = node->options_.db_path;
+  vo.node_id = node->options_.node_id;
+  vo.subject = VerifySubject(node->options_.layout.stream_prefix);
+  vo.publishing = node->options_.publish;
+  Result<std::unique_ptr<VerifyResponder>> verify = VerifyResponder::Start(node->client_->connection(), vo);
+  if (!verify.ok()) return verify.status();
+  node->verify_ = std::move(*verify);
   node->running_ = true;
   node->cancel_ = nullptr;
   if (node->snapshots_) node->supervisor_ = std::thread([n = node.get()] { n->SupervisorLoop(); });
@@ -93,6 +105,10 @@ Status Node::ConnectNats() {
     if (!server.ok()) return server.status().WithContext("starting embedded nats-server");
     server_ = std::move(*server);
     options_.nats.urls = {server_->client_url()};
+    // `marmot verify` on this machine finds the server here (its port may be random).
+    nats_url_file_ = NodeNatsUrlPath(options_.db_path);
+    Status written = WriteFileWithMode(nats_url_file_, server_->client_url() + "\n", 0644);
+    if (!written.ok()) spdlog::warn("{} (marmot verify will need -nats-url)", written.message());
   }
   nats_url_ = options_.nats.urls.front();
   Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(options_.nats);
@@ -184,10 +200,12 @@ void Node::Stop() {
   StopPipeline();
   publisher_.reset();
   snapshots_.reset();  // its lease bucket handle uses the connection
+  verify_.reset();     // its subscription too
   // The connection first: once it is closed no ack handler can run, then the sink it calls goes.
   client_.reset();
   sink_.reset();
   server_.reset();
+  if (!nats_url_file_.empty()) std::remove(nats_url_file_.c_str());
   if (running_) spdlog::info("stopped");
 }
 

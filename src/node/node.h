@@ -48,6 +48,7 @@ class ChangePublisher;
 class JetStreamSink;
 class ShardConsumer;
 class SnapshotKeeper;
+class VerifyResponder;
 struct SnapshotManifest;
 
 struct NodeOptions {
@@ -131,6 +132,9 @@ class Node {
   int64_t installed_schema_ = -1;              // the schema cookie right after capture was installed
   bool running_ = false;                       // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
+
+  std::unique_ptr<VerifyResponder> verify_;  // answers `marmot verify` (docs/VERIFY.md)
+  std::string nats_url_file_;                // the embedded server's URL, for `marmot verify`
 
   std::unique_ptr<SnapshotKeeper> snapshots_;
   std::thread supervisor_;

@@ -156,5 +156,40 @@ TEST(FlagsTest, ClusterAddrIsCheckedWhereItIsGiven) {
   }
 }
 
+TEST(FlagsTest, VerifyIsACommandWithItsOwnFlags) {
+  Result<CommandLine> cl = ParseFlags({"verify", "-config", "a.toml", "-repair", "--from=2", "-nodes", "3",
+                                       "-wait", "5", "-nats-url", "nats://h:1"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_TRUE(cl->verify);
+  EXPECT_EQ(cl->config_path, "a.toml");
+  EXPECT_TRUE(cl->repair);
+  EXPECT_EQ(cl->repair_from, 2u);
+  EXPECT_EQ(cl->verify_nodes, 3u);
+  EXPECT_EQ(cl->verify_wait, 5u);
+  EXPECT_EQ(cl->nats_url, "nats://h:1");
+  EXPECT_FALSE(ParseFlags({}).value().verify);
+
+  struct Bad {
+    std::vector<std::string> args;
+    const char* expect;
+  };
+  for (const Bad& bad : std::vector<Bad>{
+           {{"-repair"}, "flag -repair belongs to the verify command"},
+           {{"-config", "a", "verify"}, "unexpected argument 'verify'"},
+           {{"verify", "-repair"}, "flag -repair needs -from N"},
+           {{"verify", "-from", "1"}, "flag -from goes with -repair"},
+           {{"verify", "-repair", "-from", "0"}, "flag -from: \"0\" is not a node id"},
+           {{"verify", "-nodes", "x"}, "flag -nodes: \"x\" is not a node count"},
+           {{"verify", "-wait", "-1"}, "flag -wait: \"-1\" is not a number of seconds"},
+       }) {
+    Result<CommandLine> r = ParseFlags(bad.args);
+    ASSERT_FALSE(r.ok()) << "accepted: " << bad.args[0];
+    EXPECT_TRUE(Contains(r.status().message(), bad.expect))
+        << "got: " << r.status().message() << "\nwant: " << bad.expect;
+  }
+  EXPECT_TRUE(Contains(FlagUsage(), "marmot verify"));
+  EXPECT_TRUE(Contains(FlagUsage(), "  -repair"));
+}
+
 }  // namespace
 }  // namespace marmot

@@ -1,0 +1,339 @@
+#include "verify/verify_command.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "stream/nats_handles.h"
+#include "verify/table_digest.h"
+#include "verify/verify_protocol.h"
+
+namespace marmot {
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using Answers = std::map<uint64_t, Json>;  // node id -> its answer
+
+constexpr std::chrono::seconds kHelloWindow{2};     // nodes announce themselves within this
+constexpr std::chrono::minutes kDigestTimeout{30};  // a node digesting a huge database
+constexpr std::chrono::seconds kAnswerTimeout{60};  // buckets, rows, repair
+constexpr size_t kRowsPerRequest = 20000;           // as the responder's kMaxRowsPerAnswer
+
+std::string NewSessionId() {
+  std::random_device random;
+  char id[17];
+  std::snprintf(id, sizeof id, "%08x%08x", random(), random());
+  return id;
+}
+
+class Verifier {
+ public:
+  Verifier(const VerifyOptions& options, NatsClient* client)
+      : options_(options), client_(client), subject_(VerifySubject(options.layout.stream_prefix)) {}
+
+  int Run();
+
+ private:
+  // Sends `request` to every node and gathers one answer per node. With `expect` empty, the nodes
+  // that say hello within kHelloWindow are the ones waited for. Errors name the missing nodes.
+  Result<Answers> Ask(const Json& request, const std::set<uint64_t>& expect, std::chrono::seconds timeout);
+  // Sends `request` to every node without waiting for answers.
+  void Tell(const Json& request);
+  // Why this moment is not quiet (see verify_command.h), or empty when it is.
+  Result<std::string> NotQuiet(const Answers& digests);
+  // Compares one table across the nodes; adds its differing keys to `differing`.
+  Status CompareRows(const std::string& table, std::vector<Json>* differing);
+  // One comparison; with `repair`, node repair_from re-publishes what differs (sets *repaired).
+  int Verify(bool repair, bool* repaired);
+
+  const VerifyOptions& options_;
+  NatsClient* client_;
+  std::string subject_;
+  std::string session_;
+  std::set<uint64_t> nodes_;
+};
+
+Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& expect,
+                              std::chrono::seconds timeout) {
+  natsInbox* inbox_raw = nullptr;
+  if (natsInbox_Create(&inbox_raw) != NATS_OK) return Status::Error("cannot create a NATS inbox");
+  std::string inbox = inbox_raw;
+  natsInbox_Destroy(inbox_raw);
+  natsSubscription* sub_raw = nullptr;
+  natsStatus s = natsConnection_SubscribeSync(&sub_raw, client_->connection(), inbox.c_str());
+  if (s != NATS_OK) return NatsStatus(s, "subscribing to the answers of " + subject_);
+  NatsSubscriptionPtr sub(sub_raw);
+  std::string data = request.dump();
+  s = natsConnection_PublishRequest(client_->connection(), subject_.c_str(), inbox.c_str(), data.data(),
+                                    static_cast<int>(data.size()));
+  if (s != NATS_OK) return NatsStatus(s, "asking the nodes on " + subject_);
+
+  std::set<uint64_t> waiting = expect;
+  const bool discover = expect.empty();
+  Answers answers;
+  const auto start = Clock::now();
+  auto hello_deadline = start + kHelloWindow;
+  while (true) {
+    auto now = Clock::now();
+    if (!discover || now >= hello_deadline) {
+      if (waiting.empty() && (!discover || !answers.empty() || now >= hello_deadline)) break;
+    }
+    auto deadline = (discover && now < hello_deadline) ? hello_deadline : start + timeout;
+    if (now >= start + timeout) break;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+    natsMsg* msg_raw = nullptr;
+    s = natsSubscription_NextMsg(&msg_raw, sub.get(), std::max<int64_t>(left, 1));
+    if (s == NATS_TIMEOUT) continue;
+    if (s != NATS_OK) return NatsStatus(s, "reading the answers on " + subject_);
+    NatsMsgPtr msg(msg_raw);
+    Json answer = Json::parse(
+        std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))),
+        nullptr, /*allow_exceptions=*/false);
+    if (!answer.is_object() || !answer.contains("node") || !answer["node"].is_number_unsigned()) continue;
+    uint64_t node = answer["node"].get<uint64_t>();
+    if (answer.value("op", "") == "hello") {
+      if (discover && now < hello_deadline) waiting.insert(node);
+      continue;
+    }
+    if (!discover && !expect.count(node)) continue;
+    if (answer.contains("error")) {
+      return Status::Error("node " + std::to_string(node) + ": " + answer["error"].get<std::string>());
+    }
+    waiting.erase(node);
+    answers[node] = std::move(answer);
+  }
+  if (answers.empty() && discover) {
+    return Status::Unavailable(
+        "no node answered on " + subject_ +
+        " (is a node running with this [nats] stream_prefix, reachable on this NATS?)");
+  }
+  if (!waiting.empty()) {
+    std::string missing;
+    for (uint64_t n : waiting) missing += (missing.empty() ? "" : ", ") + std::to_string(n);
+    return Status::Unavailable("node(s) " + missing + " did not answer within " +
+                               std::to_string(timeout.count()) + " s");
+  }
+  return answers;
+}
+
+void Verifier::Tell(const Json& request) {
+  std::string data = request.dump();
+  natsConnection_Publish(client_->connection(), subject_.c_str(), data.data(), static_cast<int>(data.size()));
+  natsConnection_Flush(client_->connection());
+}
+
+Result<std::string> Verifier::NotQuiet(const Answers& digests) {
+  std::map<std::string, uint64_t> last;
+  for (int shard = 1; shard <= options_.layout.shards; ++shard) {
+    std::string stream = options_.layout.StreamName(shard);
+    jsStreamInfo* info_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&info_raw, client_->jetstream(), stream.c_str(), nullptr, &code);
+    if (s != NATS_OK) return NatsStatus(s, "reading the state of stream " + stream);
+    JsStreamInfoPtr info(info_raw);
+    last[stream] = info->State.LastSeq;
+  }
+  for (const auto& [node, answer] : digests) {
+    std::string who = "node " + std::to_string(node);
+    if (answer.value("unpublished", uint64_t{0}) > 0) {
+      return who + " has " + std::to_string(answer["unpublished"].get<uint64_t>()) +
+             " captured change(s) not yet in a stream";
+    }
+    for (const auto& [stream, seq] : last) {
+      uint64_t at = answer["positions"].value(stream, uint64_t{0});
+      if (at != seq)
+        return who + " has applied " + stream + " up to " + std::to_string(at) + " of " + std::to_string(seq);
+    }
+  }
+  return std::string();
+}
+
+Status Verifier::CompareRows(const std::string& table, std::vector<Json>* differing) {
+  Result<Answers> buckets =
+      Ask({{"op", "buckets"}, {"session", session_}, {"table", table}}, nodes_, kAnswerTimeout);
+  if (!buckets.ok()) return buckets.status();
+  // bucket -> node -> (rows, sum)
+  std::map<uint32_t, std::map<uint64_t, std::pair<uint64_t, std::string>>> by_bucket;
+  for (const auto& [node, answer] : *buckets) {
+    for (const Json& b : answer["buckets"])
+      by_bucket[b[0].get<uint32_t>()][node] = {b[1].get<uint64_t>(), b[2].get<std::string>()};
+  }
+  std::vector<std::vector<uint32_t>> requests(1);
+  size_t rows_in_request = 0;
+  for (const auto& [bucket, per_node] : by_bucket) {
+    bool same = per_node.size() == nodes_.size();
+    uint64_t most = 0;
+    for (const auto& [node, v] : per_node) {
+      same = same && v == per_node.begin()->second;
+      most = std::max(most, v.first);
+    }
+    if (same) continue;
+    if (rows_in_request + most > kRowsPerRequest && !requests.back().empty()) {
+      requests.emplace_back();
+      rows_in_request = 0;
+    }
+    requests.back().push_back(bucket);
+    rows_in_request += most;
+  }
+  std::map<std::string, std::map<uint64_t, std::string>> by_key;  // key JSON -> node -> row hash
+  for (const std::vector<uint32_t>& wanted : requests) {
+    if (wanted.empty()) continue;
+    Result<Answers> rows = Ask({{"op", "rows"}, {"session", session_}, {"table", table}, {"buckets", wanted}},
+                               nodes_, kAnswerTimeout);
+    if (!rows.ok()) return rows.status();
+    for (const auto& [node, answer] : *rows) {
+      for (const Json& r : answer["rows"]) by_key[r["key"].dump()][node] = r["hash"].get<std::string>();
+    }
+  }
+  size_t shown = 0;
+  for (const auto& [key_text, per_node] : by_key) {
+    bool same = per_node.size() == nodes_.size();
+    for (const auto& [node, hash] : per_node) same = same && hash == per_node.begin()->second;
+    if (same) continue;
+    Json key = Json::parse(key_text);
+    differing->push_back(key);
+    if (shown++ >= options_.max_keys_shown) continue;
+    Result<std::vector<Value>> values = KeyFromJson(key);
+    std::string line = "  " + table + " " + (values.ok() ? KeyToText(*values) : key_text) + ":";
+    for (uint64_t node : nodes_) {
+      auto it = per_node.find(node);
+      line += " node " + std::to_string(node) + " " +
+              (it == per_node.end() ? "missing" : "row " + it->second.substr(0, 8));
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  if (shown > options_.max_keys_shown)
+    std::printf("  %s: %zu more key(s) differ\n", table.c_str(), shown - options_.max_keys_shown);
+  return Status();
+}
+
+int Verifier::Verify(bool repair, bool* repaired) {
+  const auto deadline = Clock::now() + options_.wait;
+  Answers digests;
+  bool told_waiting = false;
+  while (true) {
+    session_ = NewSessionId();
+    Result<Answers> asked = Ask({{"op", "digest"}, {"session", session_}}, {},
+                                std::chrono::duration_cast<std::chrono::seconds>(kDigestTimeout));
+    if (!asked.ok()) {
+      std::fprintf(stderr, "marmot verify: %s\n", asked.status().message().c_str());
+      return kVerifyCannotAsk;
+    }
+    digests = std::move(*asked);
+    nodes_.clear();
+    for (const auto& [node, answer] : digests) nodes_.insert(node);
+    Result<std::string> busy = NotQuiet(digests);
+    if (busy.ok() && busy->empty()) break;
+    Tell({{"op", "end"}, {"session", session_}});
+    std::string why = busy.ok() ? *busy : busy.status().message();
+    if (Clock::now() >= deadline) {
+      std::fprintf(stderr,
+                   "marmot verify: the cluster was not quiet within %lld s (%s); verify compares nodes when "
+                   "every node has applied every message (docs/VERIFY.md)\n",
+                   static_cast<long long>(options_.wait.count()), why.c_str());
+      return kVerifyCannotAsk;
+    }
+    if (!told_waiting) std::fprintf(stderr, "marmot verify: waiting for a quiet moment: %s\n", why.c_str());
+    told_waiting = true;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (options_.expected_nodes > 0 && nodes_.size() < options_.expected_nodes) {
+    std::fprintf(stderr, "marmot verify: %zu node(s) answered, %zu expected\n", nodes_.size(),
+                 options_.expected_nodes);
+    return kVerifyCannotAsk;
+  }
+  // table -> node -> (rows, sum)
+  std::map<std::string, std::map<uint64_t, std::pair<uint64_t, std::string>>> tables;
+  std::string header = "table";
+  for (const auto& [node, answer] : digests) {
+    header += "\tnode " + std::to_string(node);
+    for (const Json& t : answer["tables"])
+      tables[t["name"].get<std::string>()][node] = {t["rows"].get<uint64_t>(), t["sum"].get<std::string>()};
+    if (answer.value("gaps", 0) > 0)
+      std::printf(
+          "node %llu records %d gap(s) in its streams: its copy may be incomplete (docs/SNAPSHOTS.md)\n",
+          static_cast<unsigned long long>(node), answer["gaps"].get<int>());
+  }
+  std::printf("%zu node(s) answered at stream positions %s\n%s\tresult\n", nodes_.size(),
+              digests.begin()->second["positions"].dump().c_str(), header.c_str());
+  std::vector<std::string> differ;
+  for (const auto& [table, per_node] : tables) {
+    bool same = per_node.size() == nodes_.size();
+    std::string line = table;
+    for (uint64_t node : nodes_) {
+      auto it = per_node.find(node);
+      line += "\t" + (it == per_node.end()
+                          ? std::string("no table")
+                          : std::to_string(it->second.first) + " rows " + it->second.second.substr(0, 8));
+      same = same && it != per_node.end() && it->second == per_node.begin()->second;
+    }
+    std::printf("%s\t%s\n", line.c_str(), same ? "agree" : "DIFFER");
+    if (!same) differ.push_back(table);
+  }
+  std::map<std::string, std::vector<Json>> keys;
+  for (const std::string& table : differ) {
+    Status s = CompareRows(table, &keys[table]);
+    if (!s.ok()) {
+      std::fprintf(stderr, "marmot verify: comparing the rows of table %s: %s\n", table.c_str(),
+                   s.message().c_str());
+      return kVerifyCannotAsk;
+    }
+  }
+  Tell({{"op", "end"}, {"session", session_}});
+  if (differ.empty()) {
+    std::printf("all %zu table(s) agree on %zu node(s)\n", tables.size(), nodes_.size());
+    return kVerifyAgree;
+  }
+  std::printf("%zu of %zu table(s) differ\n", differ.size(), tables.size());
+  if (!repair || !options_.repair_from) return kVerifyDiffer;
+  uint64_t from = *options_.repair_from;
+  if (!nodes_.count(from)) {
+    std::fprintf(stderr, "marmot verify: -from %llu: that node did not answer\n",
+                 static_cast<unsigned long long>(from));
+    return kVerifyCannotAsk;
+  }
+  for (const auto& [table, list] : keys) {
+    Result<Answers> done =
+        Ask({{"op", "repair"}, {"node", from}, {"table", table}, {"keys", list}}, {from}, kAnswerTimeout);
+    if (!done.ok()) {
+      std::fprintf(stderr, "marmot verify: repairing table %s from node %llu: %s\n", table.c_str(),
+                   static_cast<unsigned long long>(from), done.status().message().c_str());
+      return kVerifyCannotAsk;
+    }
+    std::printf("repair: node %llu publishes its version of %zu row(s) of table %s again\n",
+                static_cast<unsigned long long>(from), list.size(), table.c_str());
+  }
+  *repaired = true;
+  return kVerifyDiffer;
+}
+
+int Verifier::Run() {
+  bool repaired = false;
+  int result = Verify(/*repair=*/true, &repaired);
+  if (!repaired) return result;
+  std::printf("verifying again once the repair has gone through the streams\n");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  return Verify(/*repair=*/false, &repaired);
+}
+
+}  // namespace
+
+int RunVerify(const VerifyOptions& options) {
+  Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(options.nats);
+  if (!client.ok()) {
+    std::fprintf(stderr, "marmot verify: %s\n", client.status().message().c_str());
+    return kVerifyCannotAsk;
+  }
+  Verifier verifier(options, client->get());
+  return verifier.Run();
+}
+
+}  // namespace marmot

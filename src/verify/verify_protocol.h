@@ -1,0 +1,35 @@
+// The requests `marmot verify` sends to the nodes and what they answer (docs/VERIFY.md): JSON on
+// core NATS subject VerifySubject(stream_prefix), which every node subscribes to. Every request
+// goes to all nodes; each answers on the request's reply inbox.
+//
+//   {"op":"digest","session":S}      every node: {"op":"hello","node":N} at once, then, after one
+//                                    read transaction that stays open for the session:
+//                                    {"op":"digest","node":N,"positions":{stream:seq},
+//                                     "unpublished":U,"gaps":G,"tables":[{"name","rows","sum"}]}
+//   {"op":"buckets","session":S,"table":T}
+//                                    {"node":N,"buckets":[[index,rows,"sum"],...]} (non-empty ones)
+//   {"op":"rows","session":S,"table":T,"buckets":[i,...]}
+//                                    {"node":N,"rows":[{"key":[...],"hash":"sum"},...]}
+//   {"op":"end","session":S}         no answer; the read transaction ends
+//   {"op":"repair","node":N,"table":T,"keys":[[...],...]}
+//                                    node N only: logs each key as changed, so its publisher sends
+//                                    the row as it is there (or a delete when it has none):
+//                                    {"node":N,"logged":K}
+// A node that cannot do what is asked answers {"node":N,"error":"..."}.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace marmot {
+
+// Where a node with an embedded nats-server writes that server's URL while it runs, so that
+// `marmot verify` with the same config finds it: "<db_path>-marmot.nats-url".
+inline std::string NodeNatsUrlPath(const std::string& db_path) { return db_path + "-marmot.nats-url"; }
+
+inline std::string VerifySubject(const std::string& stream_prefix) { return stream_prefix + "-verify"; }
+
+// A session's read transaction ends this long after its last request.
+inline constexpr std::chrono::seconds kVerifySessionIdle{120};
+
+}  // namespace marmot
