@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates openssl python3 procps
   python3-cbor2 python3-zstandard  # the e2e tests decode messages with Debian's /usr/bin/python3
   python3-boto3 rclone openssh-server openssh-client  # snapshot store tests: S3 cross-check, WebDAV/SFTP servers
-  clang-format clang-tidy
+  clang-format clang-tidy clang libclang-rt-14-dev  # lint; libFuzzer targets (scripts/fuzz.sh)
   sqlite3 libsqlite3-dev
   nats-server libnats-dev
   libzstd-dev libcurl4-openssl-dev libssl-dev libxxhash-dev

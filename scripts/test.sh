@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, builds in Release, runs every test with
-# ctest; then (in CI, or with MARMOT_SANITIZE=1) clang-format/clang-tidy (scripts/lint.sh) and the
-# same suite built with ASan+UBSan.
+# ctest; then (in CI, or with MARMOT_SANITIZE=1) clang-format/clang-tidy (scripts/lint.sh), a short
+# run of the fuzz targets (scripts/fuzz.sh) and the same suite built with ASan+UBSan.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="${MARMOT_JOBS:-2}"
@@ -21,6 +21,8 @@ ctest --test-dir "$root/build" --output-on-failure -j"$jobs" --timeout 600
 
 if [ "${CI:-}" = "true" ] || [ "${MARMOT_SANITIZE:-0}" = "1" ]; then
   bash "$root/scripts/lint.sh"
+  echo "== fuzzing (libFuzzer, ASan+UBSan) =="
+  bash "$root/scripts/fuzz.sh"
   echo "== sanitizer build (ASan + UBSan) =="
   MARMOT_BUILD_DIR="$root/build-asan" MARMOT_BUILD_TYPE=RelWithDebInfo \
     MARMOT_CMAKE_ARGS="-DMARMOT_SANITIZE=ON" bash "$root/scripts/setup.sh"

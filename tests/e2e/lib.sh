@@ -44,17 +44,38 @@ start_bg() {
   PIDS+=("$LAST_PID")
 }
 
+# A process that aborts or crashes leaves a core (core_pattern permitting) that stop_pid turns into
+# backtraces; a process that hangs gets its stacks printed by dump_stacks (both need gdb).
+ulimit -c unlimited 2>/dev/null || true
+dump_stacks() {  # dump_stacks PID: every thread's backtrace, to stderr
+  command -v gdb >/dev/null || return 0
+  echo "== stacks of process $1" >&2
+  gdb -p "$1" -batch -ex "thread apply all bt" 2>/dev/null | grep -E "^Thread|^#" >&2 || true
+}
+dump_core() {  # dump_core PID: the backtraces in the core a crashed process left here, to stderr
+  local core
+  for core in "core.$1" core; do
+    [ -f "$core" ] && command -v gdb >/dev/null || continue
+    echo "== backtraces from $core (process $1)" >&2
+    gdb -batch -ex "thread apply all bt" "$MARMOT" "$core" 2>/dev/null | grep -E "^Thread|^#" >&2 || true
+    mv "$core" "$WORK/core.$1"
+    return 0
+  done
+}
+
 stop_pid() {  # stop_pid PID: SIGTERM, wait for it to exit, and require exit status 0
   local pid="$1" rc=0
   kill -TERM "$pid" 2>/dev/null || return 0
   for _ in $(seq 1 300); do
     if ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid" || rc=$?
+      [ "$rc" -lt 128 ] || dump_core "$pid"
       [ "$rc" = 0 ] || fail "process $pid exited with status $rc after SIGTERM (sanitizer report or error in its log)"
       return 0
     fi
     sleep 0.1
   done
+  dump_stacks "$pid"
   fail "process $pid did not stop within 30 s"
 }
 
