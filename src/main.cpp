@@ -29,6 +29,9 @@ namespace {
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+// Set when the database file was deleted or replaced under the node: the stop then exits 1.
+std::atomic<bool> g_database_lost{false};
+
 int Cleanup(const Config& config) {
   if (!std::filesystem::exists(config.db_path)) {
     spdlog::error("-cleanup: database {} does not exist", config.db_path);
@@ -139,6 +142,10 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
   o.lease_bucket = c.nats.stream_prefix + "-snapshot-lease";
   o.sleep_timeout = c.sleep_timeout;
   o.on_sleep_timeout = [] { ::kill(::getpid(), SIGTERM); };  // the signal waiter stops the node
+  o.on_database_lost = [] {
+    g_database_lost.store(true);
+    ::kill(::getpid(), SIGTERM);
+  };
   return o;
 }
 
@@ -225,9 +232,9 @@ int Run(int argc, char** argv) {
   }
   waiter.join();
   int sig = received.load();
-  spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  if (!g_database_lost.load()) spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*node)->Stop();
-  return 0;
+  return g_database_lost.load() ? kExitFailure : 0;
 }
 
 }  // namespace

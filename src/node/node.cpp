@@ -20,6 +20,7 @@
 #include "stream/publisher.h"
 #include "util/clock.h"
 #include "util/write_file.h"
+#include "verify/node_id_check.h"
 #include "verify/verify_protocol.h"
 #include "verify/verify_responder.h"
 
@@ -42,7 +43,13 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   if (!lock.ok()) return lock.status();
   node->lock_.emplace(std::move(*lock));
   MARMOT_RETURN_IF_ERROR(node->PrepareDatabase());
+  Result<DatabaseWatch> watch = DatabaseWatch::Open(node->options_.db_path);
+  if (!watch.ok()) return watch.status();
+  node->database_watch_.emplace(std::move(*watch));
   MARMOT_RETURN_IF_ERROR(node->ConnectNats());
+  MARMOT_RETURN_IF_ERROR(CheckNodeIdFree(node->client_->connection(),
+                                         VerifySubject(node->options_.layout.stream_prefix),
+                                         node->options_.node_id, std::chrono::milliseconds(500)));
   MARMOT_RETURN_IF_ERROR(node->OpenSnapshots());
   MARMOT_RETURN_IF_ERROR(node->BootstrapFromSnapshot());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
@@ -57,6 +64,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   node->running_ = true;
   node->cancel_ = nullptr;
   if (node->snapshots_) node->supervisor_ = std::thread([n = node.get()] { n->SupervisorLoop(); });
+  node->watch_thread_ = std::thread([n = node.get()] { n->WatchDatabaseLoop(); });
   spdlog::info("node {} running on {} ({} shard(s), publish {}, replicate {})", node->options_.node_id,
                node->options_.db_path, node->options_.layout.shards, node->options_.publish ? "on" : "off",
                node->options_.replicate ? "on" : "off");
@@ -197,6 +205,7 @@ void Node::Stop() {
   }
   supervisor_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  if (watch_thread_.joinable()) watch_thread_.join();
   StopPipeline();
   publisher_.reset();
   snapshots_.reset();  // its lease bucket handle uses the connection
@@ -207,6 +216,24 @@ void Node::Stop() {
   server_.reset();
   if (!nats_url_file_.empty()) std::remove(nats_url_file_.c_str());
   if (running_) spdlog::info("stopped");
+}
+
+void Node::WatchDatabaseLoop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(supervisor_mu_);
+      if (supervisor_cv_.wait_for(lock, std::chrono::seconds(2), [this] { return shutdown_.load(); })) return;
+    }
+    std::optional<std::string> changed = database_watch_->Changed();
+    if (!changed) continue;
+    spdlog::error(
+        "{} while marmot runs on it: marmot's connections still use the old file, and the application's "
+        "writes to the new one would never be captured. Stopping (what the old file captured is published "
+        "first); start marmot again to work on the file that is there now",
+        *changed);
+    if (options_.on_database_lost) options_.on_database_lost();
+    return;
+  }
 }
 
 Node::~Node() { Stop(); }

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "node/database_watch.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/streams.h"
@@ -69,6 +70,9 @@ struct NodeOptions {
   std::string lease_bucket;                     // KV bucket of the snapshot lease
   std::chrono::milliseconds sleep_timeout{0};   // idle this long: snapshot, then on_sleep_timeout
   std::function<void()> on_sleep_timeout;       // asks the process to stop (main raises SIGTERM)
+  // The database file was deleted or replaced (database_watch.h): asks the process to stop and
+  // exit with code 1.
+  std::function<void()> on_database_lost;
 };
 
 class Node {
@@ -132,6 +136,11 @@ class Node {
   int64_t installed_schema_ = -1;              // the schema cookie right after capture was installed
   bool running_ = false;                       // Start() completed: Stop() publishes what is captured
   bool stopped_ = false;
+
+  // Watches the database file (database_watch.h) every 2 s until Stop().
+  void WatchDatabaseLoop();
+  std::optional<DatabaseWatch> database_watch_;
+  std::thread watch_thread_;
 
   std::unique_ptr<VerifyResponder> verify_;  // answers `marmot verify` (docs/VERIFY.md)
   std::string nats_url_file_;                // the embedded server's URL, for `marmot verify`

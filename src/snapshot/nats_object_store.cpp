@@ -368,8 +368,8 @@ Status NatsObjectStore::ReceiveChunks(const ObjectInfo& info, std::FILE* file, S
     natsSubscription* raw = nullptr;
     jsErrCode code = kNoJsError;
     natsStatus s = js_SubscribeSync(&raw, js_.get(), subject.c_str(), nullptr, &so, &code);
-    NatsSubscriptionPtr sub(raw);
     if (s != NATS_OK) return Failure(s, code, what + ": subscribing to " + subject);
+    ClosingSubscription sub(nc_, raw);  // closed safely after the last chunk (nats_client.h)
     Status result;
     for (uint64_t i = 1; i <= info.chunks && result.ok(); ++i) {
       natsMsg* m = nullptr;
@@ -393,7 +393,7 @@ Status NatsObjectStore::ReceiveChunks(const ObjectInfo& info, std::FILE* file, S
         if (progress) progress->Advance(len);
       }
     }
-    natsSubscription_Unsubscribe(sub.get());  // deletes the consumer now, not after its idle timeout
+    sub.Close();
     MARMOT_RETURN_IF_ERROR(result);
   }
   if (received != info.size) {

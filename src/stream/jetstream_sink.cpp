@@ -147,9 +147,8 @@ Result<MessageSink::StoredRange> JetStreamSink::ScanStored(
   natsSubscription* raw_sub = nullptr;
   s = js_SubscribeSync(&raw_sub, client_->jetstream(), subject.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) return NatsStatus(s, "reading back stream " + stream);
-  // No Unsubscribe (it waits for the server, which may have lost its quorum); the ephemeral
-  // consumer goes when the subscription does.
-  NatsSubscriptionPtr sub(raw_sub);
+  // The consumer goes on delivering while the stream grows: closed safely (nats_client.h).
+  ClosingSubscription sub(client_->connection(), raw_sub);
   natsSubscription_SetPendingLimits(sub.get(), 65536, 64 * 1024 * 1024);
   while (true) {
     natsMsg* raw_msg = nullptr;

@@ -12,10 +12,7 @@ JetStreamSource::JetStreamSource(NatsClient* client, const StreamLayout& layout,
 
 JetStreamSource::~JetStreamSource() {
   current_.reset();
-  // No Unsubscribe: for a JetStream subscription it asks the server to delete the consumer and
-  // waits for the answer, which never comes when the cluster has lost its quorum (every node of a
-  // cluster stopping at once). The ordered consumer is ephemeral: the server drops it when idle.
-  sub_.reset();
+  sub_.Close();
 }
 
 Result<StreamState> JetStreamSource::State() {
@@ -35,7 +32,7 @@ Result<StreamState> JetStreamSource::State() {
 
 Status JetStreamSource::Subscribe(uint64_t start_seq) {
   current_.reset();
-  sub_.reset();
+  sub_.Close();
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
@@ -54,7 +51,7 @@ Status JetStreamSource::Subscribe(uint64_t start_seq) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_SubscribeSync(&raw, client_->jetstream(), subject_.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) return NatsStatus(s, "subscribing to stream " + stream_);
-  sub_.reset(raw);
+  sub_ = ClosingSubscription(client_->connection(), raw);
   // Bounded memory: at most this much is buffered; the server's flow control holds the rest.
   natsSubscription_SetPendingLimits(sub_.get(), 65536, 64 * 1024 * 1024);
   return Status();

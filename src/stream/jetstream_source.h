@@ -31,7 +31,7 @@ class JetStreamSource final : public MessageSource {
   NatsClient* client_;
   std::string stream_;
   std::string subject_;
-  NatsSubscriptionPtr sub_;
+  ClosingSubscription sub_;
   NatsMsgPtr current_;  // the message Next() returned last: its views point into it
 };
 

@@ -46,6 +46,22 @@ Status NatsStatus(natsStatus s, const std::string& what) {
   }
 }
 
+void ClosingSubscription::Close() {
+  if (!sub_) return;
+  int64_t delivered = 0;
+  natsSubscription_GetDelivered(sub_.get(), &delivered);
+  if (delivered > 0) {
+    // Removes the subscription and sends UNSUB at once; unlike Unsubscribe it does not ask the
+    // server to delete a JetStream consumer and wait for the answer (which never comes while a
+    // cluster has lost its quorum).
+    natsSubscription_AutoUnsubscribe(sub_.get(), 1);
+  } else {
+    natsSubscription_Unsubscribe(sub_.get());
+  }
+  if (connection_ != nullptr) natsConnection_FlushTimeout(connection_, 2000);
+  sub_.reset();
+}
+
 // nats.c calls these on its own callback thread; OnClosed is always the last one.
 void NatsClient::OnDisconnected(natsConnection*, void* closure) {
   auto* client = static_cast<NatsClient*>(closure);

@@ -41,6 +41,38 @@ std::string NatsError(natsStatus s);
 // -> kInvalidArgument, others -> kUnknown. `s` must not be NATS_OK.
 Status NatsStatus(natsStatus s, const std::string& what);
 
+// A subscription that is closed safely: unsubscribed (a JetStream consumer is left to the server,
+// which drops an ephemeral one when idle), then one round trip, then freed. nats.c 3.4 (Debian 12)
+// looks a message's subscription up and then uses it without holding a reference, so freeing a
+// subscription while messages or heartbeats still arrive for it can leave nats.c's reader thread
+// on freed memory: it hangs (every later request of the connection times out) or aborts. Fixed
+// upstream in nats.c 3.6 (commit 0a7dd28b). After the round trip the reader has passed everything
+// the server sent before the UNSUB. Closing waits at most ~2 s. Move-only.
+class ClosingSubscription {
+ public:
+  ClosingSubscription() = default;
+  ClosingSubscription(natsConnection* connection, natsSubscription* sub)
+      : connection_(connection), sub_(sub) {}
+  ~ClosingSubscription() { Close(); }
+  ClosingSubscription(ClosingSubscription&&) = default;
+  ClosingSubscription& operator=(ClosingSubscription&& other) noexcept {
+    if (this != &other) {
+      Close();
+      connection_ = other.connection_;
+      sub_ = std::move(other.sub_);
+    }
+    return *this;
+  }
+
+  natsSubscription* get() const { return sub_.get(); }
+  explicit operator bool() const { return sub_ != nullptr; }
+  void Close();
+
+ private:
+  natsConnection* connection_ = nullptr;
+  NatsSubscriptionPtr sub_;
+};
+
 class NatsClient {
  public:
   static Result<std::unique_ptr<NatsClient>> Connect(const NatsClientOptions& options);

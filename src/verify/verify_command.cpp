@@ -70,7 +70,7 @@ Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& exp
   natsSubscription* sub_raw = nullptr;
   natsStatus s = natsConnection_SubscribeSync(&sub_raw, client_->connection(), inbox.c_str());
   if (s != NATS_OK) return NatsStatus(s, "subscribing to the answers of " + subject_);
-  NatsSubscriptionPtr sub(sub_raw);
+  ClosingSubscription sub(client_->connection(), sub_raw);
   std::string data = request.dump();
   s = natsConnection_PublishRequest(client_->connection(), subject_.c_str(), inbox.c_str(), data.data(),
                                     static_cast<int>(data.size()));

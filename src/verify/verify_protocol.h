@@ -15,6 +15,8 @@
 //                                    node N only: logs each key as changed, so its publisher sends
 //                                    the row as it is there (or a delete when it has none):
 //                                    {"node":N,"logged":K}
+//   {"op":"whois"}                   every node: {"op":"whois","node":N,"db_path","host"}; a
+//                                    starting node asks it to refuse a duplicate node_id
 // A node that cannot do what is asked answers {"node":N,"error":"..."}.
 #pragma once
 

@@ -1,6 +1,7 @@
 #include "verify/verify_responder.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -105,6 +106,12 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
   const std::string session = request.value("session", "");
   const std::string table = request.value("table", "");
   Result<nlohmann::json> answer = nlohmann::json::object();
+  if (op == "whois") {  // node_id_check.h
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    Reply(reply, {{"op", "whois"}, {"db_path", options_.db_path}, {"host", host}});
+    return;
+  }
   if (op == "digest") {
     Reply(reply, {{"op", "hello"}});
     answer = OpenSession(session);

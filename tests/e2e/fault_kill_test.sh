@@ -28,7 +28,7 @@ start_node() {  # start_node N: a new process, its own log file; waits until it 
   start_bg "$log" "$MARMOT" -config "$WORK/node$1.toml"
   NODE_PID[$1]=$LAST_PID
   local deadline=$((SECONDS + 90))
-  until grep -q "node $1 running" "$WORK/$log.log"; do
+  until grep -q "node $1 running" "$WORK/$log.log" 2>/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || { dump_stacks "$LAST_PID"; fail "node $1 did not start within 90 s ($log.log)"; }
     sleep 0.2
   done
