@@ -24,6 +24,8 @@
 //                               `marmot -save-snapshot` to a NATS object store and a new node's
 //                               bootstrap from it (external nats-server), with their peak RSS.
 //                               At most 2 runs (1 GiB each)
+//   verify                      what `marmot verify` costs a node: the table digest of a 1 GiB
+//                               database (--snapshot-mb) vs one full read of the same rows
 // The cluster scenarios run the real marmot binary (--marmot PATH; default: ../marmot next to
 // this program).
 // Every figure is the median of N runs (default 5; --quick: 1 run on smaller inputs, used by CI
@@ -47,6 +49,7 @@
 #include "db/schema.h"
 #include "db/sqlite.h"
 #include "snapshot_bench.h"
+#include "verify_bench.h"
 
 namespace marmot::bench {
 namespace {
@@ -166,7 +169,7 @@ int Main(int argc, char** argv) {
           "[--marmot PATH] "
           "[capture_bulk] "
           "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
-          "[mixed_load] [snapshot]\n");
+          "[mixed_load] [snapshot] [verify]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -212,6 +215,12 @@ int Main(int argc, char** argv) {
     so.runs = o.quick ? 1 : std::min(o.runs, 2);  // 1 GiB a run: every run writes ~8 GiB
     so.database_mib = o.snapshot_mib > 0 ? o.snapshot_mib : (o.quick ? 20 : 1024);
     SnapshotSaveRestore(so, &figures);
+  }
+  if (wanted("verify")) {
+    VerifyBenchOptions vo;
+    vo.runs = o.quick ? 1 : std::min(o.runs, 3);
+    vo.database_mib = o.snapshot_mib > 0 ? o.snapshot_mib : (o.quick ? 20 : 1024);
+    VerifyDigest(vo, &figures);
   }
 
   std::printf("%-22s %-26s %14s\n", "scenario", "metric", "median");

@@ -157,8 +157,25 @@ constexpr const char* kCategories[] = {"home",  "garden", "kitchen", "tools",  "
                                        "bags",  "office", "sports",  "travel", "lighting", "audio",
                                        "power", "bath",   "decor",   "toys"};
 
-// Fills `path` with items until the file reaches `mib` MiB, then installs marmot's capture and
-// records a stream position, so it looks like a node's database. Returns the number of rows.
+std::string NodeConfig(const std::string& db_path, int node_id, const std::string& nats_url) {
+  return "db_path = \"" + db_path + "\"\nnode_id = " + std::to_string(node_id) + "\n[nats]\nurls = [\"" +
+         nats_url +
+         "\"]\n[replication_log]\nreplicas = 1\n[snapshot]\nenabled = true\nstore = \"nats\"\n"
+         "[snapshot.nats]\nreplicas = 1\n" +
+         (std::getenv("MARMOT_BENCH_VERBOSE") ? "[logging]\nverbose = true\n" : "");
+}
+
+void RemoveDb(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path + suffix);
+}
+
+int64_t CountRows(const std::string& path) {
+  Database db = OpenDb(path);
+  return CountItems(db);
+}
+
+}  // namespace
+
 int64_t GenerateDatabase(const std::string& path, int64_t mib) {
   Database db = OpenDb(path);
   Check(db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;"
@@ -217,25 +234,6 @@ int64_t GenerateDatabase(const std::string& path, int64_t mib) {
         "recording a stream position");
   return id;
 }
-
-std::string NodeConfig(const std::string& db_path, int node_id, const std::string& nats_url) {
-  return "db_path = \"" + db_path + "\"\nnode_id = " + std::to_string(node_id) + "\n[nats]\nurls = [\"" +
-         nats_url +
-         "\"]\n[replication_log]\nreplicas = 1\n[snapshot]\nenabled = true\nstore = \"nats\"\n"
-         "[snapshot.nats]\nreplicas = 1\n" +
-         (std::getenv("MARMOT_BENCH_VERBOSE") ? "[logging]\nverbose = true\n" : "");
-}
-
-void RemoveDb(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path + suffix);
-}
-
-int64_t CountRows(const std::string& path) {
-  Database db = OpenDb(path);
-  return CountItems(db);
-}
-
-}  // namespace
 
 void SnapshotSaveRestore(const SnapshotBenchOptions& o, std::vector<Figure>* out) {
   const std::string kName = "snapshot";

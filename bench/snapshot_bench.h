@@ -30,4 +30,9 @@ struct SnapshotBenchOptions {
 //              the restored database must hold every row.
 void SnapshotSaveRestore(const SnapshotBenchOptions& options, std::vector<Figure>* out);
 
+// Fills `path` with items (text, numbers, an index) until the file reaches `mib` MiB, then installs
+// marmot's capture and records a stream position, as on a node. The same rows every time. Returns
+// the number of rows.
+int64_t GenerateDatabase(const std::string& path, int64_t mib);
+
 }  // namespace marmot::bench

@@ -26,6 +26,8 @@ if [ "${CI:-}" = "true" ] || [ "${MARMOT_SANITIZE:-0}" = "1" ]; then
   echo "== sanitizer build (ASan + UBSan) =="
   MARMOT_BUILD_DIR="$root/build-asan" MARMOT_BUILD_TYPE=RelWithDebInfo \
     MARMOT_CMAKE_ARGS="-DMARMOT_SANITIZE=ON" bash "$root/scripts/setup.sh"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  # The sanitizers look for memory errors, not endurance: shorter fault runs (docs/TESTING.md).
+  FAULT_SECONDS=10 BIG_ROWS=200000 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs" --timeout 900
 fi

@@ -11,6 +11,7 @@
 #include "db/change_reader.h"
 #include "db/change_watcher.h"
 #include "db/marmot_tables.h"
+#include "db/publish_state.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
 #include "snapshot/snapshot_keeper.h"
@@ -47,15 +48,17 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   if (!watch.ok()) return watch.status();
   node->database_watch_.emplace(std::move(*watch));
   MARMOT_RETURN_IF_ERROR(node->ConnectNats());
-  MARMOT_RETURN_IF_ERROR(CheckNodeIdFree(node->client_->connection(),
-                                         VerifySubject(node->options_.layout.stream_prefix),
-                                         node->options_.node_id, std::chrono::milliseconds(500)));
+  std::string shared_id =
+      NodeIdInUse(node->client_->connection(), VerifySubject(node->options_.layout.stream_prefix),
+                  node->options_.node_id, std::chrono::milliseconds(500));
+  if (!shared_id.empty()) spdlog::warn("{}", shared_id);
   MARMOT_RETURN_IF_ERROR(node->OpenSnapshots());
   MARMOT_RETURN_IF_ERROR(node->BootstrapFromSnapshot());
   MARMOT_RETURN_IF_ERROR(node->StartPipeline());
   VerifyResponderOptions vo;
   vo.db_path = node->options_.db_path;
   vo.node_id = node->options_.node_id;
+  vo.instance = NewPublishSession();  // random, like a publisher session
   vo.subject = VerifySubject(node->options_.layout.stream_prefix);
   vo.publishing = node->options_.publish;
   Result<std::unique_ptr<VerifyResponder>> verify = VerifyResponder::Start(node->client_->connection(), vo);

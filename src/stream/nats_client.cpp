@@ -85,16 +85,17 @@ void OnReconnected(natsConnection* nc, void*) {
 }
 
 // Errors nats.c reports asynchronously, e.g. an ordered consumer that missed its heartbeats
-// (its server went away) and is being recreated, or a slow consumer.
-void OnAsyncError(natsConnection*, natsSubscription* sub, natsStatus err, void*) {
-  const char* subject = sub ? natsSubscription_GetSubject(sub) : nullptr;
+// (its server went away) and is being recreated, or a slow consumer. `sub` is not used: nats.c 3.4
+// posts it without holding a reference, so it may be freed already (a SIGSEGV on stop found by
+// tests/e2e/fault_server_loss_test.sh; upstream retains it since 3.7.0, commit 56d3d5e3).
+void OnAsyncError(natsConnection*, natsSubscription*, natsStatus err, void*) {
   if (err == NATS_MISSED_HEARTBEAT) {
     spdlog::warn(
         "NATS: a stream consumer missed its heartbeats (the server holding it may be down); nats.c "
         "recreates it after the last message received");
     return;
   }
-  spdlog::warn("NATS: {}{}{}", NatsError(err), subject ? " on " : "", subject ? subject : "");
+  spdlog::warn("NATS: {}", NatsError(err));
 }
 
 }  // namespace

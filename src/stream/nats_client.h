@@ -46,7 +46,7 @@ Status NatsStatus(natsStatus s, const std::string& what);
 // looks a message's subscription up and then uses it without holding a reference, so freeing a
 // subscription while messages or heartbeats still arrive for it can leave nats.c's reader thread
 // on freed memory: it hangs (every later request of the connection times out) or aborts. Fixed
-// upstream in nats.c 3.6 (commit 0a7dd28b). After the round trip the reader has passed everything
+// upstream in nats.c 3.6.1 (commit 0a7dd28b). After the round trip the reader has passed everything
 // the server sent before the UNSUB. Closing waits at most ~2 s. Move-only.
 class ClosingSubscription {
  public:

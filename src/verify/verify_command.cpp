@@ -20,7 +20,19 @@ namespace {
 
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-using Answers = std::map<uint64_t, Json>;  // node id -> its answer
+// Nodes are told apart by their process instance (two nodes may share a node id, e.g. clones
+// that derive it from one /etc/machine-id): "<node id, 20 digits>:<instance>", so that a map of
+// them is in node id order.
+using Peer = std::string;
+using Answers = std::map<Peer, Json>;  // peer -> its answer
+
+Peer PeerOf(const Json& answer) {
+  char id[21];
+  std::snprintf(id, sizeof id, "%020llu", static_cast<unsigned long long>(answer["node"].get<uint64_t>()));
+  return std::string(id) + ":" + answer.value("instance", std::string());
+}
+
+uint64_t NodeIdOf(const Peer& peer) { return std::stoull(peer.substr(0, 20)); }
 
 constexpr std::chrono::seconds kHelloWindow{2};     // nodes announce themselves within this
 constexpr std::chrono::minutes kDigestTimeout{30};  // a node digesting a huge database
@@ -44,7 +56,7 @@ class Verifier {
  private:
   // Sends `request` to every node and gathers one answer per node. With `expect` empty, the nodes
   // that say hello within kHelloWindow are the ones waited for. Errors name the missing nodes.
-  Result<Answers> Ask(const Json& request, const std::set<uint64_t>& expect, std::chrono::seconds timeout);
+  Result<Answers> Ask(const Json& request, const std::set<Peer>& expect, std::chrono::seconds timeout);
   // Sends `request` to every node without waiting for answers.
   void Tell(const Json& request);
   // Why this moment is not quiet (see verify_command.h), or empty when it is.
@@ -58,10 +70,15 @@ class Verifier {
   NatsClient* client_;
   std::string subject_;
   std::string session_;
-  std::set<uint64_t> nodes_;
+  // "node N", or "node N#2" for the second of two nodes sharing id N.
+  std::string Label(const Peer& peer) const { return labels_.at(peer); }
+  void SetNodes(const Answers& answers);
+
+  std::set<Peer> nodes_;
+  std::map<Peer, std::string> labels_;
 };
 
-Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& expect,
+Result<Answers> Verifier::Ask(const Json& request, const std::set<Peer>& expect,
                               std::chrono::seconds timeout) {
   natsInbox* inbox_raw = nullptr;
   if (natsInbox_Create(&inbox_raw) != NATS_OK) return Status::Error("cannot create a NATS inbox");
@@ -76,7 +93,7 @@ Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& exp
                                     static_cast<int>(data.size()));
   if (s != NATS_OK) return NatsStatus(s, "asking the nodes on " + subject_);
 
-  std::set<uint64_t> waiting = expect;
+  std::set<Peer> waiting = expect;
   const bool discover = expect.empty();
   Answers answers;
   const auto start = Clock::now();
@@ -98,14 +115,15 @@ Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& exp
         std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))),
         nullptr, /*allow_exceptions=*/false);
     if (!answer.is_object() || !answer.contains("node") || !answer["node"].is_number_unsigned()) continue;
-    uint64_t node = answer["node"].get<uint64_t>();
+    Peer node = PeerOf(answer);
     if (answer.value("op", "") == "hello") {
       if (discover && now < hello_deadline) waiting.insert(node);
       continue;
     }
     if (!discover && !expect.count(node)) continue;
     if (answer.contains("error")) {
-      return Status::Error("node " + std::to_string(node) + ": " + answer["error"].get<std::string>());
+      return Status::Error("node " + std::to_string(NodeIdOf(node)) + ": " +
+                           answer["error"].get<std::string>());
     }
     waiting.erase(node);
     answers[node] = std::move(answer);
@@ -117,7 +135,7 @@ Result<Answers> Verifier::Ask(const Json& request, const std::set<uint64_t>& exp
   }
   if (!waiting.empty()) {
     std::string missing;
-    for (uint64_t n : waiting) missing += (missing.empty() ? "" : ", ") + std::to_string(n);
+    for (const Peer& n : waiting) missing += (missing.empty() ? "" : ", ") + std::to_string(NodeIdOf(n));
     return Status::Unavailable("node(s) " + missing + " did not answer within " +
                                std::to_string(timeout.count()) + " s");
   }
@@ -142,7 +160,7 @@ Result<std::string> Verifier::NotQuiet(const Answers& digests) {
     last[stream] = info->State.LastSeq;
   }
   for (const auto& [node, answer] : digests) {
-    std::string who = "node " + std::to_string(node);
+    std::string who = Label(node);
     if (answer.value("unpublished", uint64_t{0}) > 0) {
       return who + " has " + std::to_string(answer["unpublished"].get<uint64_t>()) +
              " captured change(s) not yet in a stream";
@@ -161,7 +179,7 @@ Status Verifier::CompareRows(const std::string& table, std::vector<Json>* differ
       Ask({{"op", "buckets"}, {"session", session_}, {"table", table}}, nodes_, kAnswerTimeout);
   if (!buckets.ok()) return buckets.status();
   // bucket -> node -> (rows, sum)
-  std::map<uint32_t, std::map<uint64_t, std::pair<uint64_t, std::string>>> by_bucket;
+  std::map<uint32_t, std::map<Peer, std::pair<uint64_t, std::string>>> by_bucket;
   for (const auto& [node, answer] : *buckets) {
     for (const Json& b : answer["buckets"])
       by_bucket[b[0].get<uint32_t>()][node] = {b[1].get<uint64_t>(), b[2].get<std::string>()};
@@ -183,7 +201,7 @@ Status Verifier::CompareRows(const std::string& table, std::vector<Json>* differ
     requests.back().push_back(bucket);
     rows_in_request += most;
   }
-  std::map<std::string, std::map<uint64_t, std::string>> by_key;  // key JSON -> node -> row hash
+  std::map<std::string, std::map<Peer, std::string>> by_key;  // key JSON -> node -> row hash
   for (const std::vector<uint32_t>& wanted : requests) {
     if (wanted.empty()) continue;
     Result<Answers> rows = Ask({{"op", "rows"}, {"session", session_}, {"table", table}, {"buckets", wanted}},
@@ -203,10 +221,9 @@ Status Verifier::CompareRows(const std::string& table, std::vector<Json>* differ
     if (shown++ >= options_.max_keys_shown) continue;
     Result<std::vector<Value>> values = KeyFromJson(key);
     std::string line = "  " + table + " " + (values.ok() ? KeyToText(*values) : key_text) + ":";
-    for (uint64_t node : nodes_) {
+    for (const Peer& node : nodes_) {
       auto it = per_node.find(node);
-      line += " node " + std::to_string(node) + " " +
-              (it == per_node.end() ? "missing" : "row " + it->second.substr(0, 8));
+      line += " " + Label(node) + " " + (it == per_node.end() ? "missing" : "row " + it->second.substr(0, 8));
     }
     std::printf("%s\n", line.c_str());
   }
@@ -228,8 +245,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
       return kVerifyCannotAsk;
     }
     digests = std::move(*asked);
-    nodes_.clear();
-    for (const auto& [node, answer] : digests) nodes_.insert(node);
+    SetNodes(digests);
     Result<std::string> busy = NotQuiet(digests);
     if (busy.ok() && busy->empty()) break;
     Tell({{"op", "end"}, {"session", session_}});
@@ -251,16 +267,15 @@ int Verifier::Verify(bool repair, bool* repaired) {
     return kVerifyCannotAsk;
   }
   // table -> node -> (rows, sum)
-  std::map<std::string, std::map<uint64_t, std::pair<uint64_t, std::string>>> tables;
+  std::map<std::string, std::map<Peer, std::pair<uint64_t, std::string>>> tables;
   std::string header = "table";
   for (const auto& [node, answer] : digests) {
-    header += "\tnode " + std::to_string(node);
+    header += "\t" + Label(node);
     for (const Json& t : answer["tables"])
       tables[t["name"].get<std::string>()][node] = {t["rows"].get<uint64_t>(), t["sum"].get<std::string>()};
     if (answer.value("gaps", 0) > 0)
-      std::printf(
-          "node %llu records %d gap(s) in its streams: its copy may be incomplete (docs/SNAPSHOTS.md)\n",
-          static_cast<unsigned long long>(node), answer["gaps"].get<int>());
+      std::printf("%s records %d gap(s) in its streams: its copy may be incomplete (docs/SNAPSHOTS.md)\n",
+                  Label(node).c_str(), answer["gaps"].get<int>());
   }
   std::printf("%zu node(s) answered at stream positions %s\n%s\tresult\n", nodes_.size(),
               digests.begin()->second["positions"].dump().c_str(), header.c_str());
@@ -268,7 +283,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
   for (const auto& [table, per_node] : tables) {
     bool same = per_node.size() == nodes_.size();
     std::string line = table;
-    for (uint64_t node : nodes_) {
+    for (const Peer& node : nodes_) {
       auto it = per_node.find(node);
       line += "\t" + (it == per_node.end()
                           ? std::string("no table")
@@ -294,25 +309,41 @@ int Verifier::Verify(bool repair, bool* repaired) {
   }
   std::printf("%zu of %zu table(s) differ\n", differ.size(), tables.size());
   if (!repair || !options_.repair_from) return kVerifyDiffer;
-  uint64_t from = *options_.repair_from;
-  if (!nodes_.count(from)) {
-    std::fprintf(stderr, "marmot verify: -from %llu: that node did not answer\n",
-                 static_cast<unsigned long long>(from));
+  std::vector<Peer> from;
+  for (const Peer& node : nodes_) {
+    if (NodeIdOf(node) == *options_.repair_from) from.push_back(node);
+  }
+  if (from.size() != 1) {
+    std::fprintf(stderr, "marmot verify: -from %llu: %s\n",
+                 static_cast<unsigned long long>(*options_.repair_from),
+                 from.empty() ? "that node did not answer" : "more than one running node has that node_id");
     return kVerifyCannotAsk;
   }
+  const std::string instance = digests.at(from[0]).value("instance", std::string());
   for (const auto& [table, list] : keys) {
-    Result<Answers> done =
-        Ask({{"op", "repair"}, {"node", from}, {"table", table}, {"keys", list}}, {from}, kAnswerTimeout);
+    Result<Answers> done = Ask({{"op", "repair"}, {"instance", instance}, {"table", table}, {"keys", list}},
+                               {from[0]}, kAnswerTimeout);
     if (!done.ok()) {
-      std::fprintf(stderr, "marmot verify: repairing table %s from node %llu: %s\n", table.c_str(),
-                   static_cast<unsigned long long>(from), done.status().message().c_str());
+      std::fprintf(stderr, "marmot verify: repairing table %s from %s: %s\n", table.c_str(),
+                   Label(from[0]).c_str(), done.status().message().c_str());
       return kVerifyCannotAsk;
     }
-    std::printf("repair: node %llu publishes its version of %zu row(s) of table %s again\n",
-                static_cast<unsigned long long>(from), list.size(), table.c_str());
+    std::printf("repair: %s publishes its version of %zu row(s) of table %s again\n", Label(from[0]).c_str(),
+                list.size(), table.c_str());
   }
   *repaired = true;
   return kVerifyDiffer;
+}
+
+void Verifier::SetNodes(const Answers& answers) {
+  nodes_.clear();
+  labels_.clear();
+  std::map<uint64_t, int> seen;
+  for (const auto& [peer, answer] : answers) {
+    nodes_.insert(peer);
+    int n = ++seen[NodeIdOf(peer)];
+    labels_[peer] = "node " + std::to_string(NodeIdOf(peer)) + (n > 1 ? "#" + std::to_string(n) : "");
+  }
 }
 
 int Verifier::Run() {

@@ -1,6 +1,7 @@
 // The requests `marmot verify` sends to the nodes and what they answer (docs/VERIFY.md): JSON on
 // core NATS subject VerifySubject(stream_prefix), which every node subscribes to. Every request
-// goes to all nodes; each answers on the request's reply inbox.
+// goes to all nodes; each answers on the request's reply inbox. Every answer carries "node" (the
+// node_id) and "instance" (random per process: two nodes may share a node_id).
 //
 //   {"op":"digest","session":S}      every node: {"op":"hello","node":N} at once, then, after one
 //                                    read transaction that stays open for the session:
@@ -11,12 +12,12 @@
 //   {"op":"rows","session":S,"table":T,"buckets":[i,...]}
 //                                    {"node":N,"rows":[{"key":[...],"hash":"sum"},...]}
 //   {"op":"end","session":S}         no answer; the read transaction ends
-//   {"op":"repair","node":N,"table":T,"keys":[[...],...]}
-//                                    node N only: logs each key as changed, so its publisher sends
-//                                    the row as it is there (or a delete when it has none):
+//   {"op":"repair","instance":I,"table":T,"keys":[[...],...]}
+//                                    the node with instance I only: logs each key as changed, so its
+//                                    publisher sends the row as it is there (or a delete when it has none):
 //                                    {"node":N,"logged":K}
 //   {"op":"whois"}                   every node: {"op":"whois","node":N,"db_path","host"}; a
-//                                    starting node asks it to refuse a duplicate node_id
+//                                    starting node asks it to warn about a node_id in use
 // A node that cannot do what is asked answers {"node":N,"error":"..."}.
 #pragma once
 

@@ -95,6 +95,7 @@ void VerifyResponder::OnMessage(natsConnection*, natsSubscription*, natsMsg* raw
 
 void VerifyResponder::Reply(const std::string& reply, nlohmann::json answer) {
   answer["node"] = options_.node_id;
+  answer["instance"] = options_.instance;
   std::string data = answer.dump();
   natsStatus s =
       natsConnection_Publish(connection_, reply.c_str(), data.data(), static_cast<int>(data.size()));
@@ -125,7 +126,7 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
     sessions_.erase(session);
     return;
   } else if (op == "repair") {
-    if (request.value("node", uint64_t{0}) != options_.node_id) return;
+    if (request.value("instance", std::string()) != options_.instance) return;
     answer = Repair(table, request.value("keys", nlohmann::json::array()));
     if (answer.ok())
       spdlog::info("verify --repair: logged {} row(s) of table {} to publish again",

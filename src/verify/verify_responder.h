@@ -34,6 +34,7 @@ struct VerifySession;
 struct VerifyResponderOptions {
   std::string db_path;
   uint64_t node_id = 0;
+  std::string instance;  // random per process: tells apart nodes that share a node_id
   std::string subject;
   bool publishing = true;  // false: local changes never leave this node; none count as unpublished
 };
