@@ -6,6 +6,7 @@
 # without hanging, and replicate what is written afterwards: the nodes stay identical, verify
 # agrees, and no row written before or after the loss is missing anywhere.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
 setup_nats
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
@@ -45,9 +46,7 @@ for n in 1 2 3; do
     fail "node $n has $(sql "$WORK/node$n.db" "SELECT count(*) FROM items") of 6 rows after the loss"
 done
 same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db" || fail "the nodes differ after the loss"
-rc=0
-"$MARMOT" verify -config "$WORK/node1.toml" -nodes 3 -wait 60 >"$WORK/verify.log" 2>&1 || rc=$?
-[ "$rc" = 0 ] || fail "verify exited $rc: $(cat "$WORK/verify.log")"
+verify_agrees "$WORK/node1.toml" 3
 grep -q "gap(s) in its streams" "$WORK/verify.log" || fail "verify did not name the nodes with recorded gaps: $(cat "$WORK/verify.log")"
 for n in 1 2 3; do stop_pid "${NODE_PID[$n]}"; done
 pass "after every NATS store was lost, the nodes say so, stay identical and replicate new writes"

@@ -5,8 +5,7 @@
 # its server, which rejoins the cluster. At the end every committed row is on every node, verify
 # agrees, and no node recorded a gap or a dead letter.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-SECS="${FAULT_SECONDS:-20}"
-WRITER="$(dirname "${BASH_SOURCE[0]}")/torture_writer.py"
+source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE log_rows (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
   CLUSTER_PORT[$n]=$(free_port_pair)
@@ -29,14 +28,9 @@ server_pid() {  # server_pid N: the pid of node N's embedded nats-server now
   grep -oE "(started nats-server|nats-server is back) \(pid [0-9]+" "$WORK/node$1.log" | tail -1 | grep -oE "[0-9]+$"
 }
 
-writers=()
-for n in 1 2 3; do
-  /usr/bin/python3 "$WRITER" unique "$WORK/node$n.db" "$n" "$SECS" >"$WORK/written$n" 2>>"$WORK/writer$n.log" &
-  writers+=($!)
-  PIDS+=($!)
-done
+start_unique_writers
 kills=0
-deadline=$((SECONDS + SECS))
+deadline=$((SECONDS + FAULT_SECS))
 n=1
 while [ $((SECONDS + 4)) -lt "$deadline" ]; do
   sleep 2
@@ -45,22 +39,11 @@ while [ $((SECONDS + 4)) -lt "$deadline" ]; do
   wait_for 60 "node $n's nats-server to be restarted" restarted_since "$n" "$before"
   n=$((n % 3 + 1))
 done
-for pid in "${writers[@]}"; do wait "$pid" || fail "a writer failed (see writer*.log)"; done
-total=0
-for n in 1 2 3; do total=$((total + $(cat "$WORK/written$n"))); done
-echo "$kills SIGKILLs of nats-servers; $total rows committed"
+wait_unique_writers
+echo "$kills SIGKILLs of nats-servers; $TOTAL rows committed"
 [ "$kills" -gt 0 ] || fail "no server was killed"
-
-for n in 1 2 3; do
-  seen_within 180 "$WORK/node$n.db" "SELECT count(*) FROM log_rows" "$total" ||
-    fail "node $n has $(sql "$WORK/node$n.db" "SELECT count(*) FROM log_rows") of $total rows"
-done
-rc=0
-"$MARMOT" verify -config "$WORK/node1.toml" -nodes 3 -wait 120 >"$WORK/verify.log" 2>&1 || rc=$?
-[ "$rc" = 0 ] || fail "verify exited $rc: $(cat "$WORK/verify.log")"
-for n in 1 2 3; do
-  [ "$(sql "$WORK/node$n.db" "SELECT count(*) FROM __marmot__gaps")" = 0 ] || fail "node $n recorded gaps"
-  [ "$(sql "$WORK/node$n.db" "SELECT count(*) FROM __marmot__dead_letter")" = 0 ] || fail "node $n dead-lettered changes"
-  stop_pid "${NODE_PID[$n]}"
-done
-pass "$total rows written on three nodes through $kills SIGKILLs of their nats-servers are all on every node"
+expect_every_unique_row 180
+verify_agrees "$WORK/node1.toml" 3
+expect_clean "$WORK"/node[123].db
+for n in 1 2 3; do stop_pid "${NODE_PID[$n]}"; done
+pass "$TOTAL rows written on three nodes through $kills SIGKILLs of their nats-servers are all on every node"
