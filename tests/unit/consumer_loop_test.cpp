@@ -80,6 +80,8 @@ class FakeStream : public MessageSource {
     last_seq_ = 0;
     created_ns_ = created_ns;
   }
+  // The same stream, reported with another creation time (nats-server 2.9 after a leader change).
+  void SetCreated(int64_t created_ns) { created_ns_ = created_ns; }
   // Delivers message `seq` once more before anything else (a duplicate delivery).
   void Redeliver(uint64_t seq) {
     for (const Msg& m : messages_) {
@@ -208,8 +210,9 @@ std::string Noise(size_t size, uint32_t seed) {
 
 class ConsumerLoopTest : public ::testing::Test {
  protected:
-  static constexpr int64_t kCreatedA = 1000;
-  static constexpr int64_t kCreatedB = 2000;
+  // Creation times 1000 s and 2000 s (Position() prints them in seconds).
+  static constexpr int64_t kCreatedA = 1000'000'000'000;
+  static constexpr int64_t kCreatedB = 2000'000'000'000;
 
   void SetUp() override {
     Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
@@ -263,7 +266,8 @@ class ConsumerLoopTest : public ::testing::Test {
   // "seq created" from __marmot__positions.
   std::string Position() {
     std::vector<std::string> p = Strings(
-        "SELECT seq || ' ' || ifnull(stream_created, 'NULL') FROM __marmot__positions WHERE stream = '" +
+        "SELECT seq || ' ' || ifnull(stream_created / 1000000000, 'NULL') FROM __marmot__positions WHERE "
+        "stream = '" +
         Stream() + "'");
     return p.empty() ? "none" : p[0];
   }
@@ -415,6 +419,27 @@ TEST_F(ConsumerLoopTest, AStreamRecreatedWhileTheNodeWasAwayIsAGapAtStart) {
   EXPECT_EQ(Ids(), "101,102,103");
   EXPECT_EQ(Position(), "3 2000");
   EXPECT_EQ(Gaps().size(), 1u);
+}
+
+// 4a''. nats-server 2.9 reports a clustered stream's creation time as the replica answering
+// recorded it: after its leader moved to a restarted server it was 161 us later. Same stream: no
+// gap, consuming goes on (tests/e2e/fault_server_loss_test.sh found the false gap).
+TEST_F(ConsumerLoopTest, ACreationTimeThatMovesByMicrosecondsIsTheSameStream) {
+  StorePosition(2, kCreatedA);
+  stream_->Recreate(kCreatedA + 161'000);
+  for (int id = 1; id <= 4; ++id) AppendRow(id);
+  StartConsumer();
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_EQ(stream_->subscribed_at(), 3u);
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_EQ(Ids(), "3,4");
+  stream_->SetCreated(kCreatedA - 2'000'000);  // the leader moves again, to an earlier replica
+  AppendRow(5);
+  clock_->SleepFor(std::chrono::seconds(10));  // past the check interval: CheckStream runs
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_EQ(Ids(), "3,4,5");
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_EQ(consumer_->gaps_found(), 0u);
 }
 
 // 4a'. A position stored without a creation time (older version) beyond the stream's end.
