@@ -72,6 +72,7 @@ nats_pid=$(pgrep -f "nats-server -c $WORK/nats/marmot-node-7.conf" | head -1)
 [ -n "$nats_pid" ] || fail "no embedded nats-server found"
 kill -KILL "$pid"
 wait_for 10 "nats-server $nats_pid to exit after marmot was killed" bash -c "! kill -0 $nats_pid 2>/dev/null"
+wait "$pid" 2>/dev/null || true  # reaped: its database lock is released (the server can exit first)
 
 # -cleanup leaves the application's schema and rows exactly as they were.
 rows_before=$(sql "$WORK/app.db" "SELECT * FROM t ORDER BY id; SELECT * FROM audit ORDER BY rowid")
