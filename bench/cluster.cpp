@@ -111,9 +111,12 @@ double SecondsUntilRows(Database& db, int64_t rows, Clock::time_point since, con
   return seconds;
 }
 
-Cluster::Cluster(const std::string& marmot_binary, const std::string& dir, int replicas)
+Cluster::Cluster(const std::string& marmot_binary, const std::string& dir, int replicas, bool metrics)
     : binary_(marmot_binary), dir_(dir) {
   for (int& p : ports_) p = FreePortPair();
+  if (metrics) {
+    for (int& p : http_ports_) p = FreePortPair();
+  }
   for (int n = 1; n <= 3; ++n) {
     Database d = OpenDb(Db(n));
     Check(d.Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "schema");
@@ -121,6 +124,9 @@ Cluster::Cluster(const std::string& marmot_binary, const std::string& dir, int r
         << "db_path = \"" << Db(n) << "\"\nnode_id = " << n
         << "\n[replication_log]\nmax_entries = 65536\nreplicas = " << replicas
         << "\n[snapshot]\nenabled = false\n"
+        << (metrics ? "[prometheus]\nenable = true\nbind = \"127.0.0.1:" +
+                          std::to_string(http_ports_[n - 1]) + "\"\n"
+                    : std::string())
         << (std::getenv("MARMOT_BENCH_VERBOSE") ? "[logging]\nverbose = true\n" : "");
   }
   for (int n = 1; n <= 3; ++n) Launch(n);

@@ -36,8 +36,9 @@ double SecondsUntilRows(Database& db, int64_t rows, Clock::time_point since, con
 class Cluster {
  public:
   // Three nodes in `dir`, each with the `items` table, started and running. `replicas`: stream
-  // copies (a node can only be stopped without stopping the others at 3).
-  Cluster(const std::string& marmot_binary, const std::string& dir, int replicas = 1);
+  // copies (a node can only be stopped without stopping the others at 3). `metrics`: each node
+  // serves /metrics on 127.0.0.1:http_port(n).
+  Cluster(const std::string& marmot_binary, const std::string& dir, int replicas = 1, bool metrics = false);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -50,6 +51,7 @@ class Cluster {
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
   std::string Db(int n) const { return File("node" + std::to_string(n) + ".db"); }
   pid_t pid(int n) const { return pids_[n - 1]; }
+  int http_port(int n) const { return http_ports_[n - 1]; }
 
   // Node n's marmot process (not its nats-server): peak and current resident set in MiB, and
   // CPU seconds used so far (user + system).
@@ -61,6 +63,7 @@ class Cluster {
   std::string binary_;
   std::string dir_;
   int ports_[3] = {0, 0, 0};
+  int http_ports_[3] = {0, 0, 0};
   std::vector<pid_t> pids_ = std::vector<pid_t>(3, -1);
 };
 

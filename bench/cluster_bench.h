@@ -27,6 +27,9 @@ struct ClusterBenchOptions {
 
 // Rows written on node 1 until visible on nodes 2 and 3; ratio to plain SQLite inserting the same.
 void ReplicationThroughput(const ClusterBenchOptions& options, std::vector<Figure>* out);
+// The replication scenario twice per run, with [prometheus] off and on (each node scraped every
+// second meanwhile, as Prometheus would): throughput and CPU per row, on against off.
+void MetricsCost(const ClusterBenchOptions& options, std::vector<Figure>* out);
 // Node 3 stopped while `rows` are written on node 1, then started: rows/s until it has them all,
 // compared with live replication to node 2 in the same run.
 void CatchUp(const ClusterBenchOptions& options, std::vector<Figure>* out);

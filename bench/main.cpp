@@ -19,6 +19,8 @@
 //   mixed_load                  each node writes 1,000 single-row transactions/s for 60 s
 //                               (insert/update/delete/key change); lag while it runs, and the
 //                               time until the three databases are identical
+//   metrics_cost                the replication scenario with [prometheus] off and on (every
+//                               node scraped each second): throughput and CPU per row, on/off
 //   snapshot                    a 1 GiB node database (--snapshot-mb; --quick: 20 MiB): snapshot
 //                               save vs VACUUM INTO, restore vs a file copy, in process; then
 //                               `marmot -save-snapshot` to a NATS object store and a new node's
@@ -169,7 +171,7 @@ int Main(int argc, char** argv) {
           "[--marmot PATH] "
           "[capture_bulk] "
           "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
-          "[mixed_load] [snapshot] [verify]\n");
+          "[mixed_load] [metrics_cost] [snapshot] [verify]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-') {
       o.scenarios.push_back(a);
@@ -209,6 +211,7 @@ int Main(int argc, char** argv) {
   if (wanted("catch_up")) CatchUp(co, &figures);
   if (wanted("latency")) ReplicationLatency(co, &figures);
   if (wanted("mixed_load")) MixedLoad(co, &figures);
+  if (wanted("metrics_cost")) MetricsCost(co, &figures);
   if (wanted("snapshot")) {
     SnapshotBenchOptions so;
     so.marmot_binary = co.marmot_binary;

@@ -13,7 +13,9 @@ PACKAGES=(
   nats-server libnats-dev
   libzstd-dev libcurl4-openssl-dev libssl-dev libxxhash-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcbor-dev
-  libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus  # the metrics test scrapes a cluster with a real Prometheus (promtool too)
+  chromium    # the status page test opens the page in headless Chromium
 )
 
 missing=()
@@ -33,5 +35,5 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${MARMOT_BUILD_DIR:-$root/build}"
 build_type="${MARMOT_BUILD_TYPE:-Release}"
-cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" ${MARMOT_CMAKE_ARGS:-} >/dev/null
+cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DCMAKE_INSTALL_PREFIX=/usr ${MARMOT_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j"${MARMOT_JOBS:-2}"

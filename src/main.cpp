@@ -17,7 +17,10 @@
 #include "config/flags.h"
 #include "db/capture.h"
 #include "db/sqlite.h"
+#include "git_commit.h"  // generated at build time (cmake/git_commit.cmake)
+#include "node/dead_letter_command.h"
 #include "node/node.h"
+#include "node/status_command.h"
 #include "telemetry/logging.h"
 #include "util/process_lock.h"
 #include "verify/verify_command.h"
@@ -70,28 +73,46 @@ void SetNatsCredentials(const Config& c, NatsClientOptions* o) {
 
 // `marmot verify`: finds the nodes' NATS (-nats-url, [nats] urls, or the URL the local node's
 // embedded server left next to the database) and compares the nodes (docs/VERIFY.md).
-int Verify(const Config& c, const CommandLine& flags) {
-  if (!c.logging.verbose) spdlog::set_level(spdlog::level::warn);  // the report is the output
-  VerifyOptions o;
+// The nodes' NATS for a command (`command`: "verify", "status"): -nats-url, [nats] urls, or the
+// URL the local node's embedded server left next to the database. False (after saying why) when
+// there is none.
+bool FindNodesNats(const Config& c, const CommandLine& flags, const std::string& command,
+                   NatsClientOptions* o) {
   if (!flags.nats_url.empty()) {
-    o.nats.urls = {flags.nats_url};
+    o->urls = {flags.nats_url};
   } else if (!c.nats.urls.empty()) {
-    o.nats.urls = c.nats.urls;
+    o->urls = c.nats.urls;
   } else {
     std::ifstream file(NodeNatsUrlPath(c.db_path));
     std::string url;
     if (!(file >> url)) {
       std::fprintf(stderr,
-                   "marmot verify: no [nats] urls in the configuration and no node running on %s here "
+                   "marmot %s: no [nats] urls in the configuration and no node running on %s here "
                    "(%s is missing); give -nats-url nats://HOST:PORT of any node's NATS\n",
-                   c.db_path.c_str(), NodeNatsUrlPath(c.db_path).c_str());
-      return kVerifyCannotAsk;
+                   command.c_str(), c.db_path.c_str(), NodeNatsUrlPath(c.db_path).c_str());
+      return false;
     }
-    o.nats.urls = {url};
+    o->urls = {url};
   }
-  SetNatsCredentials(c, &o.nats);
-  o.nats.name = "marmot-verify";
-  o.nats.connect_retries = 1;
+  SetNatsCredentials(c, o);
+  o->name = "marmot-" + command;
+  o->connect_retries = 1;
+  return true;
+}
+
+// `marmot status`: the cluster's heartbeats as a table (node/status_command.h).
+int ClusterStatus(const Config& c, const CommandLine& flags) {
+  if (!c.logging.verbose) spdlog::set_level(spdlog::level::warn);  // the table is the output
+  StatusCommand s;
+  if (!FindNodesNats(c, flags, "status", &s.nats)) return kStatusCannotAsk;
+  s.stream_prefix = c.nats.stream_prefix;
+  return RunStatusCommand(s);
+}
+
+int Verify(const Config& c, const CommandLine& flags) {
+  if (!c.logging.verbose) spdlog::set_level(spdlog::level::warn);  // the report is the output
+  VerifyOptions o;
+  if (!FindNodesNats(c, flags, "verify", &o.nats)) return kVerifyCannotAsk;
   o.layout.stream_prefix = c.nats.stream_prefix;
   o.layout.subject_prefix = c.nats.subject_prefix;
   o.layout.shards = static_cast<int>(c.replication_log.shards);
@@ -135,12 +156,16 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
     e.server_config = c.nats.server_config;
     e.user_name = c.nats.user_name;
     e.user_password = c.nats.user_password;
+    e.cert_file = c.nats.cert_file;
+    e.key_file = c.nats.key_file;
+    e.ca_file = c.nats.ca_file;
     o.embedded = e;
   }
   o.snapshot = c.snapshot;
   o.snapshot_bucket = SnapshotBucket(c);
   o.lease_bucket = c.nats.stream_prefix + "-snapshot-lease";
   o.sleep_timeout = c.sleep_timeout;
+  o.prometheus = c.prometheus;
   o.on_sleep_timeout = [] { ::kill(::getpid(), SIGTERM); };  // the signal waiter stops the node
   o.on_database_lost = [] {
     g_database_lost.store(true);
@@ -160,7 +185,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (flags->version) {
-    std::printf("marmot %s\n", MARMOT_VERSION);
+    std::printf("marmot %s (commit %s)\n", MARMOT_VERSION, MARMOT_GIT_COMMIT);
     return 0;
   }
   Result<Config> config =
@@ -174,6 +199,17 @@ int Run(int argc, char** argv) {
   SetupLogging(config->logging.verbose, config->logging.format);
   if (flags->cleanup) return Cleanup(*config);
   if (flags->verify) return Verify(*config, *flags);
+  if (flags->command == "status") return ClusterStatus(*config, *flags);
+  if (flags->command == "dead-letter") {
+    DeadLetterCommand d;
+    d.db_path = config->db_path;
+    d.action = flags->dead_letter_action;
+    d.table = flags->dead_letter_table;
+    d.id = flags->dead_letter_id;
+    d.all = flags->dead_letter_all;
+    d.limit = flags->dead_letter_limit;
+    return RunDeadLetterCommand(d);
+  }
   if (flags->save_snapshot && !config->snapshot.enabled) {
     spdlog::error("-save-snapshot: snapshots are disabled in the configuration ([snapshot] enabled = false)");
     return kExitFailure;

@@ -137,6 +137,7 @@ std::vector<Field> Fields(Config& c) {
       {"prometheus.bind", &c.prometheus.bind},
       {"prometheus.namespace", &c.prometheus.name_space},
       {"prometheus.subsystem", &c.prometheus.subsystem},
+      {"prometheus.health_max_lag", &c.prometheus.health_max_lag},
       {"logging.verbose", &c.logging.verbose},
       {"logging.format", &c.logging.format},
   };
@@ -392,6 +393,20 @@ Status CheckValues(const Config& c) {
 
   // [prometheus], [logging]
   MARMOT_RETURN_IF_ERROR(CheckHostPort("prometheus.bind", c.prometheus.bind));
+  MARMOT_RETURN_IF_ERROR(AtLeast("prometheus.health_max_lag", c.prometheus.health_max_lag, 0));
+  for (const auto& [key, part] :
+       {std::pair<const char*, const std::string&>{"prometheus.namespace", c.prometheus.name_space},
+        {"prometheus.subsystem", c.prometheus.subsystem}}) {
+    // Prometheus metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; the parts are joined with '_'.
+    bool valid = part.empty() || !std::isdigit(static_cast<unsigned char>(part[0]));
+    for (char ch : part) valid = valid && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    if (!valid) {
+      return Status::Error(
+          std::string(key) + " = " + Quoted(part) +
+          " must consist of letters, digits and '_' and not start with a digit (it is part of "
+          "every metric name)");
+    }
+  }
   if (c.logging.format != "console" && c.logging.format != "json") {
     return Status::Error("logging.format = " + Quoted(c.logging.format) + " must be console or json");
   }

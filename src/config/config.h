@@ -102,9 +102,13 @@ struct NatsConfig {
 // [prometheus]
 struct PrometheusConfig {
   bool enable = false;
-  std::string bind = ":3010";         // "host:port"; an empty host means every interface
+  // "host:port"; an empty host means every interface. v0.8's default is ":3010" (every interface):
+  // ours is loopback, like [nats] bind_address.
+  std::string bind = "127.0.0.1:3010";
   std::string name_space = "marmot";  // the TOML key is "namespace" (a C++ keyword)
   std::string subsystem;
+  // Addition to v0.8: /health answers 503 while a stream has more messages than this not yet applied.
+  int64_t health_max_lag = 1000;
 };
 
 // [logging]

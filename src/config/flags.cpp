@@ -40,7 +40,7 @@ struct Flag {
   const char* value_name;  // in the usage text, e.g. "PATH"; nullptr for booleans
   const char* help;
   Status (*set)(CommandLine* cl, const std::string& value);
-  bool verify_only = false;  // a flag of `marmot verify`
+  const char* command = nullptr;  // the subcommand the flag belongs to ("verify", "dead-letter"), or none
 };
 
 // A decimal number from 1 to 2^64-1: digits only, no sign, space or 0x.
@@ -123,7 +123,7 @@ const std::vector<Flag>& Flags() {
          cl->repair = v == "true";
          return Status();
        },
-       true},
+       "verify"},
       {"from", nullptr, false, "N", "verify -repair: the node whose rows are right",
        [](CommandLine* cl, const std::string& v) {
          Result<uint64_t> n = ParsePositive("from", v, "a node id");
@@ -131,7 +131,7 @@ const std::vector<Flag>& Flags() {
          cl->repair_from = *n;
          return Status();
        },
-       true},
+       "verify"},
       {"nodes", nullptr, false, "N", "verify: how many nodes must answer (default: whoever answers)",
        [](CommandLine* cl, const std::string& v) {
          Result<uint64_t> n = ParsePositive("nodes", v, "a node count");
@@ -139,7 +139,7 @@ const std::vector<Flag>& Flags() {
          cl->verify_nodes = *n;
          return Status();
        },
-       true},
+       "verify"},
       {"wait", nullptr, false, "SECONDS", "verify: how long to wait for a quiet moment (default 60)",
        [](CommandLine* cl, const std::string& v) {
          Result<uint64_t> n = ParsePositive("wait", v, "a number of seconds");
@@ -147,14 +147,42 @@ const std::vector<Flag>& Flags() {
          cl->verify_wait = *n;
          return Status();
        },
-       true},
+       "verify"},
       {"nats-url", nullptr, false, "URL",
-       "verify: the nodes' NATS (default: [nats] urls, or the local node's server)",
+       "verify, status: the nodes' NATS (default: [nats] urls, or the local node's server)",
        [](CommandLine* cl, const std::string& v) {
          cl->nats_url = v;
          return Status();
        },
-       true},
+       "verify|status"},
+      {"table", nullptr, false, "NAME", "dead-letter: only the dead letters of this table",
+       [](CommandLine* cl, const std::string& v) {
+         cl->dead_letter_table = v;
+         return Status();
+       },
+       "dead-letter"},
+      {"id", nullptr, false, "N", "dead-letter replay/drop: only the dead letter with this id",
+       [](CommandLine* cl, const std::string& v) {
+         Result<uint64_t> n = ParsePositive("id", v, "a dead-letter id");
+         if (!n.ok()) return n.status();
+         cl->dead_letter_id = *n;
+         return Status();
+       },
+       "dead-letter"},
+      {"all", nullptr, true, nullptr, "dead-letter replay/drop: every dead letter",
+       [](CommandLine* cl, const std::string& v) {
+         cl->dead_letter_all = v == "true";
+         return Status();
+       },
+       "dead-letter"},
+      {"limit", nullptr, false, "N", "dead-letter list: at most N, the newest (default 50)",
+       [](CommandLine* cl, const std::string& v) {
+         Result<uint64_t> n = ParsePositive("limit", v, "a count");
+         if (!n.ok()) return n.status();
+         cl->dead_letter_limit = *n;
+         return Status();
+       },
+       "dead-letter"},
   };
   return kFlags;
 }
@@ -173,7 +201,18 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
   size_t first = 0;
   if (!args.empty() && args[0] == "verify") {
     cl.verify = true;
+    cl.command = "verify";
     first = 1;
+  } else if (!args.empty() && args[0] == "status") {
+    cl.command = "status";
+    first = 1;
+  } else if (!args.empty() && args[0] == "dead-letter") {
+    cl.command = "dead-letter";
+    if (args.size() < 2 || (args[1] != "list" && args[1] != "replay" && args[1] != "drop")) {
+      return Status::Error("marmot dead-letter needs an action: list, replay or drop (see -help)");
+    }
+    cl.dead_letter_action = args[1];
+    first = 2;
   }
   for (size_t i = first; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -194,9 +233,16 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
     }
     const Flag* flag = FindFlag(name);
     if (flag == nullptr) return Status::Error("unknown flag -" + name + " (see -help)");
-    if (flag->verify_only && !cl.verify) {
-      return Status::Error("flag -" + name + " belongs to the verify command: marmot verify -" + name +
-                           " ...");
+    // A flag's command may name several: "verify|status".
+    if (flag->command != nullptr &&
+        (cl.command.empty() ||
+         ("|" + std::string(flag->command) + "|").find("|" + cl.command + "|") == std::string::npos)) {
+      std::string commands = flag->command, first = commands.substr(0, commands.find('|'));
+      std::string named = commands.find('|') == std::string::npos
+                              ? "the " + commands + " command"
+                              : "the " + first + " and " + commands.substr(first.size() + 1) + " commands";
+      return Status::Error("flag -" + name + " belongs to " + named + ": marmot " + first +
+                           (first == "dead-letter" ? " ACTION" : "") + " -" + name + " ...");
     }
 
     if (flag->boolean) {
@@ -214,6 +260,16 @@ Result<CommandLine> ParseFlags(const std::vector<std::string>& args) {
     }
     MARMOT_RETURN_IF_ERROR(flag->set(&cl, *value));
   }
+  if (cl.dead_letter_action == "replay" || cl.dead_letter_action == "drop") {
+    int selectors =
+        (cl.dead_letter_id ? 1 : 0) + (cl.dead_letter_table.empty() ? 0 : 1) + (cl.dead_letter_all ? 1 : 0);
+    if (selectors != 1) {
+      return Status::Error("marmot dead-letter " + cl.dead_letter_action +
+                           " needs exactly one of -id N, -table NAME or -all (which dead letters)");
+    }
+  } else if (cl.dead_letter_action == "list" && (cl.dead_letter_id || cl.dead_letter_all)) {
+    return Status::Error("marmot dead-letter list takes -table NAME and -limit N, not -id or -all");
+  }
   if (cl.repair != cl.repair_from.has_value()) {
     return Status::Error(cl.repair ? "flag -repair needs -from N (the node whose rows are right)"
                                    : "flag -from goes with -repair");
@@ -225,11 +281,14 @@ std::string FlagUsage() {
   std::string out =
       "Usage: marmot [flags]\n"
       "       marmot verify [-config PATH] [-repair -from N] [-nodes N] [-wait SECONDS] [-nats-url URL]\n"
+      "       marmot status [-config PATH] [-nats-url URL]\n"
+      "       marmot dead-letter list [-config PATH] [-table NAME] [-limit N]\n"
+      "       marmot dead-letter replay|drop [-config PATH] (-id N | -table NAME | -all)\n"
       "\n"
       "Flags (-name value, --name value, -name=value and --name=value all work):\n";
   for (const Flag& f : Flags()) {
-    if (f.verify_only && f.name == std::string("repair"))
-      out += "\nFlags of marmot verify (docs/VERIFY.md):\n";
+    if (f.name == std::string("repair")) out += "\nFlags of marmot verify (docs/VERIFY.md):\n";
+    if (f.name == std::string("table")) out += "\nFlags of marmot dead-letter (docs/OPERATIONS.md):\n";
     std::string left = std::string("  -") + f.name;
     if (f.alias != nullptr) left += std::string(", -") + f.alias;
     if (f.value_name != nullptr) left += std::string(" ") + f.value_name;

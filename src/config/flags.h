@@ -5,7 +5,8 @@
 // overrides an earlier one. `--` ends the flags.
 //
 // `marmot verify [flags]` runs the verify command (docs/VERIFY.md); its own flags (-repair, -from,
-// -nodes, -wait, -nats-url) are accepted only after it.
+// -nodes, -wait, -nats-url) are accepted only after it. `marmot dead-letter list|replay|drop
+// [flags]` works on the local dead-letter table (docs/OPERATIONS.md), with -table, -id, -all, -limit.
 //
 // Unlike Go, marmot takes no other positional arguments, so everything that is not a flag is an error;
 // so is an unknown flag, a missing value and a malformed number. Each message names the flag (or
@@ -36,6 +37,7 @@ struct CommandLine {
   std::vector<std::string> cluster_peers;   // -cluster-peers, split at commas; empty: not given
   std::vector<std::string> leaf_servers;    // -leaf-servers, split at commas; empty: not given
   std::optional<uint64_t> node_id;          // -node-id N: 1..2^64-1, decimal; overrides node_id
+  std::string command;                      // "" (run a node), "verify", "status" or "dead-letter"
   // `marmot verify`
   bool verify = false;
   bool repair = false;                  // -repair: needs -from
@@ -43,6 +45,12 @@ struct CommandLine {
   uint64_t verify_nodes = 0;            // -nodes N: fewer answers is exit 2
   std::optional<uint64_t> verify_wait;  // -wait SECONDS for a quiet moment
   std::string nats_url;                 // -nats-url URL: where the nodes' NATS is
+  // `marmot dead-letter list|replay|drop`
+  std::string dead_letter_action;          // "list", "replay" or "drop"
+  std::string dead_letter_table;           // -table NAME
+  std::optional<uint64_t> dead_letter_id;  // -id N
+  bool dead_letter_all = false;            // -all
+  uint64_t dead_letter_limit = 50;         // -limit N (list)
 };
 
 // Parses `args` (argv without argv[0]). Returns the flags, or an error naming the offending flag

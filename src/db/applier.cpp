@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "codec/wire_format.h"
 #include "db/marmot_tables.h"
 #include "db/schema.h"
 
@@ -101,11 +102,25 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   std::string dead_letters = QuoteIdent(kDeadLetterTable);
   Result<Statement> dead = d.Prepare(
       "INSERT INTO " + dead_letters +
-      "(stream, stream_seq, tbl, op, reason, statement) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS "
-      "(SELECT 1 FROM " +
+      "(stream, stream_seq, tbl, op, reason, statement, row_hash, change) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+      "?8 "
+      "WHERE NOT EXISTS (SELECT 1 FROM " +
       dead_letters + " WHERE stream IS ?1 AND stream_seq IS ?2 AND tbl = ?3 AND op = ?4 AND statement = ?6)");
   if (!dead.ok()) return dead.status().WithContext(what);
   applier->dead_letter_ = std::move(*dead);
+  Result<Statement> mark = d.Prepare(
+      "UPDATE " + dead_letters + " SET superseded_seq = ?2 WHERE row_hash = ?1 AND superseded_seq IS NULL");
+  if (!mark.ok()) return mark.status().WithContext(what);
+  applier->mark_superseded_ = std::move(*mark);
+  Result<Statement> pending = d.Prepare("SELECT row_hash FROM " + dead_letters +
+                                        " WHERE superseded_seq IS NULL AND row_hash IS NOT NULL");
+  if (!pending.ok()) return pending.status().WithContext(what);
+  while (true) {
+    Result<bool> row = pending->Step();
+    if (!row.ok()) return row.status().WithContext(what);
+    if (!*row) break;
+    applier->dead_rows_.insert(static_cast<uint64_t>(pending->ColumnInt(0)));
+  }
   return applier;
 }
 
@@ -186,6 +201,15 @@ Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
   dead_letter_.BindText(4, change.op == RowChange::Op::kUpsert ? "upsert" : "delete");
   dead_letter_.BindText(5, why);
   dead_letter_.BindText(6, statement);
+  // The row's hash, so a later change to it marks this record superseded (replay then skips it).
+  Result<std::optional<uint64_t>> hash = RowHashOf(change);
+  if (hash.ok() && *hash) {
+    dead_letter_.BindInt(7, static_cast<int64_t>(**hash));
+    dead_rows_.insert(**hash);
+  }
+  const RowChange* one[] = {&change};
+  std::string encoded = EncodeChangeMessage(MessageOrigin{}, one);
+  dead_letter_.BindBlob(8, encoded);
   Status s = dead_letter_.Run();
   dead_letter_.Reset();
   return s.WithContext("writing to " + std::string(kDeadLetterTable));
@@ -375,34 +399,31 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
           FindSupersededChanges(changes, unchanged_, *local_unread_after, &superseded_).WithContext(what));
     }
   }
+  // A change that reaches a row with dead letters, and is not dead-lettered itself, is newer than
+  // them: they are marked superseded so that a replay does not undo it.
+  auto later_change_to = [&](size_t i) -> Status {
+    if (dead_rows_.empty()) return Status();
+    MARMOT_RETURN_IF_ERROR(compute_keys());
+    if (!row_keys_[i].known || dead_rows_.count(row_keys_[i].hash) == 0) return Status();
+    uint64_t seq = changes[i].stream_seq != 0 ? changes[i].stream_seq : position ? position->seq : 0;
+    return MarkDeadLettersSuperseded(row_keys_[i].hash, seq);
+  };
   for (size_t i = 0; i < changes.size(); ++i) {
     const RowChange& change = changes[i];
     if (!unchanged_.empty() && unchanged_[i]) {
       ++stats.unchanged;
+      MARMOT_RETURN_IF_ERROR(later_change_to(i));
       continue;
     }
     if (!superseded_.empty() && superseded_[i]) {
       ++stats.superseded;
+      MARMOT_RETURN_IF_ERROR(later_change_to(i));
       continue;
     }
-    Result<PreparedShape*> shape = ShapeFor(change);
-    Status applied;
-    if (!shape.ok()) {
-      applied = shape.status();
-    } else if (!(*shape)->mismatch.empty()) {
-      applied = Status::InvalidArgument((*shape)->mismatch);
-    } else if (change.values.size() != change.columns->size()) {
-      applied = Status::Error("change has " + std::to_string(change.values.size()) + " values for " +
-                              std::to_string(change.columns->size()) + " columns");
-    } else {
-      Statement* s = &(*shape)->statement;
-      for (size_t v = 0; v < change.values.size(); ++v)
-        s->BindUncopied(static_cast<int>(v + 1), change.values[v]);
-      applied = s->Run();
-      s->Reset();
-    }
+    Status applied = RunChange(change);
     if (applied.ok()) {
       ++stats.applied;
+      MARMOT_RETURN_IF_ERROR(later_change_to(i));
       continue;
     }
     // A failed statement leaves the transaction open unless SQLite had to roll it back
@@ -419,6 +440,115 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   queued_gaps_.clear();
   queued_messages_.clear();
   return stats;
+}
+
+Status Applier::RunChange(const RowChange& change) {
+  Result<PreparedShape*> shape = ShapeFor(change);
+  if (!shape.ok()) return shape.status();
+  if (!(*shape)->mismatch.empty()) return Status::InvalidArgument((*shape)->mismatch);
+  if (change.values.size() != change.columns->size()) {
+    return Status::Error("change has " + std::to_string(change.values.size()) + " values for " +
+                         std::to_string(change.columns->size()) + " columns");
+  }
+  Statement* s = &(*shape)->statement;
+  for (size_t v = 0; v < change.values.size(); ++v)
+    s->BindUncopied(static_cast<int>(v + 1), change.values[v]);
+  Status applied = s->Run();
+  s->Reset();
+  return applied;
+}
+
+Result<std::optional<uint64_t>> Applier::RowHashOf(const RowChange& change) {
+  Result<KeyPositions*> positions =
+      key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
+  if (!positions.ok()) return positions.status();
+  if (!(*positions)->known || change.values.size() != change.columns->size())
+    return std::optional<uint64_t>();
+  RowHasher hasher(change.table);
+  for (size_t at : (*positions)->at) hasher.Add(change.values[at]);
+  return std::optional<uint64_t>(hasher.hash());
+}
+
+Status Applier::MarkDeadLettersSuperseded(uint64_t hash, uint64_t seq) {
+  // Equal rows have equal hashes; a collision (2^-64 per pair) would mark another row's dead letter
+  // superseded: replay would then drop it instead of applying it, and say so.
+  mark_superseded_.BindInt(1, static_cast<int64_t>(hash));
+  mark_superseded_.BindInt(2, static_cast<int64_t>(seq));
+  Status s = mark_superseded_.Run();
+  mark_superseded_.Reset();
+  if (s.ok()) dead_rows_.erase(hash);
+  return s.WithContext("marking dead letters superseded in " + std::string(kDeadLetterTable));
+}
+
+Result<Applier::ReplayOutcome> Applier::ReplayDeadLetter(int64_t id) {
+  const std::string what = "replaying dead letter " + std::to_string(id) + " in " + db_.path();
+  Result<bool> forgot = ForgetCachesIfSchemaChanged();  // the cause may have been a schema change
+  if (!forgot.ok()) return forgot.status().WithContext(what);
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext(what));
+  forgot = ForgetCachesIfSchemaChanged();
+  if (!forgot.ok()) return forgot.status().WithContext(what);
+  Result<Statement> read =
+      db_.Prepare("SELECT superseded_seq, change FROM " + QuoteIdent(kDeadLetterTable) + " WHERE id = ?1");
+  if (!read.ok()) return read.status().WithContext(what);
+  read->BindInt(1, id);
+  Result<bool> found = read->Step();
+  if (!found.ok()) return found.status().WithContext(what);
+  if (!*found) return Status::NotFound("no dead letter with id " + std::to_string(id) + " in " + db_.path());
+  ReplayOutcome outcome;
+  bool superseded = !read->ColumnIsNull(0);
+  int64_t superseded_seq = superseded ? read->ColumnInt(0) : 0;
+  std::string blob = read->ColumnIsNull(1) ? std::string() : std::string(read->ColumnBlob(1));
+  read->Reset();
+  auto remove = [&]() -> Status {
+    return db_.Exec("DELETE FROM " + QuoteIdent(kDeadLetterTable) + " WHERE id = " + std::to_string(id));
+  };
+  if (superseded) {
+    MARMOT_RETURN_IF_ERROR(remove().WithContext(what));
+    MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
+    outcome.result = ReplayResult::kSuperseded;
+    outcome.detail = "a later change to the row arrived (stream message " + std::to_string(superseded_seq) +
+                     "); dropped without applying";
+    return outcome;
+  }
+  if (blob.empty()) {
+    outcome.result = ReplayResult::kNotReplayable;
+    outcome.detail =
+        "no change was recorded (a message that could not be decoded, or a record from before replay "
+        "existed)";
+    return outcome;
+  }
+  Result<ChangeMessage> decoded = DecodeChangeMessage(blob);
+  if (!decoded.ok() || decoded->changes.size() != 1) {
+    outcome.result = ReplayResult::kNotReplayable;
+    outcome.detail = "the recorded change cannot be decoded: " +
+                     (decoded.ok() ? std::string("it holds no single change") : decoded.status().message());
+    return outcome;
+  }
+  const RowChange& change = decoded->changes.front();
+  std::span<const RowChange> one(&change, 1);
+  // A local write to the row that the change log still holds is newer than this change.
+  MARMOT_RETURN_IF_ERROR(ComputeRowKeys(one).WithContext(what));
+  std::vector<char> local, none;
+  MARMOT_RETURN_IF_ERROR(FindSupersededChanges(one, none, 0, &local).WithContext(what));
+  if (!local.empty() && local[0]) {
+    outcome.result = ReplayResult::kFailed;
+    outcome.detail =
+        "the row has local writes in the change log (newer than this change); replay again once "
+        "they are published";
+    return outcome;
+  }
+  Status applied = RunChange(change);
+  if (!applied.ok()) {
+    if (sqlite3_get_autocommit(db_.get())) return applied.WithContext(what + " (rolled back)");
+    outcome.result = ReplayResult::kFailed;
+    outcome.detail = applied.message();
+    return outcome;  // the transaction rolls back: the record stays
+  }
+  MARMOT_RETURN_IF_ERROR(remove().WithContext(what));
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
+  outcome.result = ReplayResult::kApplied;
+  return outcome;
 }
 
 void Applier::DeadLetterMessage(const StreamPosition& position, const std::string& reason) {

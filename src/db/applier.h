@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "db/row_matcher.h"
@@ -97,6 +98,19 @@ class Applier {
   static constexpr size_t kMaxDeadLetterReason = 4096;
   static constexpr size_t kMaxDeadLetterStatement = size_t{64} * 1024;
 
+  // Replays dead letter `id` (docs/OPERATIONS.md, dead letters): applies its recorded change in a
+  // write transaction of its own and deletes the record. Not applied, and the record deleted, when
+  // a later change to the same row has arrived since (superseded: applying it would undo that
+  // change). Kept, with the reason, when it fails again, when the row has local writes the change
+  // log still holds (they are newer: try again once they went out), or when nothing replayable was
+  // recorded (an undecodable message, or a record of an older version).
+  enum class ReplayResult { kApplied, kSuperseded, kFailed, kNotReplayable };
+  struct ReplayOutcome {
+    ReplayResult result = ReplayResult::kFailed;
+    std::string detail;
+  };
+  Result<ReplayOutcome> ReplayDeadLetter(int64_t id);
+
   // Total number of dead-lettered changes since this applier was opened (a metric).
   uint64_t dead_lettered_total() const { return dead_lettered_total_; }
 
@@ -146,6 +160,14 @@ class Applier {
   Result<KeyPositions> MakeKeyPositions(const RowChange& change);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
+  // Writes one change with its prepared statement; fails when its shape does not fit the table
+  // here or SQLite refuses it (the caller dead-letters it, or rolls back when SQLite did).
+  Status RunChange(const RowChange& change);
+  // RowHash of the row `change` touches, when its table and key columns are known here.
+  Result<std::optional<uint64_t>> RowHashOf(const RowChange& change);
+  // A change to the row with hash `hash` arrived from the stream at `seq` without being
+  // dead-lettered: dead letters of that row become superseded.
+  Status MarkDeadLettersSuperseded(uint64_t hash, uint64_t seq);
   // Writes the queued gap and message records; inside a write transaction.
   Status WriteQueuedRecords();
   Status WritePosition(const StreamPosition& position);
@@ -178,6 +200,9 @@ class Applier {
   Value column_scratch_;
   Statement save_position_;
   Statement dead_letter_;
+  Statement mark_superseded_;
+  // Row hashes of dead letters not yet superseded; empty (the usual case) costs nothing per change.
+  std::unordered_set<uint64_t> dead_rows_;
   uint64_t dead_lettered_total_ = 0;
   std::vector<QueuedGap> queued_gaps_;
   std::vector<QueuedMessage> queued_messages_;

@@ -32,12 +32,27 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
               QuoteIdent(kDeadLetterTable) +
               " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
               " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
-              " reason TEXT NOT NULL, statement TEXT NOT NULL);"
+              " reason TEXT NOT NULL, statement TEXT NOT NULL, row_hash INTEGER, change BLOB,"
+              " superseded_seq INTEGER);"
               "CREATE TABLE IF NOT EXISTS " +
               QuoteIdent(kGapsTable) +
               " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
               " stream TEXT NOT NULL, first_missing INTEGER NOT NULL, last_missing INTEGER,"
               " reason TEXT NOT NULL);"));
+  // Dead letters recorded by versions before replay existed (docs/OPERATIONS.md, dead letters).
+  for (const char* column : {"row_hash INTEGER", "change BLOB", "superseded_seq INTEGER"}) {
+    std::string name(column, std::string_view(column).find(' '));
+    Result<int64_t> has = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
+                                      kDeadLetterTable + "') WHERE name = '" + name + "'");
+    if (!has.ok()) return has.status();
+    if (*has == 0) {
+      MARMOT_RETURN_IF_ERROR(
+          db.Exec("ALTER TABLE " + QuoteIdent(kDeadLetterTable) + " ADD COLUMN " + column));
+    }
+  }
+  MARMOT_RETURN_IF_ERROR(db.Exec("CREATE INDEX IF NOT EXISTS " +
+                                 QuoteIdent(std::string(kDeadLetterTable) + "_row") + " ON " +
+                                 QuoteIdent(kDeadLetterTable) + "(row_hash)"));
   // Positions written by versions before the creation time was kept.
   Result<int64_t> has_created = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
                                             kPositionsTable + "') WHERE name = 'stream_created'");

@@ -27,6 +27,10 @@ inline constexpr char kTablesTable[] = "__marmot__tables";
 inline constexpr char kChangeLogTable[] = "__marmot__change_log";
 inline constexpr char kStateTable[] = "__marmot__state";
 inline constexpr char kPositionsTable[] = "__marmot__positions";
+// Columns: id, at, stream, stream_seq, tbl, op, reason, statement (the change as SQL, for people),
+// row_hash (RowHash of table and key; NULL when the key is unknown here), change (the change in
+// the wire format, for replay; NULL for an undecodable message), superseded_seq (set when a later
+// change to the same row arrived from the stream: replaying this one would undo it).
 inline constexpr char kDeadLetterTable[] = "__marmot__dead_letter";
 inline constexpr char kGapsTable[] = "__marmot__gaps";
 

@@ -58,6 +58,13 @@ class Statement {
   int64_t ColumnInt(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
   std::string ColumnText(int col) const;
   bool ColumnIsNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
+  // The column's bytes as a BLOB, valid until the next Step or Reset.
+  std::string_view ColumnBlob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_.get(), col);
+    return p ? std::string_view(static_cast<const char*>(p),
+                                static_cast<size_t>(sqlite3_column_bytes(stmt_.get(), col)))
+             : std::string_view();
+  }
   Value ColumnValue(int col) const;
   // As ColumnValue, into an existing Value whose buffer is reused (no allocation once it is big
   // enough).

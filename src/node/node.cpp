@@ -14,11 +14,13 @@
 #include "db/publish_state.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
+#include "node/status_board.h"
 #include "snapshot/snapshot_keeper.h"
 #include "stream/consumer.h"
 #include "stream/jetstream_sink.h"
 #include "stream/jetstream_source.h"
 #include "stream/publisher.h"
+#include "telemetry/http_listener.h"
 #include "util/clock.h"
 #include "util/write_file.h"
 #include "verify/node_id_check.h"
@@ -27,11 +29,15 @@
 
 namespace marmot {
 
-Node::Node(NodeOptions options) : options_(std::move(options)) {}
+Node::Node(NodeOptions options)
+    : options_(std::move(options)),
+      metrics_(std::make_unique<NodeMetrics>(options_.prometheus.name_space, options_.prometheus.subsystem)) {
+}
 
 Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic<bool>* cancel) {
   std::unique_ptr<Node> node(new Node(std::move(options)));
   node->cancel_ = cancel;
+  node->instance_ = NewPublishSession();  // random, like a publisher session
   std::filesystem::path dir = std::filesystem::absolute(node->options_.db_path).parent_path();
   if (::access(dir.c_str(), W_OK) != 0) {
     return Status::IoError(
@@ -44,6 +50,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   if (!lock.ok()) return lock.status();
   node->lock_.emplace(std::move(*lock));
   MARMOT_RETURN_IF_ERROR(node->PrepareDatabase());
+  MARMOT_RETURN_IF_ERROR(node->StartHttpListener());
   Result<DatabaseWatch> watch = DatabaseWatch::Open(node->options_.db_path);
   if (!watch.ok()) return watch.status();
   node->database_watch_.emplace(std::move(*watch));
@@ -58,7 +65,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   VerifyResponderOptions vo;
   vo.db_path = node->options_.db_path;
   vo.node_id = node->options_.node_id;
-  vo.instance = NewPublishSession();  // random, like a publisher session
+  vo.instance = node->instance_;
   vo.subject = VerifySubject(node->options_.layout.stream_prefix);
   vo.publishing = node->options_.publish;
   Result<std::unique_ptr<VerifyResponder>> verify = VerifyResponder::Start(node->client_->connection(), vo);
@@ -68,6 +75,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   node->cancel_ = nullptr;
   if (node->snapshots_) node->supervisor_ = std::thread([n = node.get()] { n->SupervisorLoop(); });
   node->watch_thread_ = std::thread([n = node.get()] { n->WatchDatabaseLoop(); });
+  node->heartbeat_ = std::thread([n = node.get()] { n->HeartbeatLoop(); });
   spdlog::info("node {} running on {} ({} shard(s), publish {}, replicate {})", node->options_.node_id,
                node->options_.db_path, node->options_.layout.shards, node->options_.publish ? "on" : "off",
                node->options_.replicate ? "on" : "off");
@@ -115,6 +123,7 @@ Status Node::ConnectNats() {
     Result<std::unique_ptr<EmbeddedNatsServer>> server = EmbeddedNatsServer::Start(*options_.embedded);
     if (!server.ok()) return server.status().WithContext("starting embedded nats-server");
     server_ = std::move(*server);
+    health_server_.store(server_.get());
     options_.nats.urls = {server_->client_url()};
     // `marmot verify` on this machine finds the server here (its port may be random).
     nats_url_file_ = NodeNatsUrlPath(options_.db_path);
@@ -125,6 +134,7 @@ Status Node::ConnectNats() {
   Result<std::unique_ptr<NatsClient>> client = NatsClient::Connect(options_.nats);
   if (!client.ok()) return client.status();
   client_ = std::move(*client);
+  health_client_.store(client_.get());
   MARMOT_RETURN_IF_ERROR(client_->WaitForJetStream(std::chrono::seconds(120)));
   // In a cluster, creating an R3 stream fails until enough servers have joined; keep trying.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -158,6 +168,7 @@ Status Node::StartPipeline() {
     po.scan_max_changes = options_.scan_max_changes;
     po.cleanup_interval = options_.cleanup_interval;
     po.max_message_bytes = options_.max_message_bytes;
+    po.metrics = metrics_.get();
     publisher_ =
         std::make_unique<ChangePublisher>(reader_.get(), sink_.get(), watcher_.get(), SystemClock::Get(), po);
     // Before any consumer applies anything: which of the log's entries are already in the streams
@@ -176,6 +187,7 @@ Status Node::StartPipeline() {
       co.node_id = options_.node_id;
       co.max_message_bytes = options_.max_message_bytes;
       co.max_batch_bytes = options_.max_batch_bytes;
+      co.metrics = metrics_.get();
       co.ensure_streams = [this] { return EnsureStreams(client_->jetstream(), options_.layout); };
       auto source = std::make_unique<JetStreamSource>(client_.get(), options_.layout, shard);
       auto consumer = std::make_unique<ShardConsumer>(std::move(source), std::move(*applier),
@@ -187,10 +199,12 @@ Status Node::StartPipeline() {
   }
   if (publisher_) threads_.emplace_back([this] { publisher_->Run(stop_); });
   for (auto& consumer : consumers_) threads_.emplace_back([this, c = consumer.get()] { c->Run(stop_); });
+  pipeline_up_.store(true);
   return Status();
 }
 
 void Node::StopPipeline() {
+  pipeline_up_.store(false);
   stop_.store(true);
   if (watcher_) watcher_->Stop();
   for (std::thread& t : threads_) t.join();
@@ -209,6 +223,9 @@ void Node::Stop() {
   supervisor_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   if (watch_thread_.joinable()) watch_thread_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  http_.reset();   // its handlers read the objects below
+  board_.reset();  // uses the connection
   StopPipeline();
   publisher_.reset();
   snapshots_.reset();  // its lease bucket handle uses the connection

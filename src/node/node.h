@@ -25,9 +25,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -38,6 +41,7 @@
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
 #include "stream/streams.h"
+#include "telemetry/metrics.h"
 #include "util/process_lock.h"
 #include "util/status.h"
 
@@ -48,6 +52,8 @@ class ChangeWatcher;
 class ChangePublisher;
 class JetStreamSink;
 class ShardConsumer;
+class HttpListener;
+class StatusBoard;
 class SnapshotKeeper;
 class VerifyResponder;
 struct SnapshotManifest;
@@ -73,6 +79,8 @@ struct NodeOptions {
   // The database file was deleted or replaced (database_watch.h): asks the process to stop and
   // exit with code 1.
   std::function<void()> on_database_lost;
+  // [prometheus]: metric names always; with enable, the HTTP listener (/metrics, /health).
+  PrometheusConfig prometheus;
 };
 
 class Node {
@@ -141,6 +149,47 @@ class Node {
   void WatchDatabaseLoop();
   std::optional<DatabaseWatch> database_watch_;
   std::thread watch_thread_;
+
+  // Endpoints (node_endpoints.cpp, docs/OPERATIONS.md). The listener starts before NATS is
+  // connected (/health says why the node is not ready yet) and stops first.
+  Status StartHttpListener();
+  // Whether the node is ready, and why not (docs/OPERATIONS.md, "Health").
+  struct Health {
+    bool ready = false;
+    std::vector<std::string> reasons;   // why not ready
+    std::vector<std::string> warnings;  // worth knowing, not a reason
+    NodeState state;
+    std::string database_error;
+    std::vector<StreamHealth> streams;
+  };
+  Health CheckHealth();
+  std::string HealthJson(int* http_status);
+  static nlohmann::json StreamsJson(const std::vector<StreamHealth>& streams);
+
+  // Cluster status (node_status.cpp): every kHeartbeatEvery this node's heartbeat goes to the
+  // status bucket; with the HTTP listener on, every node's lag is kept for the status page.
+  static constexpr std::chrono::seconds kHeartbeatEvery{2};
+  static constexpr std::chrono::minutes kHistory{10};
+  void HeartbeatLoop();
+  nlohmann::json Heartbeat();
+  std::string StatusJson();
+  std::unique_ptr<StatusBoard> board_;  // used by the heartbeat thread only
+  std::thread heartbeat_;
+  std::string instance_;                 // random: tells two nodes with one node_id apart
+  std::mutex cluster_mu_;                // guards the two below
+  std::vector<nlohmann::json> cluster_;  // the latest heartbeat of every node
+  // Per node ("<node_id>-<instance>"): (Unix time, total lag) samples of the last kHistory.
+  std::map<std::string, std::deque<std::pair<double, uint64_t>>> lag_history_;
+  // Reads the values metrics_ takes at scrape time (connection, change log, dead letters, gaps).
+  void RefreshNodeState();
+  std::unique_ptr<NodeMetrics> metrics_;
+  std::unique_ptr<HttpListener> http_;
+  std::atomic<NatsClient*> health_client_{nullptr};  // client_, once connected
+  std::atomic<EmbeddedNatsServer*> health_server_{nullptr};
+  std::atomic<bool> pipeline_up_{false};  // the pipeline runs (not starting, not restoring)
+  std::mutex refresh_mu_;                 // guards the two below
+  NodeState last_state_;                  // as of the last RefreshNodeState
+  std::string last_database_error_;
 
   std::unique_ptr<VerifyResponder> verify_;  // answers `marmot verify` (docs/VERIFY.md)
   std::string nats_url_file_;                // the embedded server's URL, for `marmot verify`

@@ -127,6 +127,7 @@ Status Node::BootstrapFromSnapshot() {
 }
 
 Status Node::RestoreSnapshot(const SnapshotManifest& m, bool pipeline_running) {
+  auto start = std::chrono::steady_clock::now();
   Result<std::string> fetched = snapshots_->Fetch(m);
   if (!fetched.ok()) return fetched.status();
   struct Discard {
@@ -179,6 +180,8 @@ Status Node::RestoreSnapshot(const SnapshotManifest& m, bool pipeline_running) {
   }
   if (restored.ok()) {
     last_restored_id_ = m.id;
+    metrics_->SnapshotRestored(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     spdlog::info("restored snapshot {} (saved by node {}); replicating from its positions", m.id, m.node_id);
     gap_note_.clear();
   } else {
@@ -242,9 +245,15 @@ void Node::RestoreIfGaps() {
 }
 
 Result<bool> Node::SaveSnapshotOnce() {
-  Result<SnapshotKeeper::SaveOutcome> saved = snapshots_->Save();
+  auto start = std::chrono::steady_clock::now();
+  SnapshotManifest manifest;
+  Result<SnapshotKeeper::SaveOutcome> saved = snapshots_->Save(&manifest);
   if (!saved.ok()) return saved.status();
-  return *saved == SnapshotKeeper::SaveOutcome::kSaved;
+  if (*saved != SnapshotKeeper::SaveOutcome::kSaved) return false;
+  metrics_->SnapshotSaved(
+      manifest.object_bytes, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return true;
 }
 
 Status Node::SaveSnapshot(std::chrono::seconds lease_wait) {

@@ -57,6 +57,17 @@ void ShardConsumer::RecordGap(uint64_t first, uint64_t last, const std::string& 
       "changes until it restores a snapshot (recorded in __marmot__gaps)",
       stream_, Range(first, last), why);
   applier_->RecordGap(stream_, first, last, why);
+  if (options_.metrics) options_.metrics->GapRecorded(stream_);
+}
+
+void ShardConsumer::ReportError(const std::string& error) {
+  if (!options_.metrics || (error.empty() && !reported_error_)) return;
+  options_.metrics->StreamError(stream_, error);
+  reported_error_ = !error.empty();
+}
+
+void ShardConsumer::ReportProgress(uint64_t last_seq) {
+  if (options_.metrics) options_.metrics->StreamProgress(stream_, expected_ - 1, last_seq);
 }
 
 Status ShardConsumer::Start() {
@@ -99,6 +110,7 @@ Status ShardConsumer::Start() {
   }
   MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
   next_check_ = clock_->Now() + options_.check_interval;
+  ReportProgress(state->last_seq);
   spdlog::info("consuming {} from sequence {}", stream_, expected_);
   return Status();
 }
@@ -111,6 +123,7 @@ Status ShardConsumer::CheckStream() {
     state = source_->State();
   }
   if (!state.ok()) return state.status();
+  ReportProgress(state->last_seq);
   uint64_t restart = 0;
   if (!SameIncarnation(state->created_ns, created_ns_)) {
     uint64_t lost = expected_;  // a row in chunks not complete yet is lost with the old stream too
@@ -159,6 +172,7 @@ void ShardConsumer::DropChunkGroup(std::map<std::string, ChunkGroup>::iterator g
 }
 
 void ShardConsumer::DeadLetterMessage(uint64_t seq, const std::string& reason) {
+  if (options_.metrics) options_.metrics->MessageDeadLettered();
   spdlog::error("stream {} message {} cannot be applied ({}); recorded in __marmot__dead_letter, continuing",
                 stream_, seq, reason);
   applier_->DeadLetterMessage(StreamPosition{stream_, seq, created_ns_}, reason);
@@ -265,7 +279,7 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
 }
 
 Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
-                                 const std::atomic<bool>& stop) {
+                                 uint64_t pending, const std::atomic<bool>& stop) {
   StreamPosition position{stream_, SafePosition(last_seq), created_ns_};
   auto apply_start = clock_->Now();
   auto backoff = std::chrono::milliseconds(100);
@@ -276,6 +290,12 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
       applied_messages_.fetch_add(messages);
       applied_changes_.fetch_add(stats->applied);
       last_applied_seq_.store(last_seq);
+      if (options_.metrics) {
+        options_.metrics->BatchApplied(*stats, messages, changes.size(),
+                                       std::chrono::duration<double>(clock_->Now() - apply_start).count());
+        options_.metrics->StreamProgress(stream_, last_seq, last_seq + pending);
+        ReportError("");
+      }
       spdlog::debug(
           "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
           stats->applied, stats->unchanged, messages, stream_, last_seq,
@@ -286,6 +306,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
     // same batch so no change is skipped. A stop request still ends the loop: the position was
     // not advanced, so the next start re-reads these messages.
     spdlog::error("{}; retrying in {} ms", stats.status().message(), backoff.count());
+    ReportError(stats.status().message());
     if (stop.load()) return stats.status();
     clock_->SleepFor(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
@@ -297,8 +318,10 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
     Status checked = pending_restart_ ? FinishRestart() : CheckStream();
     if (checked.ok()) {
       check_failure_.Clear();
+      ReportError("");
     } else {
       check_failure_.Log("checking stream " + stream_ + ": " + checked.message());
+      ReportError("checking stream " + stream_ + ": " + checked.message());
     }
     next_check_ = clock_->Now() + options_.check_interval;
     if (pending_restart_) {
@@ -315,7 +338,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
   if (changes.BufferBytes() > kMaxKeptBufferBytes) changes = RowChangeList();
   if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
   changes.clear();
-  uint64_t messages = 0, last_seq = 0;
+  uint64_t messages = 0, last_seq = 0, pending = 0;
   size_t bytes = 0;
   while (true) {
     if (msg.seq < expected_) {
@@ -332,13 +355,14 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
       bytes += Take(msg, &changes);
       ++messages;
       last_seq = msg.seq;
+      pending = msg.pending;
     }
     if (changes.size() >= options_.max_batch_changes || bytes >= options_.max_batch_bytes) break;
     if (!source_->HasPending()) break;
     got = source_->Next(std::chrono::milliseconds(1000), &msg);
     if (!got.ok() || !*got) break;
   }
-  if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, stop));
+  if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, pending, stop));
   return true;
 }
 
@@ -350,6 +374,7 @@ void ShardConsumer::Run(const std::atomic<bool>& stop) {
       failure.Clear();
     } else if (!stop.load()) {
       failure.Log(applied.status().message() + " (stream " + stream_ + " is not being applied)");
+      ReportError(applied.status().message());
       clock_->SleepFor(std::chrono::milliseconds(200));
     }
   }

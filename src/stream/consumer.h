@@ -37,6 +37,7 @@
 #include "db/applier.h"
 #include "stream/message_source.h"
 #include "stream/streams.h"
+#include "telemetry/metrics.h"
 #include "telemetry/retried_failure.h"
 #include "util/clock.h"
 
@@ -53,6 +54,7 @@ struct ConsumerOptions {
   // Creates the streams that are missing (EnsureStreams). Called when the stream is gone while
   // running (its NATS store was lost): the new stream is then consumed from its start.
   std::function<Status()> ensure_streams;
+  NodeMetrics* metrics = nullptr;  // optional; not owned
 };
 
 class ShardConsumer {
@@ -111,8 +113,11 @@ class ShardConsumer {
   Status CheckStream();
   // Stores the position before pending_restart_ and subscribes there.
   Status FinishRestart();
-  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
+  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, uint64_t pending,
                     const std::atomic<bool>& stop);
+  // Tells the metrics (if any) that the stream is read and applied (`error` empty) or why not.
+  void ReportError(const std::string& error);
+  void ReportProgress(uint64_t last_seq);
 
   std::unique_ptr<MessageSource> source_;
   std::unique_ptr<Applier> applier_;
@@ -137,6 +142,7 @@ class ShardConsumer {
   std::atomic<uint64_t> applied_changes_{0};
   std::atomic<uint64_t> gaps_found_{0};
   std::atomic<uint64_t> last_applied_seq_{0};
+  bool reported_error_ = false;  // the metrics hold an error for this stream
 };
 
 }  // namespace marmot

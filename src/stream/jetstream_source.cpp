@@ -71,6 +71,7 @@ Result<bool> JetStreamSource::Next(std::chrono::milliseconds timeout, SourceMess
     JsMsgMetaDataPtr meta(raw_meta);
     out->seq = meta->Sequence.Stream;
     out->timestamp_ns = meta->Timestamp;
+    out->pending = meta->NumPending;
     out->payload =
         std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
     const char* chunk = nullptr;

@@ -27,6 +27,7 @@ struct StreamState {
 struct SourceMessage {
   uint64_t seq = 0;
   int64_t timestamp_ns = 0;  // when the stream stored it
+  uint64_t pending = 0;      // messages after this one in the stream when it was delivered
   std::string_view payload;
   std::string_view chunk_header;  // Marmot-Chunk, empty when absent
 };

@@ -175,6 +175,16 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
   return client;
 }
 
+uint64_t NatsClient::reconnects() const {
+  natsStatistics* raw = nullptr;
+  if (natsStatistics_Create(&raw) != NATS_OK) return 0;
+  NatsStatisticsPtr stats(raw);
+  uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnected = 0;
+  if (natsConnection_GetStats(conn_, stats.get()) != NATS_OK) return 0;
+  natsStatistics_GetCounts(stats.get(), &in_msgs, &in_bytes, &out_msgs, &out_bytes, &reconnected);
+  return reconnected;
+}
+
 Status NatsClient::WaitForJetStream(std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;

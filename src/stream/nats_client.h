@@ -88,6 +88,11 @@ class NatsClient {
   // Waits until JetStream answers (a clustered JetStream needs an elected meta leader first).
   Status WaitForJetStream(std::chrono::seconds timeout);
 
+  // True while the connection is up (not reconnecting, not closed).
+  bool connected() const { return natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED; }
+  // How many times the connection was re-established since it was made.
+  uint64_t reconnects() const;
+
  private:
   NatsClient() = default;
   static void OnDisconnected(natsConnection* nc, void* closure);

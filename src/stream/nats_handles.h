@@ -46,6 +46,7 @@ using JsPubAckPtr = std::unique_ptr<jsPubAck, NatsDeleter<jsPubAck_Destroy>>;
 using JsMsgMetaDataPtr = std::unique_ptr<jsMsgMetaData, NatsDeleter<jsMsgMetaData_Destroy>>;
 using KvStorePtr = std::unique_ptr<kvStore, NatsDeleter<kvStore_Destroy>>;
 using KvEntryPtr = std::unique_ptr<kvEntry, NatsDeleter<kvEntry_Destroy>>;
+using NatsStatisticsPtr = std::unique_ptr<natsStatistics, NatsDeleter<natsStatistics_Destroy>>;
 
 // Owns a natsMsgList and the messages in it. Move-only.
 class NatsMsgList {

@@ -41,6 +41,9 @@ struct EmbeddedNatsOptions {
   std::vector<std::string> leaf_servers;       // same syntax
   std::string server_config;                   // optional nats-server config file to include
   std::string user_name, user_password;        // required from clients when set
+  // TLS ([nats] cert_file, key_file, ca_file): with a certificate, clients, cluster routes and leaf
+  // connections use TLS; with a CA too, the peer must present a certificate that CA signed.
+  std::string cert_file, key_file, ca_file;
   std::string server_binary = "nats-server";
 };
 
@@ -56,6 +59,8 @@ class EmbeddedNatsServer {
   // nats://host:port of the client listener.
   std::string client_url() const;
   pid_t pid() const { return pid_.load(); }
+  // Times the server was started again after it exited on its own.
+  uint64_t restarts() const { return restarts_.load(); }
 
  private:
   explicit EmbeddedNatsServer(EmbeddedNatsOptions options) : options_(std::move(options)) {}
@@ -77,6 +82,7 @@ class EmbeddedNatsServer {
   int listening_port_ = 0;
   std::atomic<pid_t> pid_{-1};
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> restarts_{0};
   std::thread reader_;
   std::thread supervisor_;
 };

@@ -365,17 +365,26 @@ Status ChangePublisher::Settle(const std::atomic<bool>& stop) {
   }
   if (in_flight_.empty()) return Status();
   std::map<std::string, uint64_t> acked;
-  size_t rows = 0;
+  size_t rows = 0, messages = 0;
+  Clock::TimePoint first_sent = Clock::TimePoint::max();
   for (const InFlightBatch& b : in_flight_) {
     rows += b.batch.changes.size();
+    messages += b.messages.size();
+    if (options_.metrics) options_.metrics->BatchPublished(b.batch.changes.size());
     for (const SentMessage& m : b.messages) {
+      first_sent = std::min(first_sent, m.first_sent);
       uint64_t& seq = acked[options_.layout.StreamName(m.message.shard)];
       seq = std::max(seq, m.stream_seq);
     }
   }
   uint64_t last = in_flight_.back().batch.last_seq;
   source_->Confirm(last, acked);
+  if (options_.metrics) options_.metrics->ChangesConfirmed(last);
   published_rows_.fetch_add(rows);
+  if (options_.metrics && messages > 0) {
+    options_.metrics->ChangesPublished(rows, messages,
+                                       std::chrono::duration<double>(clock_->Now() - first_sent).count());
+  }
   spdlog::debug("published {} change(s) up to log entry {}", rows, last);
   for (InFlightBatch& b : in_flight_) Recycle(std::move(b.batch));
   in_flight_.clear();
@@ -419,6 +428,7 @@ Status ChangePublisher::PublishAvailable(const std::atomic<bool>& stop) {
     ChangeBatch batch = TakeSpareBatch();
     MARMOT_RETURN_IF_ERROR(source_->ReadBatch(options_.scan_max_changes, &batch));
     cursor_.store(source_->cursor(), std::memory_order_release);
+    if (options_.metrics && !batch.empty()) options_.metrics->ChangesCaptured(batch.changes.size());
     bool more = batch.entries >= options_.scan_max_changes;
     Status sent;
     if (batch.empty()) {
@@ -456,6 +466,7 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
         continue;
       }
       cursor_.store(source_->cursor(), std::memory_order_release);
+      if (options_.metrics && !batch.empty()) options_.metrics->ChangesCaptured(batch.changes.size());
       more = batch.entries >= options_.scan_max_changes;
       if (batch.empty()) {
         Recycle(std::move(batch));

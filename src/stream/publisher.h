@@ -41,6 +41,7 @@
 #include "db/change_watcher.h"
 #include "stream/message_sink.h"
 #include "stream/streams.h"
+#include "telemetry/metrics.h"
 #include "util/clock.h"
 #include "util/status.h"
 
@@ -58,6 +59,7 @@ struct PublisherOptions {
   // Resends after this long (since the first send) read the stream back first, because JetStream's
   // duplicate window (2 minutes) may have forgotten the first send by the time the resend arrives.
   std::chrono::milliseconds rescan_after{60000};
+  NodeMetrics* metrics = nullptr;  // optional; not owned
 };
 
 // Encodes `changes` (a batch's, or part of it) into messages: grouped by shard, compressed with

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -43,7 +44,35 @@ class JsonFormatter : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
+// Keeps the last error-level record (the sink's mutex guards it).
+class LastErrorSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  LoggedError Get() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (msg.level < spdlog::level::err) return;
+    last_.message.assign(msg.payload.data(), msg.payload.size());
+    last_.unix_time = std::chrono::duration<double>(msg.time.time_since_epoch()).count();
+  }
+  void flush_() override {}
+
+ private:
+  LoggedError last_;
+};
+
+// Shared: the loggers hold their own references, so the sink outlives this static if need be.
+const std::shared_ptr<LastErrorSink>& LastErrors() {
+  static const std::shared_ptr<LastErrorSink> sink = std::make_shared<LastErrorSink>();
+  return sink;
+}
+
 }  // namespace
+
+LoggedError LastLoggedError() { return LastErrors()->Get(); }
 
 void SetupLogging(bool verbose, const std::string& format) {
   // Logs go to stderr so stdout stays free for command output.
@@ -53,7 +82,7 @@ void SetupLogging(bool verbose, const std::string& format) {
   } else {
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v"));
   }
-  auto logger = std::make_shared<spdlog::logger>("marmot", sink);
+  auto logger = std::make_shared<spdlog::logger>("marmot", spdlog::sinks_init_list{sink, LastErrors()});
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

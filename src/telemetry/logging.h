@@ -36,4 +36,12 @@ std::unique_ptr<spdlog::formatter> MakeJsonFormatter();
 // secret, at worst it hides more than the secret.
 std::string RedactUrl(const std::string& url);
 
+// The last line logged at error level since SetupLogging (empty when none), with its time as Unix
+// seconds; for the node's heartbeat (`marmot status`, the status page).
+struct LoggedError {
+  std::string message;
+  double unix_time = 0;
+};
+LoggedError LastLoggedError();
+
 }  // namespace marmot

@@ -45,4 +45,8 @@ std::string JoinHostPort(const std::string& host, int port) {
   return host + ":" + std::to_string(port);
 }
 
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 }  // namespace marmot

@@ -29,4 +29,8 @@ Result<HostPort> ParseHostPort(std::string_view address);
 // The inverse: "host:port", with brackets around a host that contains ':' (IPv6).
 std::string JoinHostPort(const std::string& host, int port);
 
+// True for hosts only this machine reaches: "localhost", 127.0.0.0/8, "::1". An empty host (every
+// interface) is not.
+bool IsLoopbackHost(const std::string& host);
+
 }  // namespace marmot

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "test_util.h"
 
@@ -75,7 +76,8 @@ TEST(ConfigTest, DefaultsAreThoseOfMarmot08) {
     EXPECT_EQ(c.nats.reconnect_wait_seconds, std::chrono::seconds(2));
 
     EXPECT_FALSE(c.prometheus.enable);
-    EXPECT_EQ(c.prometheus.bind, ":3010");
+    EXPECT_EQ(c.prometheus.bind, "127.0.0.1:3010");  // deliberate: v0.8 has ":3010"
+    EXPECT_EQ(c.prometheus.health_max_lag, 1000);
     EXPECT_EQ(c.prometheus.name_space, "marmot");
     EXPECT_EQ(c.prometheus.subsystem, "");
 
@@ -140,6 +142,7 @@ enable = true
 bind = "127.0.0.1:9000"
 namespace = "ns"
 subsystem = "sub"
+health_max_lag = 77
 [logging]
 verbose = true
 format = "json"
@@ -192,6 +195,7 @@ format = "json"
   EXPECT_EQ(c->prometheus.bind, "127.0.0.1:9000");
   EXPECT_EQ(c->prometheus.name_space, "ns");
   EXPECT_EQ(c->prometheus.subsystem, "sub");
+  EXPECT_EQ(c->prometheus.health_max_lag, 77);
   EXPECT_TRUE(c->logging.verbose);
   EXPECT_EQ(c->logging.format, "json");
 }
@@ -272,6 +276,10 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
       {"[nats]\nurls = \"nats://x\"", "nats.urls must be an array of strings, not string"},
       {"[nats]\nurls = [\"nats://x\", 1]", "nats.urls must be an array of strings, but item 2 is integer"},
       {"[logging]\nformat = 7", "logging.format must be a string, not integer"},
+      {"[prometheus]\nnamespace = \"my-app\"",
+       "prometheus.namespace = \"my-app\" must consist of letters, digits and '_'"},
+      {"[prometheus]\nsubsystem = \"1db\"", "prometheus.subsystem = \"1db\" must consist of letters"},
+      {"[prometheus]\nhealth_max_lag = -1", "prometheus.health_max_lag"},
       {"[prometheus]\nnamespace = false", "prometheus.namespace must be a string"},
       {"db_path = 1979-05-27", "db_path must be a string, not date"},
       {"node_id = \"7\"", "node_id must be a positive integer"},
@@ -481,6 +489,51 @@ TEST(ConfigTest, UnreadableFileIsAnErrorNamingIt) {
   const std::string expected_start = "public 9\nconfig " + dir.File("secret.toml") + ": cannot read it: ";
   EXPECT_EQ(report.substr(0, expected_start.size()), expected_start) << report;
   EXPECT_TRUE(Contains(report, "Permission denied")) << report;
+}
+
+// packaging/config.toml (installed as /etc/marmot/config.toml) is valid as shipped, and so is every
+// commented-out default in it: uncommented, each gives the code's default.
+TEST(ConfigTest, TheSampleConfigurationParsesWithEveryCommentedDefault) {
+  std::ifstream file(std::string(MARMOT_SOURCE_DIR) + "/packaging/config.toml");
+  ASSERT_TRUE(file) << "packaging/config.toml is missing";
+  std::stringstream shipped;
+  shipped << file.rdbuf();
+  // db_path must name a file in a directory that exists: a scratch one instead of /var/lib/marmot.
+  // (No std::regex here: GCC 12 at -O1 with ASan warns inside it.)
+  TempDir dir;
+  std::string text = shipped.str();
+  size_t at = text.find("\ndb_path = ");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, text.find('\n', at + 1) - at, "\ndb_path = \"" + dir.File("app.db") + "\"");
+  Result<Config> as_shipped = ParseConfigToml(text, "config.toml");
+  ASSERT_TRUE(as_shipped.ok()) << as_shipped.status().message();
+
+  // "# key = value" lines (a lowercase key) become "key = value".
+  std::istringstream lines(text);
+  std::string line, uncommented;
+  int defaults = 0;
+  while (std::getline(lines, line)) {
+    size_t eq = line.find(" = ");
+    bool key = line.rfind("# ", 0) == 0 && eq != std::string::npos && eq > 2 &&
+               line.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", 2) == eq;
+    if (key) {
+      uncommented += line.substr(2) + "\n";
+      ++defaults;
+    } else {
+      uncommented += line + "\n";
+    }
+  }
+  EXPECT_GE(defaults, 40);
+  Result<Config> all = ParseConfigToml(uncommented, "config.toml (uncommented)");
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  Config d = DefaultConfig();
+  EXPECT_EQ(all->node_id, d.node_id);
+  EXPECT_EQ(all->replication_log.max_entries, d.replication_log.max_entries);
+  EXPECT_EQ(all->nats.bind_address, d.nats.bind_address);
+  EXPECT_EQ(all->prometheus.bind, d.prometheus.bind);
+  EXPECT_EQ(all->prometheus.health_max_lag, d.prometheus.health_max_lag);
+  EXPECT_EQ(all->snapshot.keep, d.snapshot.keep);
+  EXPECT_EQ(all->cleanup_interval, d.cleanup_interval);
 }
 
 }  // namespace

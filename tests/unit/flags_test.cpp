@@ -191,5 +191,44 @@ TEST(FlagsTest, VerifyIsACommandWithItsOwnFlags) {
   EXPECT_TRUE(Contains(FlagUsage(), "  -repair"));
 }
 
+TEST(FlagsTest, DeadLetterIsACommandWithAnActionAndItsOwnFlags) {
+  Result<CommandLine> cl =
+      ParseFlags({"dead-letter", "list", "-config", "a.toml", "-table", "items", "-limit", "9"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_EQ(cl->command, "dead-letter");
+  EXPECT_EQ(cl->dead_letter_action, "list");
+  EXPECT_EQ(cl->dead_letter_table, "items");
+  EXPECT_EQ(cl->dead_letter_limit, 9u);
+  EXPECT_FALSE(cl->verify);
+  cl = ParseFlags({"dead-letter", "replay", "-id", "4"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_EQ(cl->dead_letter_id, 4u);
+  cl = ParseFlags({"dead-letter", "drop", "-all"});
+  ASSERT_TRUE(cl.ok()) << cl.status().message();
+  EXPECT_TRUE(cl->dead_letter_all);
+
+  struct Bad {
+    std::vector<std::string> args;
+    const char* expect;
+  };
+  for (const Bad& bad : std::vector<Bad>{
+           {{"dead-letter"}, "marmot dead-letter needs an action: list, replay or drop"},
+           {{"dead-letter", "show"}, "needs an action"},
+           {{"dead-letter", "replay"}, "needs exactly one of -id N, -table NAME or -all"},
+           {{"dead-letter", "drop", "-all", "-id", "3"}, "needs exactly one of"},
+           {{"dead-letter", "list", "-all"}, "takes -table NAME and -limit N"},
+           {{"-table", "x"}, "flag -table belongs to the dead-letter command"},
+           {{"verify", "-id", "1"}, "flag -id belongs to the dead-letter command"},
+           {{"dead-letter", "list", "-repair"}, "flag -repair belongs to the verify command"},
+           {{"dead-letter", "drop", "-id", "0"}, "flag -id: \"0\" is not a dead-letter id"},
+       }) {
+    Result<CommandLine> r = ParseFlags(bad.args);
+    ASSERT_FALSE(r.ok()) << "accepted: " << bad.args[0];
+    EXPECT_TRUE(Contains(r.status().message(), bad.expect))
+        << "got: " << r.status().message() << "\nwant: " << bad.expect;
+  }
+  EXPECT_TRUE(Contains(FlagUsage(), "marmot dead-letter list"));
+}
+
 }  // namespace
 }  // namespace marmot

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <spdlog/details/log_msg.h>
+#include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -153,6 +154,17 @@ TEST(RedactUrlTest, UnparsableInputNeverShowsTheSecret) {
   EXPECT_EQ(RedactUrl("nats://user:sec@ret@[::1:4222"), "nats://***@[::1:4222");
   EXPECT_EQ(RedactUrl("not a url"), "not a url");  // nothing that could be a credential
   EXPECT_EQ(RedactUrl(""), "");
+}
+
+TEST(LoggingTest, TheLastErrorLineIsKeptForTheHeartbeat) {
+  SetupLogging(false, "console");
+  spdlog::error("first failure {}", 1);
+  spdlog::warn("only a warning");
+  LoggedError last = LastLoggedError();
+  EXPECT_EQ(last.message, "first failure 1");
+  EXPECT_GT(last.unix_time, 1.7e9);
+  spdlog::critical("second failure");
+  EXPECT_EQ(LastLoggedError().message, "second failure");
 }
 
 }  // namespace

@@ -1,0 +1,150 @@
+// Node's part of the cluster status (docs/OPERATIONS.md, "Cluster status"): the heartbeat it puts
+// into the status bucket, and /status.json for the status page.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "db/marmot_tables.h"
+#include "db/sqlite.h"
+#include "node/node.h"
+#include "node/status_board.h"
+#include "telemetry/http_listener.h"
+#include "telemetry/logging.h"
+#include "telemetry/retried_failure.h"
+#include "util/clock.h"
+
+namespace marmot {
+namespace {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string HostName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
+// The newest `limit` dead letters of `db_path`, for the status page.
+nlohmann::json RecentDeadLetters(const std::string& db_path, int limit) {
+  nlohmann::json out = nlohmann::json::array();
+  Database::Options read;
+  read.read_only = true;
+  read.busy_timeout_ms = 1000;
+  Result<Database> db = Database::Open(db_path, read);
+  if (!db.ok()) return out;
+  Result<Statement> q =
+      db->Prepare("SELECT id, at, coalesce(stream, ''), coalesce(stream_seq, 0), tbl, op, reason FROM " +
+                  QuoteIdent(kDeadLetterTable) + " ORDER BY id DESC LIMIT " + std::to_string(limit));
+  if (!q.ok()) return out;
+  while (true) {
+    Result<bool> row = q->Step();
+    if (!row.ok() || !*row) break;
+    out.push_back({{"id", q->ColumnInt(0)},
+                   {"at", q->ColumnText(1)},
+                   {"stream", q->ColumnText(2)},
+                   {"stream_seq", q->ColumnInt(3)},
+                   {"table", q->ColumnText(4)},
+                   {"op", q->ColumnText(5)},
+                   {"reason", q->ColumnText(6).substr(0, 300)}});
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json Node::Heartbeat() {
+  Health h = CheckHealth();
+  uint64_t lag = 0;
+  for (const StreamHealth& s : h.streams) lag += s.lag();
+  LoggedError error = LastLoggedError();
+  return {
+      {"node_id", options_.node_id},
+      {"instance", instance_},
+      {"host", HostName()},
+      {"http", http_ ? http_->address() : ""},
+      {"version", MARMOT_VERSION},
+      {"db_path", options_.db_path},
+      {"time", UnixNow()},
+      {"ready", h.ready},
+      {"reasons", h.reasons},
+      {"warnings", h.warnings},
+      {"nats_connected", h.state.nats_connected},
+      {"streams", StreamsJson(h.streams)},
+      {"lag", lag},
+      {"change_log_pending", h.state.change_log_pending},
+      {"dead_letters", h.state.dead_letters},
+      {"recorded_gaps", h.state.recorded_gaps},
+      {"last_error", error.message.substr(0, 500)},
+      {"last_error_time", error.unix_time},
+  };
+}
+
+void Node::HeartbeatLoop() {
+  RetriedFailure failure(SystemClock::Get());
+  const std::string key = std::to_string(options_.node_id) + "-" + instance_;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(supervisor_mu_);
+      if (supervisor_cv_.wait_for(lock, kHeartbeatEvery, [this] { return shutdown_.load(); })) return;
+    }
+    Status s;
+    if (!board_) {
+      Result<std::unique_ptr<StatusBoard>> board = StatusBoard::Open(
+          client_.get(), StatusBoard::Bucket(options_.layout.stream_prefix), options_.layout.replicas, true);
+      if (board.ok()) board_ = std::move(*board);
+      s = board.status();
+    }
+    if (board_) s = board_->Publish(key, Heartbeat());
+    if (s.ok() && board_ && http_) {
+      Result<std::vector<nlohmann::json>> all = board_->ReadAll();
+      if (all.ok()) {
+        double now = UnixNow();
+        std::lock_guard<std::mutex> lock(cluster_mu_);
+        cluster_ = std::move(*all);
+        for (const nlohmann::json& node : cluster_) {
+          std::string id =
+              std::to_string(node.value("node_id", uint64_t{0})) + "-" + node.value("instance", "");
+          auto& samples = lag_history_[id];
+          samples.emplace_back(node.value("time", now), node.value("lag", uint64_t{0}));
+          while (!samples.empty() && samples.front().first < now - 60.0 * kHistory.count())
+            samples.pop_front();
+        }
+        std::erase_if(lag_history_, [&](const auto& entry) { return entry.second.empty(); });
+      }
+      s = all.status();
+    }
+    if (s.ok()) {
+      failure.Clear();
+    } else {
+      failure.Log("cluster status: " + s.message());
+    }
+  }
+}
+
+std::string Node::StatusJson() {
+  nlohmann::json history = nlohmann::json::object();
+  nlohmann::json nodes;
+  {
+    std::lock_guard<std::mutex> lock(cluster_mu_);
+    nodes = cluster_;
+    for (const auto& [id, samples] : lag_history_) {
+      nlohmann::json points = nlohmann::json::array();
+      for (const auto& [t, lag] : samples) points.push_back({t, lag});
+      history[id] = std::move(points);
+    }
+  }
+  if (nodes.is_null()) nodes = nlohmann::json::array();
+  nlohmann::json body = {
+      {"self", std::to_string(options_.node_id) + "-" + instance_},
+      {"time", UnixNow()},
+      {"nodes", nodes},
+      {"lag_history", history},
+      {"dead_letters", RecentDeadLetters(options_.db_path, 20)},
+  };
+  return body.dump();
+}
+
+}  // namespace marmot
