@@ -207,9 +207,16 @@ Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
     dead_letter_.BindInt(7, static_cast<int64_t>(**hash));
     dead_rows_.insert(**hash);
   }
-  const RowChange* one[] = {&change};
-  std::string encoded = EncodeChangeMessage(MessageOrigin{}, one);
-  dead_letter_.BindBlob(8, encoded);
+  // The change itself, for replay, unless it is huge: a dead letter stays small (the 50 MB row of
+  // tests/e2e/bounds_test.sh is recorded as an SQL excerpt only, and cannot be replayed).
+  size_t bytes = 0;
+  for (const Value& v : change.values) bytes += v.bytes().size() + 16;
+  std::string encoded;
+  if (bytes <= kMaxDeadLetterChange) {
+    const RowChange* one[] = {&change};
+    encoded = EncodeChangeMessage(MessageOrigin{}, one);
+    dead_letter_.BindBlob(8, encoded);
+  }
   Status s = dead_letter_.Run();
   dead_letter_.Reset();
   return s.WithContext("writing to " + std::string(kDeadLetterTable));
@@ -379,6 +386,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   }
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
+  const auto locked_at = std::chrono::steady_clock::now();
   // Again under the write lock: a schema change between the check above and here must not meet
   // statements, column checks and comparisons made for the old schema. Start over (rare).
   forgot = ForgetCachesIfSchemaChanged();
@@ -408,8 +416,38 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     uint64_t seq = changes[i].stream_seq != 0 ? changes[i].stream_seq : position ? position->seq : 0;
     return MarkDeadLettersSuperseded(row_keys_[i].hash, seq);
   };
+  // The clock is read every 64 changes, so every transaction applies at least 64 (a slow check
+  // above cannot make the batch crawl in tiny transactions).
+  bool held_long = false;
   for (size_t i = 0; i < changes.size(); ++i) {
     const RowChange& change = changes[i];
+    if (!held_long && i % 64 == 0 && i > 0)
+      held_long = std::chrono::steady_clock::now() - locked_at >= max_hold_;
+    // Held the lock long enough: commit up to the message before this one (where a new message
+    // starts, and only forward), and go on in a new transaction.
+    if (held_long && i > 0 && position && change.stream_seq > changes[i - 1].stream_seq &&
+        changes[i - 1].stream_seq != 0 && change.stream_seq - 1 < position->seq) {
+      StreamPosition part = *position;
+      part.seq = change.stream_seq - 1;
+      MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
+      MARMOT_RETURN_IF_ERROR(WritePosition(part));
+      MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
+      queued_gaps_.clear();
+      queued_messages_.clear();
+      ++stats.transactions;
+      stats.max_hold_seconds =
+          std::max(stats.max_hold_seconds,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - locked_at).count());
+      Result<ApplyStats> rest = Apply(changes.subspan(i), position, local_unread_after);
+      if (!rest.ok()) return rest.status();
+      stats.applied += rest->applied;
+      stats.dead_lettered += rest->dead_lettered;
+      stats.superseded += rest->superseded;
+      stats.unchanged += rest->unchanged;
+      stats.transactions += rest->transactions;
+      stats.max_hold_seconds = std::max(stats.max_hold_seconds, rest->max_hold_seconds);
+      return stats;
+    }
     if (!unchanged_.empty() && unchanged_[i]) {
       ++stats.unchanged;
       MARMOT_RETURN_IF_ERROR(later_change_to(i));
@@ -439,6 +477,10 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
   queued_gaps_.clear();
   queued_messages_.clear();
+  ++stats.transactions;
+  stats.max_hold_seconds =
+      std::max(stats.max_hold_seconds,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - locked_at).count());
   return stats;
 }
 

@@ -21,6 +21,7 @@
 // REQUIRES: external synchronization (one thread uses an applier).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,8 +50,10 @@ struct StreamPosition {
 struct ApplyStats {
   size_t applied = 0;
   size_t dead_lettered = 0;
-  size_t superseded = 0;  // skipped: a newer local write to the same row is not published yet
-  size_t unchanged = 0;   // skipped: this node's own change came back and the row still holds it
+  size_t superseded = 0;        // skipped: a newer local write to the same row is not published yet
+  size_t unchanged = 0;         // skipped: this node's own change came back and the row still holds it
+  size_t transactions = 0;      // write transactions the batch took (more than one: split, see Apply)
+  double max_hold_seconds = 0;  // the longest of them held the write lock this long
 };
 
 class Applier {
@@ -64,6 +67,12 @@ class Applier {
   // Applies `changes` in order in one transaction and records `position` (if given) in it.
   // Fails only when the transaction itself fails (disk full, I/O error, busy beyond the timeout):
   // then nothing of the batch is applied and the caller retries it.
+  //
+  // The application's writers wait while a transaction holds the write lock, so a transaction
+  // that has held it for max_hold() commits at the next message boundary (changes carry their
+  // message's stream_seq), with the position just before that message, and the rest of the batch
+  // goes on in a new transaction (checked again for local writes, which may have come in between).
+  // A crash in between re-applies the rest from the stream.
   //
   // `local_unread_after` is the change reader's cursor when this database also captures local
   // writes. A row whose local change-log entries after that cursor are not read yet was written
@@ -97,6 +106,8 @@ class Applier {
   // Longest reason and statement stored with a dead letter.
   static constexpr size_t kMaxDeadLetterReason = 4096;
   static constexpr size_t kMaxDeadLetterStatement = size_t{64} * 1024;
+  // A change larger than this (its values) is recorded without the replayable copy.
+  static constexpr size_t kMaxDeadLetterChange = size_t{1} << 20;
 
   // Replays dead letter `id` (docs/OPERATIONS.md, dead letters): applies its recorded change in a
   // write transaction of its own and deletes the record. Not applied, and the record deleted, when
@@ -110,6 +121,11 @@ class Applier {
     std::string detail;
   };
   Result<ReplayOutcome> ReplayDeadLetter(int64_t id);
+
+  // How long one transaction may hold the write lock before the batch is split (see Apply).
+  static constexpr std::chrono::milliseconds kDefaultMaxHold{100};
+  void set_max_hold(std::chrono::milliseconds hold) { max_hold_ = hold; }
+  std::chrono::milliseconds max_hold() const { return max_hold_; }
 
   // Total number of dead-lettered changes since this applier was opened (a metric).
   uint64_t dead_lettered_total() const { return dead_lettered_total_; }
@@ -204,6 +220,7 @@ class Applier {
   // Row hashes of dead letters not yet superseded; empty (the usual case) costs nothing per change.
   std::unordered_set<uint64_t> dead_rows_;
   uint64_t dead_lettered_total_ = 0;
+  std::chrono::milliseconds max_hold_ = kDefaultMaxHold;
   std::vector<QueuedGap> queued_gaps_;
   std::vector<QueuedMessage> queued_messages_;
 };

@@ -80,6 +80,14 @@ struct NodeMetrics::Instruments {
             MakeHistogram(r, p + "apply_seconds", "Duration of one apply transaction.", LatencyBuckets())),
         apply_batch(
             MakeHistogram(r, p + "apply_batch_changes", "Row changes per apply transaction.", SizeBuckets())),
+        lock_hold(
+            MakeHistogram(r, p + "apply_lock_hold_seconds",
+                          "How long an apply transaction held the database's write lock (the application's "
+                          "writers wait meanwhile).",
+                          LatencyBuckets())),
+        lock_hold_max(
+            MakeGauge(r, p + "apply_lock_hold_max_seconds",
+                      "The longest an apply transaction held the write lock since marmot started.")),
         last_seq_family(prometheus::BuildGauge()
                             .Name(p + "stream_last_sequence")
                             .Help("The last sequence of the shard stream, as last seen by its consumer.")
@@ -154,6 +162,8 @@ struct NodeMetrics::Instruments {
   prometheus::Histogram& publish_batch;
   prometheus::Histogram& apply_seconds;
   prometheus::Histogram& apply_batch;
+  prometheus::Histogram& lock_hold;
+  prometheus::Gauge& lock_hold_max;
   prometheus::Family<prometheus::Gauge>& last_seq_family;
   prometheus::Family<prometheus::Gauge>& applied_seq_family;
   prometheus::Family<prometheus::Gauge>& lag_family;
@@ -211,6 +221,9 @@ void NodeMetrics::BatchApplied(const ApplyStats& stats, size_t messages, size_t 
   if (stats.dead_lettered) m_->dead_lettered.Increment(static_cast<double>(stats.dead_lettered));
   m_->apply_seconds.Observe(seconds);
   m_->apply_batch.Observe(static_cast<double>(changes));
+  m_->lock_hold.Observe(stats.max_hold_seconds);
+  std::lock_guard<std::mutex> lock(mu_);  // consumers of several shards report at once
+  if (stats.max_hold_seconds > m_->lock_hold_max.Value()) m_->lock_hold_max.Set(stats.max_hold_seconds);
 }
 
 void NodeMetrics::MessageDeadLettered() { m_->dead_lettered.Increment(); }

@@ -292,5 +292,32 @@ TEST(ChangeToSqlTest, RendersLiteralsOfEveryType) {
   EXPECT_EQ(ChangeToSql(d), "DELETE FROM \"t\" WHERE \"k1\" IS 1 AND \"k2\" IS 'x'");
 }
 
+// A batch that holds the write lock longer than max_hold() is committed in parts, each ending at a
+// message boundary with the position just before the next message; every row still arrives and
+// the final position is the batch's. (max_hold 0: every part is as short as allowed.)
+TEST_F(ApplierTest, ABatchHoldingTheLockTooLongIsCommittedInPartsAtMessageBoundaries) {
+  applier_->set_max_hold(std::chrono::milliseconds(0));
+  std::vector<RowChange> batch;
+  for (int i = 0; i < 300; ++i) {
+    RowChange c = Upsert("books", {"id", "title", "isbn", "pages"},
+                         {Value::Integer(i + 1), Value::Text("t"), Value::Null(), Value::Integer(1)});
+    c.stream_seq = 1 + static_cast<uint64_t>(i / 10);  // 30 messages of 10 changes
+    batch.push_back(std::move(c));
+  }
+  ApplyStats stats = Apply(batch, StreamPosition{"s-1", 30, 1});
+  EXPECT_EQ(stats.applied, 300u);
+  // The clock is read after 64 changes; the next boundary is at 70: 70 + 70 + 70 + 70 + 20.
+  EXPECT_EQ(stats.transactions, 5u);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 300);
+  EXPECT_EQ(QueryInt(db_, "SELECT seq FROM __marmot__positions WHERE stream = 's-1'"), 30);
+
+  // With the default bound a batch like this is one transaction.
+  applier_->set_max_hold(Applier::kDefaultMaxHold);
+  for (RowChange& c : batch) c.stream_seq += 30;
+  stats = Apply(batch, StreamPosition{"s-1", 60, 1});
+  EXPECT_EQ(stats.transactions, 1u);
+  EXPECT_LT(stats.max_hold_seconds, 5.0);
+}
+
 }  // namespace
 }  // namespace marmot

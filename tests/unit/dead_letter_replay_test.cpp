@@ -135,5 +135,17 @@ TEST_F(DeadLetterReplayTest, UndecodableMessagesAndUnpublishedLocalWritesAreKept
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__dead_letter"), 2);
 }
 
+TEST_F(DeadLetterReplayTest, AHugeChangeIsKeptAsAnExcerptOnlyAndIsNotReplayable) {
+  std::string big(Applier::kMaxDeadLetterChange + 1, 'x');
+  Apply({Change(RowChange::Op::kUpsert, {"id", "v", "w"},
+                {Value::Integer(6), Value::Text(big), Value::Integer(1)}, 7)},
+        7);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__dead_letter WHERE change IS NULL"), 1);
+  EXPECT_LE(QueryInt(db_, "SELECT length(statement) FROM __marmot__dead_letter"),
+            static_cast<int64_t>(Applier::kMaxDeadLetterStatement) + 100);
+  Exec(db_, "ALTER TABLE items ADD COLUMN w INTEGER");
+  EXPECT_EQ(Replay(IdOf(6)).result, Applier::ReplayResult::kNotReplayable);
+}
+
 }  // namespace
 }  // namespace marmot
