@@ -387,6 +387,19 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   const auto locked_at = std::chrono::steady_clock::now();
+  // Writes the queued records and `at` (if any) and commits; counts the transaction.
+  auto commit = [&](const std::optional<StreamPosition>& at) -> Status {
+    MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
+    if (at) MARMOT_RETURN_IF_ERROR(WritePosition(*at));
+    MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
+    queued_gaps_.clear();
+    queued_messages_.clear();
+    ++stats.transactions;
+    stats.max_hold_seconds =
+        std::max(stats.max_hold_seconds,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - locked_at).count());
+    return Status();
+  };
   // Again under the write lock: a schema change between the check above and here must not meet
   // statements, column checks and comparisons made for the old schema. Start over (rare).
   forgot = ForgetCachesIfSchemaChanged();
@@ -429,15 +442,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
         changes[i - 1].stream_seq != 0 && change.stream_seq - 1 < position->seq) {
       StreamPosition part = *position;
       part.seq = change.stream_seq - 1;
-      MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
-      MARMOT_RETURN_IF_ERROR(WritePosition(part));
-      MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
-      queued_gaps_.clear();
-      queued_messages_.clear();
-      ++stats.transactions;
-      stats.max_hold_seconds =
-          std::max(stats.max_hold_seconds,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - locked_at).count());
+      MARMOT_RETURN_IF_ERROR(commit(part));
       Result<ApplyStats> rest = Apply(changes.subspan(i), position, local_unread_after);
       if (!rest.ok()) return rest.status();
       stats.applied += rest->applied;
@@ -472,15 +477,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
     ++stats.dead_lettered;
   }
-  MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
-  if (position) MARMOT_RETURN_IF_ERROR(WritePosition(*position));
-  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
-  queued_gaps_.clear();
-  queued_messages_.clear();
-  ++stats.transactions;
-  stats.max_hold_seconds =
-      std::max(stats.max_hold_seconds,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - locked_at).count());
+  MARMOT_RETURN_IF_ERROR(commit(position));
   return stats;
 }
 
