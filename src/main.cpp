@@ -131,6 +131,8 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
   o.scan_max_changes = static_cast<size_t>(c.scan_max_changes);
   o.cleanup_interval = c.cleanup_interval;
   o.polling_interval = c.polling_interval;
+  o.selection.include = c.replication.include;
+  o.selection.exclude = c.replication.exclude;
   o.layout.stream_prefix = c.nats.stream_prefix;
   o.layout.subject_prefix = c.nats.subject_prefix;
   o.layout.shards = static_cast<int>(c.replication_log.shards);

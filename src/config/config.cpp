@@ -120,6 +120,8 @@ std::vector<Field> Fields(Config& c) {
       {"replication_log.update_existing", &c.replication_log.update_existing},
       {"replication_log.max_message_bytes", &c.replication_log.max_message_bytes},
       {"replication_log.max_batch_bytes", &c.replication_log.max_batch_bytes},
+      {"replication.include", &c.replication.include},
+      {"replication.exclude", &c.replication.exclude},
       {"nats.urls", &c.nats.urls},
       {"nats.bind_address", &c.nats.bind_address},
       {"nats.server_config", &c.nats.server_config},
@@ -376,6 +378,15 @@ Status CheckValues(const Config& c) {
       AtLeast("replication_log.max_message_bytes", c.replication_log.max_message_bytes, 1 << 20));
   MARMOT_RETURN_IF_ERROR(
       AtLeast("replication_log.max_batch_bytes", c.replication_log.max_batch_bytes, 1 << 20));
+
+  // [replication]
+  for (const auto& [key, patterns] :
+       {std::pair<const char*, const std::vector<std::string>&>{"replication.include", c.replication.include},
+        {"replication.exclude", c.replication.exclude}}) {
+    for (const std::string& pattern : patterns) {
+      if (pattern.empty()) return Status::Error(std::string(key) + " has an empty pattern; remove it");
+    }
+  }
 
   // [nats]
   MARMOT_RETURN_IF_ERROR(CheckHostPort("nats.bind_address", c.nats.bind_address));

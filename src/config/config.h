@@ -80,6 +80,14 @@ struct ReplicationLogConfig {
   int64_t max_batch_bytes = 64 << 20;    // decoded bytes applied in one transaction, >= 1 MiB
 };
 
+// [replication] (an addition to v0.8; docs/SCHEMA.md): which tables are replicated. A table is
+// replicated when its name matches a pattern of `include` and none of `exclude`. Patterns are
+// globs (`*`, `?`, `[...]`), matched without regard to case, as SQLite compares table names.
+struct ReplicationConfig {
+  std::vector<std::string> include{"*"};
+  std::vector<std::string> exclude;
+};
+
 // [nats]
 struct NatsConfig {
   std::vector<std::string> urls;  // servers to join; empty: start the embedded server
@@ -134,6 +142,7 @@ struct Config {
   Millis polling_interval{0};      // also poll the change log this often; 0 = off
   SnapshotConfig snapshot;
   ReplicationLogConfig replication_log;
+  ReplicationConfig replication;
   NatsConfig nats;
   PrometheusConfig prometheus;
   LoggingConfig logging;

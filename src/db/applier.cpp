@@ -8,6 +8,7 @@
 #include "codec/wire_format.h"
 #include "db/marmot_tables.h"
 #include "db/schema.h"
+#include "db/schema_objects.h"
 
 namespace marmot {
 namespace {
@@ -37,11 +38,15 @@ std::string BuildSql(const RowChange& change, const std::vector<Value>* values,
   };
   std::string sql;
   if (change.op == RowChange::Op::kUpsert) {
-    sql = "INSERT OR REPLACE INTO " + QuoteIdent(change.table) + " (";
-    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + QuoteIdent(cols[i]);
-    sql += ") VALUES (";
-    for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + param(i);
-    sql += ")";
+    // An empty column name: a value left out (Applier::MakeShape).
+    std::string names;
+    std::string values;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      if (cols[i].empty()) continue;
+      names += (names.empty() ? "" : ", ") + QuoteIdent(cols[i]);
+      values += (values.empty() ? "" : ", ") + param(i);
+    }
+    sql = "INSERT OR REPLACE INTO " + QuoteIdent(change.table) + " (" + names + ") VALUES (" + values + ")";
   } else {
     sql = "DELETE FROM " + QuoteIdent(change.table) + " WHERE ";
     for (size_t i = 0; i < cols.size(); ++i)
@@ -154,30 +159,138 @@ std::string Missing(const std::vector<std::string>& a, const std::vector<std::st
 
 Result<Applier::PreparedShape> Applier::MakeShape(const RowChange& change) {
   PreparedShape shape;
+  // The change as it is written here: a table or columns renamed since it was written take their
+  // new names (__marmot__renamed keeps every rename), and values of dropped columns are left out.
+  RowChange renamed;
+  renamed.table = change.table;
+  renamed.op = change.op;
+  renamed.columns = change.columns;
+  const RowChange* as_here = &renamed;
   Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
   if (!schema.ok()) return schema.status();
   if (!*schema) {
+    Result<std::string> now = NameAfterRenames("", change.table, nullptr);
+    if (!now.ok()) return now.status();
+    if (now->empty()) {
+      // Dropped since the change was written: the drop wins, as if it had come after.
+      spdlog::info("changes to table {} skipped: the table was dropped since they were written",
+                   QuoteIdent(change.table));
+      shape.excluded = true;
+      return shape;
+    }
+    if (*now != change.table) {
+      schema = ReadTableSchema(db_, *now);
+      if (!schema.ok()) return schema.status();
+      if (*schema) renamed.table = *now;
+    }
+  }
+  if (!*schema) {
+    Result<TableSelection> selection = LoadTableSelection(db_);
+    if (!selection.ok()) return selection.status();
+    if (!selection->Selects(change.table)) {
+      shape.excluded = true;
+      return shape;
+    }
     shape.mismatch = "no such table here: " + QuoteIdent(change.table);
+    shape.newer_schema = true;
     return shape;
   }
   bool upsert = change.op == RowChange::Op::kUpsert;
   std::vector<std::string> here = upsert ? (*schema)->StoredColumns() : (*schema)->KeyColumns();
   std::string unknown = Missing(*change.columns, here);
-  std::string lacking = Missing(here, *change.columns);
+  if (!unknown.empty()) {
+    // An empty name stands for a column dropped since: its value is left out.
+    std::vector<std::string> mapped = *change.columns;
+    std::string dropped;
+    for (std::string& column : mapped) {
+      if (std::find(here.begin(), here.end(), column) != here.end()) continue;
+      Result<std::string> now = NameAfterRenames(renamed.table, column, &here);
+      if (!now.ok()) return now.status();
+      if (now->empty()) dropped += (dropped.empty() ? "" : ", ") + QuoteIdent(column);
+      if (now->empty() || std::find(mapped.begin(), mapped.end(), *now) == mapped.end()) column = *now;
+    }
+    if (!dropped.empty()) {
+      spdlog::info("changes to table {} written before {} was dropped: applied without it",
+                   QuoteIdent(change.table), dropped);
+    }
+    renamed.columns = std::make_shared<const std::vector<std::string>>(std::move(mapped));
+    unknown = Missing(*renamed.columns, here);
+    // Missing() counts the dropped ones (empty names) as unknown: they are not.
+    if (!dropped.empty()) {
+      std::vector<std::string> named;
+      for (const std::string& c : *renamed.columns)
+        if (!c.empty()) named.push_back(c);
+      unknown = Missing(named, here);
+    }
+  }
+  const std::vector<std::string>& columns = *as_here->columns;
+  std::string lacking = Missing(here, columns);
+  if (upsert && unknown.empty() && !lacking.empty() && Missing((*schema)->KeyColumns(), columns).empty()) {
+    // Written under an older schema (columns were added here since): the columns it has are
+    // written, the others keep their values (or defaults, for a new row).
+    std::vector<std::string> keys = (*schema)->KeyColumns();
+    std::string sql = "UPDATE " + QuoteIdent(renamed.table) + " SET ";
+    std::string where;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const std::string& column = columns[i];
+      if (column.empty()) continue;  // left out (see above)
+      std::string param = "?" + std::to_string(i + 1);
+      if (std::find(keys.begin(), keys.end(), column) != keys.end()) {
+        where += (where.empty() ? "" : " AND ") + QuoteIdent(column) + " IS " + param;
+      } else {
+        sql += (sql.back() == ' ' ? "" : ", ") + QuoteIdent(column) + " = " + param;
+      }
+    }
+    if (sql.back() != ' ') {
+      Result<Statement> update = db_.Prepare(sql + " WHERE " + where);
+      if (!update.ok()) return update.status();
+      shape.update = std::move(*update);
+    }
+    Result<Statement> insert = db_.Prepare(BuildSql(*as_here, nullptr));
+    if (!insert.ok()) return insert.status();
+    shape.statement = std::move(*insert);
+    return shape;
+  }
   if (!unknown.empty() || !lacking.empty()) {
+    shape.newer_schema = !unknown.empty();
     shape.mismatch = "the change's columns differ from table " + QuoteIdent(change.table) + " here (";
     if (!unknown.empty()) shape.mismatch += "not here: " + unknown;
     if (!unknown.empty() && !lacking.empty()) shape.mismatch += "; ";
     if (!lacking.empty())
       shape.mismatch += std::string(upsert ? "missing in the change: " : "key here: ") + lacking;
     shape.mismatch +=
-        "): it was written under another schema, and is not applied in part or with defaults filled in";
+        schema_waited_
+            ? "), and this node has applied the whole schema stream: its schema differs from the writer's "
+              "and "
+              "no schema change explains it (make the schemas equal, e.g. run the writer's migration here, "
+              "then "
+              "`marmot dead-letter replay`; docs/SCHEMA.md)"
+            : "): it was written under another schema, and is not applied in part or with defaults filled in";
     return shape;
   }
-  Result<Statement> statement = db_.Prepare(BuildSql(change, nullptr));
+  Result<Statement> statement = db_.Prepare(BuildSql(*as_here, nullptr));
   if (!statement.ok()) return statement.status();
   shape.statement = std::move(*statement);
   return shape;
+}
+
+Result<std::string> Applier::NameAfterRenames(const std::string& table, const std::string& name,
+                                              const std::vector<std::string>* here) {
+  Result<Statement> read = db_.Prepare("SELECT new_name FROM " + QuoteIdent(kRenamedColumnsTable) +
+                                       " WHERE tbl = ?1 AND old_name = ?2");
+  if (!read.ok()) return read.status();
+  std::string now = name;
+  for (int hop = 0; hop < 16; ++hop) {  // a -> b -> c; bounded in case of a cycle
+    if (here && std::find(here->begin(), here->end(), now) != here->end()) return now;
+    read->BindText(1, table);
+    read->BindText(2, now);
+    Result<bool> row = read->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    now = read->ColumnText(0);
+    read->Reset();
+  }
+  return now;
 }
 
 Result<Applier::PreparedShape*> Applier::ShapeFor(const RowChange& change) {
@@ -474,6 +587,30 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     if (sqlite3_get_autocommit(db_.get())) {
       return applied.WithContext("applying batch to " + db_.path() + " (rolled back)");
     }
+    // A table or column not here: the schema change that brings it may still be on its way
+    // (schema stream and row streams are not ordered with each other). Wait for the schema
+    // stream once, outside the transaction, then try the batch again.
+    if (applied.Is(StatusCode::kNotFound) && schema_wait_ && !schema_waited_) {
+      txn.Rollback();
+      schema_waited_ = true;
+      Result<bool> waited = schema_wait_(applied.message());
+      if (!waited.ok()) {
+        schema_waited_ = false;
+        return waited.status();
+      }
+      // The statements made before the wait may stand for another schema, or lack a rename
+      // recorded since; a change that still does not fit is now taken as written under an older
+      // schema (see MakeShape).
+      Result<bool> dropped = ForgetCachesIfSchemaChanged();
+      if (!dropped.ok()) return dropped.status();
+      statements_.Clear();
+      key_positions_.Clear();
+      key_columns_.clear();
+      matcher_.Clear();
+      Result<ApplyStats> again = Apply(changes, position, local_unread_after);
+      schema_waited_ = false;
+      return again;
+    }
     MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
     ++stats.dead_lettered;
   }
@@ -484,14 +621,31 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
 Status Applier::RunChange(const RowChange& change) {
   Result<PreparedShape*> shape = ShapeFor(change);
   if (!shape.ok()) return shape.status();
-  if (!(*shape)->mismatch.empty()) return Status::InvalidArgument((*shape)->mismatch);
+  if ((*shape)->excluded) return Status();
+  if (!(*shape)->mismatch.empty()) {
+    return Status::Error((*shape)->newer_schema ? StatusCode::kNotFound : StatusCode::kInvalidArgument,
+                         (*shape)->mismatch);
+  }
   if (change.values.size() != change.columns->size()) {
     return Status::Error("change has " + std::to_string(change.values.size()) + " values for " +
                          std::to_string(change.columns->size()) + " columns");
   }
+  // A statement that leaves values out has fewer parameters than the change has values.
+  auto bind_all = [&change](Statement* st) {
+    size_t params = static_cast<size_t>(sqlite3_bind_parameter_count(st->get()));
+    for (size_t v = 0; v < change.values.size() && v < params; ++v)
+      st->BindUncopied(static_cast<int>(v + 1), change.values[v]);
+  };
+  if ((*shape)->update.get()) {
+    Statement* u = &(*shape)->update;
+    bind_all(u);
+    Status updated = u->Run();
+    u->Reset();
+    if (!updated.ok()) return updated;
+    if (sqlite3_changes(db_.get()) > 0) return Status();
+  }
   Statement* s = &(*shape)->statement;
-  for (size_t v = 0; v < change.values.size(); ++v)
-    s->BindUncopied(static_cast<int>(v + 1), change.values[v]);
+  bind_all(s);
   Status applied = s->Run();
   s->Reset();
   return applied;
@@ -647,9 +801,9 @@ Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
   return position->seq;
 }
 
-Result<StreamPosition> Applier::LoadStreamPosition(const std::string& stream) {
-  Result<Statement> stmt = db_.Prepare("SELECT seq, ifnull(stream_created, 0) FROM " +
-                                       QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
+Result<StreamPosition> ReadStreamPosition(Database& db, const std::string& stream) {
+  Result<Statement> stmt = db.Prepare("SELECT seq, ifnull(stream_created, 0) FROM " +
+                                      QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, stream);
   Result<bool> row = stmt->Step();
@@ -660,6 +814,10 @@ Result<StreamPosition> Applier::LoadStreamPosition(const std::string& stream) {
     position.created_ns = stmt->ColumnInt(1);
   }
   return position;
+}
+
+Result<StreamPosition> Applier::LoadStreamPosition(const std::string& stream) {
+  return ReadStreamPosition(db_, stream);
 }
 
 Status Applier::SavePosition(const StreamPosition& position) {

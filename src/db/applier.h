@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -46,6 +47,9 @@ struct StreamPosition {
   uint64_t seq = 0;
   int64_t created_ns = 0;  // the stream's creation time (0: unknown); tells a re-created stream
 };
+
+// The position stored for `stream` in __marmot__positions ({stream, 0, 0} when none).
+Result<StreamPosition> ReadStreamPosition(Database& db, const std::string& stream);
 
 struct ApplyStats {
   size_t applied = 0;
@@ -122,6 +126,14 @@ class Applier {
   };
   Result<ReplayOutcome> ReplayDeadLetter(int64_t id);
 
+  // Called (outside any transaction) when a change names a table or column this database does not
+  // have: waits until the schema stream has been applied up to its current end, and returns true
+  // when the schema may have changed since (the batch is then tried again once; what still does
+  // not fit is dead-lettered), or an error (stopping) that fails the batch, to be applied later.
+  // Without it such changes are dead-lettered at once.
+  using SchemaWait = std::function<Result<bool>(const std::string& why)>;
+  void set_schema_wait(SchemaWait wait) { schema_wait_ = std::move(wait); }
+
   // How long one transaction may hold the write lock before the batch is split (see Apply).
   static constexpr std::chrono::milliseconds kDefaultMaxHold{100};
   void set_max_hold(std::chrono::milliseconds hold) { max_hold_ = hold; }
@@ -150,13 +162,22 @@ class Applier {
   // The statement for one change shape, or why changes of that shape cannot be applied here.
   struct PreparedShape {
     Statement statement;
-    std::string mismatch;  // not empty: the change's columns differ from the local table's
+    // Set for an upsert written under an older schema (it lacks columns the table has here): the
+    // row is updated in place when it exists, and `statement` inserts it otherwise.
+    Statement update;
+    std::string mismatch;       // not empty: the change's columns differ from the local table's
+    bool newer_schema = false;  // the mismatch is a table or column not here (yet?)
+    bool excluded = false;      // the table is left out by the table selection: skip
   };
 
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
   // Drops every cache when the schema cookie changed since the last call; true when it did.
   Result<bool> ForgetCachesIfSchemaChanged();
   Result<PreparedShape> MakeShape(const RowChange& change);
+  // What `name` (a column of `table`, or a table when `table` is empty) was renamed to since,
+  // following __marmot__renamed until a name in `here` (if given); `name` when never renamed.
+  Result<std::string> NameAfterRenames(const std::string& table, const std::string& name,
+                                       const std::vector<std::string>* here);
   // For each change, 1 in `unchanged` when it can be skipped: an echo whose row the database
   // already holds, with no earlier change of the batch writing the same row.
   Status FindUnchangedEchoes(std::span<const RowChange> changes, std::vector<char>* unchanged);
@@ -198,6 +219,8 @@ class Applier {
     std::string reason;
   };
 
+  SchemaWait schema_wait_;
+  bool schema_waited_ = false;  // within one Apply: wait at most once
   Database db_;
   RowMatcher matcher_;
   Statement schema_version_;

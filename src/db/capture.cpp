@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <tuple>
 
 #include "db/marmot_tables.h"
 #include "db/sqlite.h"
@@ -11,13 +12,14 @@
 namespace marmot {
 namespace {
 
-// Looks up (or assigns) the id a table is logged under.
-Result<int64_t> TableId(Database& db, const std::string& table) {
+// Looks up (or assigns) the id a table is logged under; `is_new` tells whether it was assigned now.
+Result<int64_t> TableId(Database& db, const std::string& table, bool* is_new) {
   Result<Statement> insert =
       db.Prepare(std::string("INSERT OR IGNORE INTO ") + QuoteIdent(kTablesTable) + "(name) VALUES(?1)");
   if (!insert.ok()) return insert.status();
   insert->BindText(1, table);
   MARMOT_RETURN_IF_ERROR(insert->Run());
+  *is_new = sqlite3_changes(db.get()) > 0;
   Result<Statement> select =
       db.Prepare(std::string("SELECT id FROM ") + QuoteIdent(kTablesTable) + " WHERE name = ?1");
   if (!select.ok()) return select.status();
@@ -36,6 +38,24 @@ std::string LogInsert(int64_t id, const std::vector<std::string>& keys, const ch
     vals += std::string(",") + ref + "." + QuoteIdent(keys[i]);
   }
   return "INSERT INTO " + QuoteIdent(kChangeLogTable) + "(" + cols + ") VALUES(" + vals + ");";
+}
+
+// Logs the key of every row `table` holds, as its insert trigger would have.
+Status LogExistingRows(Database& db, int64_t id, const TableSchema& table) {
+  std::vector<std::string> keys = table.KeyColumns();
+  std::string cols = "tbl";
+  std::string vals = std::to_string(id);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    cols += ",k" + std::to_string(i + 1);
+    vals += "," + QuoteIdent(keys[i]);
+  }
+  Status s = db.Exec("INSERT INTO " + QuoteIdent(kChangeLogTable) + "(" + cols + ") SELECT " + vals +
+                     " FROM " + QuoteIdent(table.name));
+  if (s.ok() && sqlite3_changes(db.get()) > 0) {
+    spdlog::info("table {} is new: its {} row(s) written before capture was installed on it are published",
+                 QuoteIdent(table.name), sqlite3_changes(db.get()));
+  }
+  return s;
 }
 
 std::string TriggerName(int64_t id, const char* what) {
@@ -65,20 +85,33 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
 // renamed table. When a table of that name was logged under another id whose table is gone (it was
 // dropped and this one renamed into its place, as in SQLite's 12-step ALTER), its entries move to
 // this id. Tables that swapped names (a -> tmp, b -> a, tmp -> b) keep their own ids and entries.
-Status FollowRenamedTables(Database& db) {
-  std::string tables = QuoteIdent(kTablesTable);
+// (id, old name, new name) of every table whose insert trigger now sits on another table.
+Result<std::vector<std::tuple<int64_t, std::string, std::string>>> MovedTriggers(Database& db) {
+  Result<int64_t> installed =
+      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kTablesTable + "'");
+  if (!installed.ok()) return installed.status();
+  std::vector<std::tuple<int64_t, std::string, std::string>> renames;
+  if (*installed == 0) return renames;
   Result<Statement> moved =
-      db.Prepare("SELECT t.id, s.tbl_name FROM sqlite_schema AS s JOIN " + tables +
-                 " AS t ON s.name = '__marmot__' || t.id || '_insert' WHERE s.type = 'trigger' AND "
-                 "s.tbl_name <> t.name");
+      db.Prepare("SELECT t.id, t.name, s.tbl_name FROM sqlite_schema AS s JOIN " + QuoteIdent(kTablesTable) +
+                 " AS t ON s.name = '__marmot__' || t.id || '_insert' WHERE s.type = "
+                 "'trigger' AND s.tbl_name <> t.name");
   if (!moved.ok()) return moved.status();
-  std::vector<std::pair<int64_t, std::string>> renames;
   while (true) {
     Result<bool> row = moved->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    renames.emplace_back(moved->ColumnInt(0), moved->ColumnText(1));
+    renames.emplace_back(moved->ColumnInt(0), moved->ColumnText(1), moved->ColumnText(2));
   }
+  return renames;
+}
+
+Status FollowRenamedTables(Database& db) {
+  std::string tables = QuoteIdent(kTablesTable);
+  Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
+  if (!moved.ok()) return moved.status();
+  std::vector<std::pair<int64_t, std::string>> renames;
+  for (const auto& [id, from, to] : *moved) renames.emplace_back(id, to);
   if (renames.empty()) return Status();
   auto run = [&db](const std::string& sql, const std::string& text) -> Status {
     Result<Statement> stmt = db.Prepare(sql);
@@ -109,22 +142,42 @@ Status FollowRenamedTables(Database& db) {
 
 }  // namespace
 
-Status InstallCapture(Database& db, const std::vector<TableSchema>& tables) {
+Result<std::vector<std::pair<std::string, std::string>>> RenamedTables(Database& db) {
+  Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
+  if (!moved.ok()) return moved.status();
+  std::vector<std::pair<std::string, std::string>> renames;
+  for (const auto& [id, from, to] : *moved) renames.emplace_back(from, to);
+  return renames;
+}
+
+Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>& tables,
+                                   bool log_rows_of_new_tables) {
   int widest_key = 1;
   for (const TableSchema& t : tables) widest_key = std::max<int>(widest_key, t.KeyColumns().size());
-
-  Transaction txn(&db);
-  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("installing capture"));
   MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(db, widest_key).WithContext("creating marmot tables"));
+  Result<int64_t> registered = db.QueryInt("SELECT count(*) FROM " + QuoteIdent(kTablesTable));
+  if (!registered.ok()) return registered.status();
+  // The first installation: the rows already there are the starting point, not changes.
+  log_rows_of_new_tables = log_rows_of_new_tables && *registered > 0;
   MARMOT_RETURN_IF_ERROR(FollowRenamedTables(db).WithContext("following renamed tables"));
   MARMOT_RETURN_IF_ERROR(
       DropMarmotObjects(db, MarmotObjects::kTriggers).WithContext("removing old capture triggers"));
   for (const TableSchema& table : tables) {
     std::string what = "installing capture on table " + QuoteIdent(table.name);
-    Result<int64_t> id = TableId(db, table.name);
+    bool is_new = false;
+    Result<int64_t> id = TableId(db, table.name, &is_new);
     if (!id.ok()) return id.status().WithContext(what);
     MARMOT_RETURN_IF_ERROR(CreateTriggers(db, *id, table).WithContext(what));
+    if (is_new && log_rows_of_new_tables)
+      MARMOT_RETURN_IF_ERROR(LogExistingRows(db, *id, table).WithContext(what));
   }
+  return Status();
+}
+
+Status InstallCapture(Database& db, const std::vector<TableSchema>& tables, bool log_rows_of_new_tables) {
+  Transaction txn(&db);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("installing capture"));
+  MARMOT_RETURN_IF_ERROR(InstallCaptureInTransaction(db, tables, log_rows_of_new_tables));
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("installing capture"));
   spdlog::info("capture installed on {} table(s) of {}", tables.size(), db.path());
   return Status();

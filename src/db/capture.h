@@ -7,6 +7,8 @@
 // Replicated writes are not captured because the applier's connection runs with triggers off.
 #pragma once
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "db/schema.h"
@@ -19,7 +21,20 @@ class Database;
 // Installs capture for `tables` in one transaction: creates marmot's tables, registers each table
 // under a stable id, and (re)creates its triggers. Triggers of tables not in `tables` (dropped or
 // renamed since) are removed. Safe to run on every start.
-Status InstallCapture(Database& db, const std::vector<TableSchema>& tables);
+//
+// With `log_rows_of_new_tables`, a table registered for the first time in a database where
+// capture was installed before (a table the application created while marmot ran or was stopped)
+// gets every row it already holds logged, so rows written before its triggers existed (in the
+// CREATE TABLE's own transaction, say) are published too.
+Status InstallCapture(Database& db, const std::vector<TableSchema>& tables,
+                      bool log_rows_of_new_tables = false);
+// The same inside the caller's write transaction.
+Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>& tables,
+                                   bool log_rows_of_new_tables);
+
+// Tables renamed since capture was installed, as (old name, new name): their capture triggers
+// moved with them (SQLite renames a table's triggers along).
+Result<std::vector<std::pair<std::string, std::string>>> RenamedTables(Database& db);
 
 // Removes every trigger and table marmot created (the -cleanup flag), in one transaction.
 Status RemoveCapture(Database& db);

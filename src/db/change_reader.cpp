@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "codec/schema_message.h"
 #include "db/capture.h"
 #include "db/marmot_tables.h"
+#include "db/schema_applier.h"
+#include "db/schema_objects.h"
 
 namespace marmot {
 
@@ -44,20 +47,83 @@ Result<int64_t> ChangeReader::SchemaVersion() {
 Result<bool> ChangeReader::RefreshIfSchemaChanged() {
   Result<int64_t> version = SchemaVersion();
   if (!version.ok()) return version.status();
-  if (*version == known_schema_version_) return false;
+  if (*version == known_schema_version_ && (schema_compared_ || !publish_schema_)) return false;
+  if (*version == known_schema_version_) {
+    // The first read: a schema change made while marmot was stopped goes out now (capture was
+    // installed at start, so a table renamed meanwhile shows as dropped and created).
+    MARMOT_RETURN_IF_ERROR(
+        PublishSchemaChange({}).WithContext("publishing a schema change of " + db_.path()));
+    schema_compared_ = true;
+    return false;
+  }
   spdlog::info("the schema of {} changed; re-installing capture", db_.path());
+  // Before the installation follows them: the tables renamed since (their triggers moved along).
+  Result<std::vector<std::pair<std::string, std::string>>> renamed = RenamedTables(db_);
+  if (!renamed.ok()) return renamed.status();
   tables_.clear();
   key_columns_.clear();
-  Result<std::vector<TableSchema>> tables = ReadSchema(db_);
-  if (!tables.ok()) return tables.status().WithContext("re-reading the schema");
-  MARMOT_RETURN_IF_ERROR(InstallCapture(db_, *tables).WithContext("re-installing capture"));
+  {
+    // Schema read and capture installed in one transaction: a table renamed or dropped in between
+    // would make the installation fail.
+    Transaction txn(&db_);
+    MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("re-installing capture"));
+    Result<std::vector<TableSchema>> tables = ReadSchema(db_);
+    if (!tables.ok()) return tables.status().WithContext("re-reading the schema");
+    MARMOT_RETURN_IF_ERROR(InstallCaptureInTransaction(db_, *tables, /*log_rows_of_new_tables=*/true)
+                               .WithContext("re-installing capture"));
+    MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("re-installing capture"));
+    spdlog::info("capture installed on {} table(s) of {}", tables->size(), db_.path());
+  }
   // The installation changed the schema itself (triggers): remember the cookie after it.
   version = SchemaVersion();
   if (!version.ok()) return version.status();
   known_schema_version_ = *version;
+  // Compared after the cookie was taken: a change committed later moves the cookie again, so it is
+  // published by a later call, and never read past. Published before any row is read under it.
+  if (publish_schema_) {
+    MARMOT_RETURN_IF_ERROR(
+        PublishSchemaChange(*renamed).WithContext("publishing a schema change of " + db_.path()));
+    schema_compared_ = true;
+  }
   MARMOT_RETURN_IF_ERROR(PrepareLogRead().WithContext("re-reading the change log's columns"));
   MARMOT_RETURN_IF_ERROR(LoadTables().WithContext("re-reading captured tables"));
   return true;
+}
+
+Status ChangeReader::PublishSchemaChange(const std::vector<std::pair<std::string, std::string>>& renamed) {
+  Result<bool> recorded = HasSchemaRecord(db_, kLocalRecord);
+  if (!recorded.ok()) return recorded.status();
+  if (!*recorded) {
+    // No record yet (a restored snapshot carries none): the live schema is the starting point.
+    Transaction txn(&db_);
+    MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+    MARMOT_RETURN_IF_ERROR(InitSchemaRecords(db_));
+    return txn.Commit();
+  }
+  Result<SchemaObjects> local = LoadSchemaRecord(db_, kLocalRecord);
+  if (!local.ok()) return local.status();
+  Result<SchemaObjects> live = ReadLiveSchema(db_);
+  if (!live.ok()) return live.status();
+  if (*live == *local) return Status();
+  SchemaChange change = DiffSchemas(*local, *live, renamed);
+  change.origin_node = node_id_;
+  for (const ObjectTransition& t : change.objects) {
+    spdlog::info("schema: publishing {} {} ({})", t.type, QuoteIdent(t.name),
+                 !t.before  ? "new"
+                 : !t.after ? "dropped"
+                            : "changed");
+  }
+  Result<uint64_t> seq = publish_schema_(EncodeSchemaChange(change));
+  if (!seq.ok()) return seq.status();
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+  MARMOT_RETURN_IF_ERROR(StoreSchemaRecord(db_, kLocalRecord, *live));
+  MARMOT_RETURN_IF_ERROR(RecordRenames(db_, change));
+  MARMOT_RETURN_IF_ERROR(db_.Exec("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) +
+                                  " (name, value) VALUES ('schema_published_seq', max(" +
+                                  std::to_string(*seq) + ", ifnull((SELECT value FROM " +
+                                  QuoteIdent(kStateTable) + " WHERE name = 'schema_published_seq'), 0)))"));
+  return txn.Commit();
 }
 
 Status ChangeReader::PrepareLogRead() {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,6 +67,16 @@ class ChangeReader final : public ChangeSource {
   // Re-installs capture and forgets cached tables when the schema cookie changed since the last
   // call; true when it did. ReadBatch calls it; exposed for tests.
   Result<bool> RefreshIfSchemaChanged();
+
+  // Publishes the application's schema changes (docs/SCHEMA.md): called with the encoded schema
+  // message, returns the schema stream's sequence for it once stored. Set: on the first read and
+  // whenever the schema cookie changes, the live schema is compared with the one last published
+  // or applied, and a difference is published before any row is read under it.
+  using SchemaPublisher = std::function<Result<uint64_t>(const std::string& payload)>;
+  void set_schema_publisher(uint64_t node_id, SchemaPublisher publish) {
+    node_id_ = node_id;
+    publish_schema_ = std::move(publish);
+  }
 
   // The newest entry's sequence (0 for an empty log). The log never loses its newest entry, so
   // this is the highest sequence this database ever assigned.
@@ -120,6 +131,9 @@ class ChangeReader final : public ChangeSource {
   Result<TableReader*> Table(int64_t id);
   Status PrepareLogRead();
   Result<int64_t> SchemaVersion();
+  // The schema-change half of RefreshIfSchemaChanged (see set_schema_publisher); `renamed` are
+  // the tables renamed since capture was installed, as (old, new).
+  Status PublishSchemaChange(const std::vector<std::pair<std::string, std::string>>& renamed);
 
   Database db_;
   int key_width_ = 0;
@@ -127,6 +141,9 @@ class ChangeReader final : public ChangeSource {
   Statement any_unread_;  // SELECT 1 ... WHERE seq > ?1 LIMIT 1: the cheap check before a read
   Statement schema_version_;
   int64_t known_schema_version_ = -1;
+  uint64_t node_id_ = 0;
+  SchemaPublisher publish_schema_;
+  bool schema_compared_ = false;                          // PublishSchemaChange ran at least once
   std::unordered_map<int64_t, std::string> table_names_;  // from __marmot__tables
   std::unordered_map<int64_t, std::unique_ptr<TableReader>> tables_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;  // by table, for RowIdentity

@@ -16,29 +16,44 @@ Result<int> ChangeLogKeyColumns(Database& db) {
 
 Status EnsureMarmotTables(Database& db, int key_columns) {
   std::string q_log = QuoteIdent(kChangeLogTable);
-  MARMOT_RETURN_IF_ERROR(
-      db.Exec("CREATE TABLE IF NOT EXISTS " + QuoteIdent(kTablesTable) +
-              " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-              "CREATE TABLE IF NOT EXISTS " +
-              q_log +
-              " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
-              "CREATE TABLE IF NOT EXISTS " +
-              QuoteIdent(kStateTable) +
-              " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-              "CREATE TABLE IF NOT EXISTS " +
-              QuoteIdent(kPositionsTable) +
-              " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER) WITHOUT ROWID;"
-              "CREATE TABLE IF NOT EXISTS " +
-              QuoteIdent(kDeadLetterTable) +
-              " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
-              " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
-              " reason TEXT NOT NULL, statement TEXT NOT NULL, row_hash INTEGER, change BLOB,"
-              " superseded_seq INTEGER);"
-              "CREATE TABLE IF NOT EXISTS " +
-              QuoteIdent(kGapsTable) +
-              " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
-              " stream TEXT NOT NULL, first_missing INTEGER NOT NULL, last_missing INTEGER,"
-              " reason TEXT NOT NULL);"));
+  MARMOT_RETURN_IF_ERROR(db.Exec(
+      "CREATE TABLE IF NOT EXISTS " + QuoteIdent(kTablesTable) +
+      " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+      "CREATE TABLE IF NOT EXISTS " +
+      q_log +
+      " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kStateTable) +
+      " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kPositionsTable) +
+      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kDeadLetterTable) +
+      " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+      " stream TEXT, stream_seq INTEGER, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+      " reason TEXT NOT NULL, statement TEXT NOT NULL, row_hash INTEGER, change BLOB,"
+      " superseded_seq INTEGER);"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kGapsTable) +
+      " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+      " stream TEXT NOT NULL, first_missing INTEGER NOT NULL, last_missing INTEGER,"
+      " reason TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kSchemaTable) +
+      " (record TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, type TEXT NOT NULL,"
+      " tbl_name TEXT NOT NULL, sql TEXT NOT NULL, PRIMARY KEY (record, name)) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kSchemaSeenTable) +
+      " (transition TEXT PRIMARY KEY) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kSchemaRenamesTable) +
+      " (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, old_name TEXT NOT NULL, new_name TEXT NOT NULL,"
+      " column_rename INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kRenamedColumnsTable) +
+      " (tbl TEXT NOT NULL COLLATE NOCASE, old_name TEXT NOT NULL COLLATE NOCASE, new_name TEXT NOT NULL,"
+      " PRIMARY KEY (tbl, old_name)) WITHOUT ROWID;"));
   // Dead letters recorded by versions before replay existed (docs/OPERATIONS.md, dead letters).
   for (const char* column : {"row_hash INTEGER", "change BLOB", "superseded_seq INTEGER"}) {
     std::string name(column, std::string_view(column).find(' '));

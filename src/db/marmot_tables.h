@@ -11,6 +11,14 @@
 //   __marmot__gaps         stream messages this node will never apply (discarded before it read
 //                          them, a re-created stream, ...): while a row is here, this node's copy
 //                          may be incomplete. Snapshot restore clears them.
+//   __marmot__schema       the application's schema objects (tables, indexes, views, triggers)
+//                          as two records: 'local' = as this node last published or applied them,
+//                          'canon' = as the schema stream defines them (docs/SCHEMA.md).
+//   __marmot__schema_seen  schema transitions already taken from the stream (stale copies skip).
+//   __marmot__schema_renames  table and column renames taken from the stream and not yet carried
+//                          out here (this node had its own schema change in flight).
+//   __marmot__renamed      every rename ever made (tbl, old_name -> new_name; tbl '' for a
+//                          table): a row written under the old name is applied to the new one.
 //
 // -cleanup drops all of them, and every __marmot__ trigger.
 #pragma once
@@ -33,6 +41,10 @@ inline constexpr char kPositionsTable[] = "__marmot__positions";
 // change to the same row arrived from the stream: replaying this one would undo it).
 inline constexpr char kDeadLetterTable[] = "__marmot__dead_letter";
 inline constexpr char kGapsTable[] = "__marmot__gaps";
+inline constexpr char kSchemaTable[] = "__marmot__schema";
+inline constexpr char kSchemaSeenTable[] = "__marmot__schema_seen";
+inline constexpr char kSchemaRenamesTable[] = "__marmot__schema_renames";
+inline constexpr char kRenamedColumnsTable[] = "__marmot__renamed";
 
 // Creates marmot's tables when missing. The change log gets at least `key_columns` key columns
 // (k1..kN), added with ALTER TABLE when a wider key appears. Call inside a write transaction.

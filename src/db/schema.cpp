@@ -1,9 +1,12 @@
 #include "db/schema.h"
 
+#include <fnmatch.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
+#include "db/marmot_tables.h"
 #include "db/sqlite.h"
 
 namespace marmot {
@@ -31,6 +34,78 @@ std::vector<std::string> TableSchema::StoredColumns() const {
     if (!c.generated) names.push_back(c.name);
   }
   return names;
+}
+
+namespace {
+
+constexpr char kSelectionKey[] = "table_selection";
+
+bool MatchesAny(const std::vector<std::string>& patterns, std::string_view name) {
+  std::string n(name);
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
+    return ::fnmatch(p.c_str(), n.c_str(), FNM_CASEFOLD) == 0;
+  });
+}
+
+}  // namespace
+
+bool TableSelection::Selects(std::string_view table) const {
+  return MatchesAny(include, table) && !MatchesAny(exclude, table);
+}
+
+std::string TableSelection::ToJson() const {
+  return nlohmann::json{{"include", include}, {"exclude", exclude}}.dump();
+}
+
+Result<TableSelection> TableSelection::FromJson(std::string_view json) {
+  try {
+    nlohmann::json j = nlohmann::json::parse(json);
+    TableSelection selection;
+    selection.include = j.at("include").get<std::vector<std::string>>();
+    selection.exclude = j.at("exclude").get<std::vector<std::string>>();
+    return selection;
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("the table selection stored in ") + kStateTable +
+                              " cannot be read: " + e.what());
+  }
+}
+
+Result<TableSelection> LoadTableSelection(Database& db) {
+  Result<int64_t> has_state =
+      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kStateTable + "'");
+  if (!has_state.ok()) return has_state.status();
+  if (*has_state == 0) return TableSelection();
+  Result<Statement> stmt =
+      db.Prepare("SELECT value FROM " + QuoteIdent(kStateTable) + " WHERE name = '" + kSelectionKey + "'");
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return TableSelection();
+  return TableSelection::FromJson(stmt->ColumnText(0));
+}
+
+Status StoreTableSelection(Database& db, const TableSelection& selection) {
+  Result<Statement> stmt = db.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) +
+                                      " (name, value) VALUES ('" + kSelectionKey + "', ?1)");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, selection.ToJson());
+  return stmt->Run().WithContext("storing the table selection");
+}
+
+Result<std::vector<std::string>> TablesLeftOut(Database& db, const TableSelection& selection) {
+  Result<Statement> tables = db.Prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
+      "substr(name, 1, 10) <> '__marmot__' AND name NOT IN (SELECT name FROM pragma_table_list WHERE type = "
+      "'shadow')");
+  if (!tables.ok()) return tables.status().WithContext("listing the tables of " + db.path());
+  std::vector<std::string> left_out;
+  while (true) {
+    Result<bool> row = tables->Step();
+    if (!row.ok()) return row.status().WithContext("listing the tables of " + db.path());
+    if (!*row) break;
+    if (!selection.Selects(tables->ColumnText(0))) left_out.push_back(tables->ColumnText(0));
+  }
+  return left_out;
 }
 
 namespace {
@@ -84,6 +159,8 @@ Result<std::vector<TableSchema>> ReadTables(Database& db, const std::string* onl
   Result<Statement> stmt = db.Prepare(sql);
   if (!stmt.ok()) return stmt.status().WithContext("listing tables of " + db.path());
   if (only) stmt->BindText(1, *only);
+  Result<TableSelection> selection = LoadTableSelection(db);
+  if (!selection.ok()) return selection.status();
   std::vector<TableSchema> tables;
   while (true) {
     Result<bool> row = stmt->Step();
@@ -91,7 +168,7 @@ Result<std::vector<TableSchema>> ReadTables(Database& db, const std::string* onl
     if (!*row) break;
     TableSchema table;
     table.name = stmt->ColumnText(0);
-    if (IsMarmotObject(table.name)) continue;
+    if (IsMarmotObject(table.name) || !selection->Selects(table.name)) continue;
     table.without_rowid = stmt->ColumnInt(1) != 0;
     tables.push_back(std::move(table));
   }

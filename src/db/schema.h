@@ -2,8 +2,10 @@
 //
 // Every ordinary table of the `main` schema is replicated, except SQLite's internal tables
 // (sqlite_%), marmot's own (__marmot__%), virtual tables and their shadow tables (a virtual table
-// cannot carry triggers; see docs/CAPTURE.md). A row is identified by its declared primary key,
-// in key order, or by its rowid when the table declares none.
+// cannot carry triggers; see docs/CAPTURE.md), and tables the configured selection ([replication]
+// include/exclude, stored in the database so that every connection sees the same) leaves out. A
+// row is identified by its declared primary key, in key order, or by its rowid when the table
+// declares none.
 #pragma once
 
 #include <optional>
@@ -20,6 +22,28 @@ class Database;
 // Prefix of every object (table, trigger) that marmot creates in the application's database.
 inline constexpr std::string_view kMarmotPrefix = "__marmot__";
 bool IsMarmotObject(std::string_view name);
+
+// Which tables are replicated ([replication] include / exclude, docs/SCHEMA.md): a table is when
+// its name matches a pattern of `include` and none of `exclude`. Globs, case-insensitive.
+struct TableSelection {
+  std::vector<std::string> include{"*"};
+  std::vector<std::string> exclude;
+
+  bool Selects(std::string_view table) const;
+  bool operator==(const TableSelection&) const = default;
+  std::string ToJson() const;
+  static Result<TableSelection> FromJson(std::string_view json);
+};
+
+// The selection stored in `db` (everything when none was stored). Marmot stores the configured
+// one at start; every reader of the schema (capture, apply, verify, snapshots) then uses it.
+Result<TableSelection> LoadTableSelection(Database& db);
+// Stores `selection` (marmot's tables must exist). Call inside a write transaction, or alone.
+Status StoreTableSelection(Database& db, const TableSelection& selection);
+
+// The application's tables (not SQLite's, marmot's, or shadow tables of virtual tables) that
+// `selection` leaves out, by name.
+Result<std::vector<std::string>> TablesLeftOut(Database& db, const TableSelection& selection);
 
 struct ColumnSchema {
   std::string name;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "db/applier.h"
 #include "db/capture.h"
@@ -13,6 +14,7 @@
 #include "db/marmot_tables.h"
 #include "db/publish_state.h"
 #include "db/schema.h"
+#include "db/schema_applier.h"
 #include "db/sqlite.h"
 #include "node/status_board.h"
 #include "snapshot/snapshot_keeper.h"
@@ -20,6 +22,7 @@
 #include "stream/jetstream_sink.h"
 #include "stream/jetstream_source.h"
 #include "stream/publisher.h"
+#include "stream/schema_stream.h"
 #include "telemetry/http_listener.h"
 #include "util/clock.h"
 #include "util/write_file.h"
@@ -91,16 +94,68 @@ Status Node::PrepareDatabase() {
   MARMOT_RETURN_IF_ERROR(db->EnsureWal(&switched));
   if (switched)
     spdlog::info("switched {} to WAL journal mode (marmot needs WAL; it stays WAL)", options_.db_path);
+  MARMOT_RETURN_IF_ERROR(StoreSelection(*db));
   Result<std::vector<TableSchema>> tables = ReadSchema(*db);
   if (!tables.ok()) return tables.status();
   if (tables->empty())
     spdlog::warn("{} has no tables yet; tables created later are captured when marmot sees them",
                  options_.db_path);
-  MARMOT_RETURN_IF_ERROR(InstallCapture(*db, *tables));
+  MARMOT_RETURN_IF_ERROR(InstallCapture(*db, *tables, /*log_rows_of_new_tables=*/true));
+  {
+    Transaction txn(&*db);
+    MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+    MARMOT_RETURN_IF_ERROR(InitSchemaRecords(*db).WithContext("recording the schema of " + options_.db_path));
+    MARMOT_RETURN_IF_ERROR(txn.Commit());
+  }
   Result<int64_t> cookie = db->QueryInt("PRAGMA schema_version");
   if (!cookie.ok()) return cookie.status().WithContext("reading the schema cookie of " + options_.db_path);
   installed_schema_ = *cookie;
   return Status();
+}
+
+Status Node::StoreSelection(Database& db) {
+  Transaction txn(&db);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+  MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(db, 1));
+  Result<std::vector<TableSchema>> before = ReadSchema(db);
+  if (!before.ok()) return before.status();
+  MARMOT_RETURN_IF_ERROR(StoreTableSelection(db, options_.selection));
+  // The first start: nothing was replicated before, so nothing moved.
+  Result<int64_t> registered = db.QueryInt("SELECT count(*) FROM " + QuoteIdent(kTablesTable));
+  if (!registered.ok()) return registered.status();
+  if (*registered == 0) return txn.Commit();
+  Result<std::vector<TableSchema>> after = ReadSchema(db);
+  if (!after.ok()) return after.status();
+  auto names = [](const std::vector<TableSchema>& tables) {
+    std::set<std::string> out;
+    for (const TableSchema& t : tables) out.insert(t.name);
+    return out;
+  };
+  std::set<std::string> was = names(*before);
+  std::set<std::string> now = names(*after);
+  std::string added;
+  std::string removed;
+  for (const std::string& t : now)
+    if (was.count(t) == 0) added += (added.empty() ? "" : ", ") + QuoteIdent(t);
+  for (const std::string& t : was)
+    if (now.count(t) == 0) removed += (removed.empty() ? "" : ", ") + QuoteIdent(t);
+  // A table moving in is captured as a new one (its rows are published), also when it was
+  // replicated once before and still has an id.
+  for (const std::string& t : now) {
+    if (was.count(t) > 0) continue;
+    Result<Statement> forget = db.Prepare("DELETE FROM " + QuoteIdent(kTablesTable) + " WHERE name = ?1");
+    if (!forget.ok()) return forget.status();
+    forget->BindText(1, t);
+    MARMOT_RETURN_IF_ERROR(forget->Run());
+  }
+  if (!added.empty() || !removed.empty()) {
+    spdlog::warn(
+        "table selection changed ([replication] include/exclude): now replicated: {}; no longer replicated: "
+        "{}. "
+        "The rows of newly replicated tables are published now (docs/SCHEMA.md, table selection)",
+        added.empty() ? "none" : added, removed.empty() ? "none" : removed);
+  }
+  return txn.Commit();
 }
 
 void Node::ReportRecordedGaps() {
@@ -155,6 +210,12 @@ Status Node::StartPipeline() {
     Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path, installed_schema_);
     if (!reader.ok()) return reader.status();
     reader_ = std::move(*reader);
+    NatsClient* client = client_.get();
+    StreamLayout layout = options_.layout;
+    uint64_t node_id = options_.node_id;
+    reader_->set_schema_publisher(node_id, [client, layout, node_id](const std::string& payload) {
+      return PublishSchemaMessage(client, layout, node_id, payload);
+    });
     Result<std::unique_ptr<ChangeWatcher>> watcher =
         ChangeWatcher::Open(options_.db_path, options_.polling_interval);
     if (!watcher.ok()) return watcher.status();
@@ -178,9 +239,18 @@ Status Node::StartPipeline() {
     local_cursor = [publisher]() -> std::optional<uint64_t> { return publisher->cursor(); };
   }
   if (options_.replicate) {
+    Result<std::unique_ptr<SchemaApplier>> schema_applier =
+        SchemaApplier::Open(options_.db_path, options_.publish);
+    if (!schema_applier.ok()) return schema_applier.status();
+    schema_consumer_ = std::make_unique<SchemaConsumer>(client_.get(), options_.layout,
+                                                        std::move(*schema_applier), metrics_.get());
+    MARMOT_RETURN_IF_ERROR(schema_consumer_->Start());
     for (int shard = 1; shard <= options_.layout.shards; ++shard) {
       Result<std::unique_ptr<Applier>> applier = Applier::Open(options_.db_path);
       if (!applier.ok()) return applier.status();
+      SchemaConsumer* schema = schema_consumer_.get();
+      (*applier)->set_schema_wait(
+          [this, schema](const std::string& why) { return WaitForSchema(schema, why); });
       ConsumerOptions co;
       co.layout = options_.layout;
       co.shard = shard;
@@ -203,13 +273,35 @@ Status Node::StartPipeline() {
   return Status();
 }
 
+Result<bool> Node::WaitForSchema(SchemaConsumer* schema, const std::string& why) {
+  spdlog::info("a change waits for the schema stream: {}", why);
+  metrics_->SchemaWaited();
+  const auto deadline = std::chrono::steady_clock::now() + kSchemaWaitMax;
+  bool changed = false;
+  while (true) {
+    changed = schema->WaitCaughtUp(kSchemaWaitStep) || changed;
+    if (stop_.load()) return Status::Unavailable("stopping while a change waits for its schema");
+    if (!options_.publish || std::chrono::steady_clock::now() > deadline) break;
+    // This node's own schema change, not back from the stream yet, may be what the change lacks
+    // (a column renamed here): wait for it too.
+    Result<Database> db = Database::Open(options_.db_path);
+    if (!db.ok()) return db.status();
+    Result<bool> in_flight = OwnSchemaChangeInFlight(*db);
+    if (!in_flight.ok()) return in_flight.status();
+    if (!*in_flight) break;
+  }
+  return changed;
+}
+
 void Node::StopPipeline() {
   pipeline_up_.store(false);
   stop_.store(true);
   if (watcher_) watcher_->Stop();
+  if (schema_consumer_) schema_consumer_->Stop();  // also ends a shard consumer's wait for it
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   consumers_.clear();
+  schema_consumer_.reset();
 }
 
 void Node::Stop() {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "db/schema.h"
 #include "node/database_watch.h"
 #include "stream/nats_client.h"
 #include "stream/nats_server.h"
@@ -52,10 +53,12 @@ class ChangeWatcher;
 class ChangePublisher;
 class JetStreamSink;
 class ShardConsumer;
+class SchemaConsumer;
 class HttpListener;
 class StatusBoard;
 class SnapshotKeeper;
 class VerifyResponder;
+class Database;
 struct SnapshotManifest;
 
 struct NodeOptions {
@@ -67,6 +70,7 @@ struct NodeOptions {
   std::chrono::milliseconds cleanup_interval{5000};
   std::chrono::milliseconds polling_interval{0};
   StreamLayout layout;
+  TableSelection selection;                     // [replication] include / exclude
   size_t max_message_bytes = 64u << 20;         // [replication_log] max_message_bytes
   size_t max_batch_bytes = 64u << 20;           // [replication_log] max_batch_bytes
   NatsClientOptions nats;                       // urls empty -> embedded server
@@ -138,6 +142,15 @@ class Node {
   std::unique_ptr<JetStreamSink> sink_;
   std::unique_ptr<ChangePublisher> publisher_;
   std::vector<std::unique_ptr<ShardConsumer>> consumers_;
+  std::unique_ptr<SchemaConsumer> schema_consumer_;  // applies the schema stream (replicate = true)
+  // A change names a table or column not here: waits until the schema stream is applied to its
+  // end (steps of kSchemaWaitStep), and while this node's own schema change is in flight, up to
+  // kSchemaWaitMax (Applier::set_schema_wait).
+  Result<bool> WaitForSchema(SchemaConsumer* schema, const std::string& why);
+  static constexpr std::chrono::seconds kSchemaWaitStep{2};
+  static constexpr std::chrono::seconds kSchemaWaitMax{30};
+  // Stores the configured table selection in the database, saying what changed (PrepareDatabase).
+  Status StoreSelection(Database& db);
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   const std::atomic<bool>* cancel_ = nullptr;  // set while starting
@@ -172,6 +185,16 @@ class Node {
   static constexpr std::chrono::minutes kHistory{10};
   void HeartbeatLoop();
   nlohmann::json Heartbeat();
+  // This node's table digests and whether its schema is settled (docs/SCHEMA.md, "Schemas that
+  // differ"); null when the database cannot be read.
+  nlohmann::json SchemaJson();
+  // Compares this node's table digests (`mine`, its heartbeat) with every other settled node's; a
+  // difference seen in kSchemaDiffRounds heartbeats in a row is logged as an error and kept in
+  // schema_differences_ (a /health warning) until it goes away.
+  void CompareSchemas(const nlohmann::json& mine, const std::vector<nlohmann::json>& nodes);
+  static constexpr int kSchemaDiffRounds = 3;
+  std::map<std::string, int> schema_diff_rounds_;  // "table|node" -> heartbeats seen in a row
+  std::vector<std::string> schema_differences_;    // guarded by cluster_mu_
   std::string StatusJson();
   std::unique_ptr<StatusBoard> board_;  // used by the heartbeat thread only
   std::thread heartbeat_;

@@ -147,6 +147,10 @@ Node::Health Node::CheckHealth() {
         " change(s) in the dead-letter table __marmot__dead_letter: those rows may differ from "
         "other nodes");
   }
+  {
+    std::lock_guard<std::mutex> lock(cluster_mu_);
+    for (const std::string& difference : schema_differences_) h.warnings.push_back("schema: " + difference);
+  }
   h.ready = reasons.empty();
   return h;
 }

@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "db/marmot_tables.h"
+#include "db/schema_applier.h"
+#include "db/schema_objects.h"
 #include "db/sqlite.h"
 #include "node/node.h"
 #include "node/status_board.h"
@@ -79,7 +82,73 @@ nlohmann::json Node::Heartbeat() {
       {"recorded_gaps", h.state.recorded_gaps},
       {"last_error", error.message.substr(0, 500)},
       {"last_error_time", error.unix_time},
+      {"schema", SchemaJson()},
   };
+}
+
+nlohmann::json Node::SchemaJson() {
+  Result<Database> db = Database::Open(options_.db_path);
+  if (!db.ok()) return nullptr;
+  Result<SchemaObjects> live = ReadLiveSchema(*db);
+  Result<SchemaObjects> canon = LoadSchemaRecord(*db, kCanonRecord);
+  Result<bool> in_flight = OwnSchemaChangeInFlight(*db);
+  if (!live.ok() || !canon.ok() || !in_flight.ok()) return nullptr;
+  return {{"tables", TableDigests(*live)}, {"settled", !*in_flight && *live == *canon}};
+}
+
+void Node::CompareSchemas(const nlohmann::json& mine, const std::vector<nlohmann::json>& nodes) {
+  const std::string self = std::to_string(options_.node_id) + "-" + instance_;
+  auto settled = [](const nlohmann::json& heartbeat) {
+    return heartbeat.contains("schema") && heartbeat["schema"].is_object() &&
+           heartbeat["schema"].value("settled", false) && heartbeat["schema"].contains("tables");
+  };
+  std::map<std::string, std::string> now;  // "table|node" -> message
+  if (settled(mine)) {
+    const nlohmann::json& ours = mine["schema"]["tables"];
+    for (const nlohmann::json& node : nodes) {
+      std::string id = std::to_string(node.value("node_id", uint64_t{0})) + "-" + node.value("instance", "");
+      if (id == self || !settled(node)) continue;
+      const nlohmann::json& theirs = node["schema"]["tables"];
+      std::set<std::string> tables;
+      for (const auto& [table, digest] : ours.items()) tables.insert(table);
+      for (const auto& [table, digest] : theirs.items()) tables.insert(table);
+      for (const std::string& table : tables) {
+        std::string a = ours.value(table, "");
+        std::string b = theirs.value(table, "");
+        if (a == b) continue;
+        std::string other = "node " + std::to_string(node.value("node_id", uint64_t{0}));
+        now[table + "|" + id] = "the definition of table " + QuoteIdent(table) +
+                                " (or of its indexes or triggers) differs from " + other + "'s" +
+                                (a.empty()   ? " (it is not here)"
+                                 : b.empty() ? " (" + other + " does not have it)"
+                                             : "");
+      }
+    }
+  }
+  std::vector<std::string> reported;
+  for (const auto& [key, message] : now) {
+    int rounds = ++schema_diff_rounds_[key];
+    if (rounds == kSchemaDiffRounds) {
+      spdlog::error(
+          "schema: {}, and no schema change in flight explains it: rows of that table may be applied "
+          "differently "
+          "on the two nodes (docs/SCHEMA.md, schemas that differ); make the definitions equal",
+          message);
+    }
+    if (rounds >= kSchemaDiffRounds) reported.push_back(message);
+  }
+  for (auto it = schema_diff_rounds_.begin(); it != schema_diff_rounds_.end();) {
+    if (now.count(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    if (it->second >= kSchemaDiffRounds)
+      spdlog::info("schema: {} agrees again", it->first.substr(0, it->first.find('|')));
+    it = schema_diff_rounds_.erase(it);
+  }
+  metrics_->SchemaDifferences(reported.size());
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  schema_differences_ = std::move(reported);
 }
 
 void Node::HeartbeatLoop() {
@@ -97,10 +166,15 @@ void Node::HeartbeatLoop() {
       if (board.ok()) board_ = std::move(*board);
       s = board.status();
     }
-    if (board_) s = board_->Publish(key, Heartbeat());
-    if (s.ok() && board_ && http_) {
+    nlohmann::json heartbeat;
+    if (board_) {
+      heartbeat = Heartbeat();
+      s = board_->Publish(key, heartbeat);
+    }
+    if (s.ok() && board_) {
       Result<std::vector<nlohmann::json>> all = board_->ReadAll();
-      if (all.ok()) {
+      if (all.ok()) CompareSchemas(heartbeat, *all);
+      if (all.ok() && http_) {
         double now = UnixNow();
         std::lock_guard<std::mutex> lock(cluster_mu_);
         cluster_ = std::move(*all);

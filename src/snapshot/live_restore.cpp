@@ -21,6 +21,80 @@ struct BackupDeleter {
 constexpr int kPagesPerStep = 1024;
 constexpr auto kLockWait = std::chrono::minutes(5);
 
+// Copies the rows of `table` from the attached live database (stored columns only).
+Status CopyRows(Database& snapshot, const std::string& table) {
+  Result<Statement> columns =
+      snapshot.Prepare("SELECT name FROM pragma_table_xinfo(?1, 'marmot_live') WHERE hidden NOT IN (2, 3)");
+  if (!columns.ok()) return columns.status();
+  columns->BindText(1, table);
+  std::string list;
+  while (true) {
+    Result<bool> row = columns->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    list += (list.empty() ? "" : ", ") + QuoteIdent(columns->ColumnText(0));
+  }
+  columns = Statement();
+  return snapshot.Exec("INSERT INTO main." + QuoteIdent(table) + " (" + list + ") SELECT " + list +
+                       " FROM marmot_live." + QuoteIdent(table));
+}
+
+// The live database's table selection goes into the snapshot, and so do its tables the selection
+// leaves out (with their indexes and triggers), in place of whatever the snapshot has under those
+// names: a restore never touches them (docs/SCHEMA.md).
+Status KeepLocalTables(Database& snapshot, const std::string& live_db) {
+  Database::Options ro;
+  ro.read_only = true;
+  Result<Database> live = Database::Open(live_db, ro);
+  if (!live.ok()) return live.status();
+  Result<TableSelection> selection = LoadTableSelection(*live);
+  if (!selection.ok()) return selection.status();
+  Result<std::vector<std::string>> local = TablesLeftOut(*live, *selection);
+  if (!local.ok()) return local.status();
+  Result<std::vector<std::string>> in_snapshot = TablesLeftOut(snapshot, *selection);
+  if (!in_snapshot.ok()) return in_snapshot.status();
+  for (const std::string& table : *in_snapshot)
+    MARMOT_RETURN_IF_ERROR(snapshot.Exec("DROP TABLE " + QuoteIdent(table)));
+  MARMOT_RETURN_IF_ERROR(EnsureMarmotTables(snapshot, 1));
+  MARMOT_RETURN_IF_ERROR(StoreTableSelection(snapshot, *selection));
+  if (local->empty()) return Status();
+  Result<Statement> attach = snapshot.Prepare("ATTACH ?1 AS marmot_live");
+  if (!attach.ok()) return attach.status();
+  attach->BindText(1, "file:" + live_db + "?mode=ro");
+  MARMOT_RETURN_IF_ERROR(attach->Run());
+  attach = Statement();
+  Status copied;
+  for (const std::string& table : *local) {
+    Result<Statement> objects = snapshot.Prepare(
+        "SELECT type, sql FROM marmot_live.sqlite_schema WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY "
+        "type <> 'table'");
+    if (!objects.ok()) {
+      copied = objects.status();
+      break;
+    }
+    objects->BindText(1, table);
+    std::vector<std::string> statements;
+    while (true) {
+      Result<bool> row = objects->Step();
+      if (!row.ok() || !*row) break;
+      statements.push_back(objects->ColumnText(1));
+    }
+    objects = Statement();
+    copied = snapshot.Exec("DROP TABLE IF EXISTS main." + QuoteIdent(table));
+    for (size_t i = 0; copied.ok() && i < statements.size(); ++i) {
+      copied = snapshot.Exec(statements[i]);
+      if (copied.ok() && i == 0) copied = CopyRows(snapshot, table);
+    }
+    if (!copied.ok()) {
+      copied = copied.WithContext("copying table " + QuoteIdent(table));
+      break;
+    }
+  }
+  Status detached = snapshot.Exec("DETACH marmot_live");
+  if (!copied.ok()) return copied;
+  return detached;
+}
+
 }  // namespace
 
 Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::string& live_db) {
@@ -28,6 +102,8 @@ Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::stri
   if (!db.ok()) return db.status();
   // The downloaded copy is scratch until restored: no journal, no fsync.
   MARMOT_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"));
+  MARMOT_RETURN_IF_ERROR(
+      KeepLocalTables(*db, live_db).WithContext("keeping the tables this node does not replicate"));
   // Capture must be in place the moment the restore commits: the application may write right
   // after, before marmot re-installs it on the live database.
   Result<std::vector<TableSchema>> tables = ReadSchema(*db);

@@ -106,6 +106,13 @@ Status PrepareCopy(const std::string& copy_path, SnapshotManifest* m) {
           *gaps, kGapsTable));
     }
   }
+  // Tables the selection leaves out are this node's own (docs/SCHEMA.md): not in a snapshot.
+  Result<TableSelection> selection = LoadTableSelection(*db);
+  if (!selection.ok()) return selection.status();
+  Result<std::vector<std::string>> excluded = TablesLeftOut(*db, *selection);
+  if (!excluded.ok()) return excluded.status();
+  for (const std::string& table : *excluded)
+    MARMOT_RETURN_IF_ERROR(db->Exec("DROP TABLE " + QuoteIdent(table)));
   // Everything marmot keeps but the positions: triggers first (they name the tables).
   Result<Statement> list = db->Prepare(
       "SELECT type, name FROM sqlite_schema WHERE type IN ('trigger', 'table') AND substr(name, 1, 10) = "

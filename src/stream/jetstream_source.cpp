@@ -10,6 +10,9 @@ constexpr std::chrono::seconds kConsumerHeartbeat{1};
 JetStreamSource::JetStreamSource(NatsClient* client, const StreamLayout& layout, int shard)
     : client_(client), stream_(layout.StreamName(shard)), subject_(layout.Subject(shard)) {}
 
+JetStreamSource::JetStreamSource(NatsClient* client, std::string stream, std::string subject)
+    : client_(client), stream_(std::move(stream)), subject_(std::move(subject)) {}
+
 JetStreamSource::~JetStreamSource() {
   current_.reset();
   sub_.Close();

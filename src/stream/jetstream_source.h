@@ -18,6 +18,7 @@ namespace marmot {
 class JetStreamSource final : public MessageSource {
  public:
   JetStreamSource(NatsClient* client, const StreamLayout& layout, int shard);
+  JetStreamSource(NatsClient* client, std::string stream, std::string subject);
   ~JetStreamSource() override;
   JetStreamSource(const JetStreamSource&) = delete;
   JetStreamSource& operator=(const JetStreamSource&) = delete;

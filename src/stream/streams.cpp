@@ -54,12 +54,14 @@ std::string Differences(const jsStreamConfig* have, const jsStreamConfig* want) 
 }  // namespace
 
 Status EnsureStreams(jsCtx* js, const StreamLayout& layout) {
-  for (int shard = 1; shard <= layout.shards; ++shard) {
-    std::string name = layout.StreamName(shard);
-    std::string subject = layout.Subject(shard);
+  for (int shard = 1; shard <= layout.shards + 1; ++shard) {
+    bool schema = shard > layout.shards;
+    std::string name = schema ? layout.SchemaStreamName() : layout.StreamName(shard);
+    std::string subject = schema ? layout.SchemaSubject() : layout.Subject(shard);
     const char* subjects[] = {subject.c_str()};
     jsStreamConfig want;
     Configure(&want, layout, name, subjects);
+    if (schema) want.MaxMsgs = -1;
 
     jsStreamInfo* raw = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -71,7 +73,7 @@ Status EnsureStreams(jsCtx* js, const StreamLayout& layout) {
       JsStreamInfoPtr created(raw);
       if (s != NATS_OK) return NatsStatus(s, "creating stream " + name);
       spdlog::info("created stream {} (subject {}, {} replica(s), max {} messages)", name, subject,
-                   layout.replicas, layout.max_entries);
+                   layout.replicas, want.MaxMsgs);
       continue;
     }
     if (s != NATS_OK) return NatsStatus(s, "looking up stream " + name);

@@ -32,11 +32,15 @@ struct StreamLayout {
 
   std::string StreamName(int shard) const;
   std::string Subject(int shard) const;
+  // The schema stream (docs/SCHEMA.md): <stream_prefix>-schema on <subject_prefix>-schema, one for
+  // the whole cluster, every message kept (schema changes are few and small).
+  std::string SchemaStreamName() const { return stream_prefix + "-schema"; }
+  std::string SchemaSubject() const { return subject_prefix + "-schema"; }
 };
 
 inline int ShardOf(uint64_t row_hash, int shards) { return static_cast<int>(row_hash % shards) + 1; }
 
-// Creates the shard streams that are missing. An existing stream whose settings differ is
+// Creates the shard streams and the schema stream when missing. An existing stream whose settings differ is
 // updated when update_existing is set, and otherwise reported (the error names the stream and
 // the setting and says how to fix it).
 Status EnsureStreams(jsCtx* js, const StreamLayout& layout);

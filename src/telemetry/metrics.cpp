@@ -58,6 +58,18 @@ struct NodeMetrics::Instruments {
             MakeCounter(r, p + "changes_dead_lettered_total",
                         "Row changes and messages that could not be applied and went to the dead-letter "
                         "table.")),
+        schema_waits(MakeCounter(r, p + "schema_waits_total",
+                                 "Batches of row changes that waited for the schema stream (a row named a "
+                                 "table or column this node did not have yet).")),
+        schema_changes(MakeCounter(r, p + "schema_messages_applied_total",
+                                   "Schema stream messages applied (docs/SCHEMA.md).")),
+        schema_settled(MakeGauge(r, p + "schema_settled",
+                                 "1 while this node's schema equals the cluster's (the schema stream's), 0 "
+                                 "while it waits for its own schema change to come back or differs.")),
+        schema_differences(
+            MakeGauge(r, p + "schema_differences",
+                      "Tables whose definitions (with indexes and triggers) differ from another "
+                      "node's while neither has a schema change in flight.")),
         pending(
             MakeGauge(r, p + "change_log_pending_rows",
                       "Captured row changes not yet confirmed by JetStream (waiting in the change log).")),
@@ -152,6 +164,10 @@ struct NodeMetrics::Instruments {
   prometheus::Counter& skipped_echo;
   prometheus::Counter& skipped_superseded;
   prometheus::Counter& dead_lettered;
+  prometheus::Counter& schema_waits;
+  prometheus::Counter& schema_changes;
+  prometheus::Gauge& schema_settled;
+  prometheus::Gauge& schema_differences;
   prometheus::Gauge& pending;
   prometheus::Gauge& dead_letter_rows;
   prometheus::Gauge& gap_rows;
@@ -227,6 +243,17 @@ void NodeMetrics::BatchApplied(const ApplyStats& stats, size_t messages, size_t 
 }
 
 void NodeMetrics::MessageDeadLettered() { m_->dead_lettered.Increment(); }
+
+void NodeMetrics::SchemaWaited() { m_->schema_waits.Increment(); }
+
+void NodeMetrics::SchemaDifferences(size_t tables) {
+  m_->schema_differences.Set(static_cast<double>(tables));
+}
+
+void NodeMetrics::SchemaApplied(bool message, bool settled) {
+  if (message) m_->schema_changes.Increment();
+  m_->schema_settled.Set(settled ? 1 : 0);
+}
 
 NodeMetrics::StreamInstruments& NodeMetrics::StreamLocked(const std::string& stream) {
   std::unique_ptr<StreamInstruments>& s = streams_[stream];

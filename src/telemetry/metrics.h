@@ -72,6 +72,13 @@ class NodeMetrics {
   void BatchApplied(const ApplyStats& stats, size_t messages, size_t changes, double seconds);
   // A consumer dead-lettered a whole message (undecodable, or an incomplete chunk group).
   void MessageDeadLettered();
+  // A batch of row changes waited for the schema stream.
+  void SchemaWaited();
+  // The schema consumer applied a message (`message`) or tried again; `settled`: the live schema
+  // equals the cluster's.
+  void SchemaApplied(bool message, bool settled);
+  // Tables whose definitions differ from another node's (docs/SCHEMA.md).
+  void SchemaDifferences(size_t tables);
   // A consumer's view of its stream: applied up to `applied_seq`, the stream ends at `last_seq`
   // (0: unchanged).
   void StreamProgress(const std::string& stream, uint64_t applied_seq, uint64_t last_seq);

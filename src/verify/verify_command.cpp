@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "db/schema_objects.h"
 #include "stream/nats_handles.h"
 #include "verify/table_digest.h"
 #include "verify/verify_protocol.h"
@@ -280,6 +281,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
   std::printf("%zu node(s) answered at stream positions %s\n%s\tresult\n", nodes_.size(),
               digests.begin()->second["positions"].dump().c_str(), header.c_str());
   std::vector<std::string> differ;
+  std::vector<std::string> schema_differ;  // rows agree, definitions do not
   for (const auto& [table, per_node] : tables) {
     bool same = per_node.size() == nodes_.size();
     std::string line = table;
@@ -290,7 +292,22 @@ int Verifier::Verify(bool repair, bool* repaired) {
                           : std::to_string(it->second.first) + " rows " + it->second.second.substr(0, 8));
       same = same && it != per_node.end() && it->second == per_node.begin()->second;
     }
-    std::printf("%s\t%s\n", line.c_str(), same ? "agree" : "DIFFER");
+    // The definitions too: equal rows under different constraints (a UNIQUE index on one node only)
+    // do not stay equal.
+    std::set<std::string> definitions;
+    for (const auto& [node, answer] : digests) {
+      if (answer.contains("schema"))
+        definitions.insert(answer["schema"].value(ObjectKey(table), std::string()));
+    }
+    bool same_schema = definitions.size() <= 1;
+    std::printf("%s\t%s\n", line.c_str(), !same ? "DIFFER" : same_schema ? "agree" : "DIFFER (definition)");
+    if (!same_schema) {
+      std::printf(
+          "  the definition of table %s (or of its indexes or triggers) differs between the nodes: "
+          "compare `.schema %s` on each (docs/SCHEMA.md)\n",
+          table.c_str(), table.c_str());
+      if (same) schema_differ.push_back(table);
+    }
     if (!same) differ.push_back(table);
   }
   std::map<std::string, std::vector<Json>> keys;
@@ -303,9 +320,13 @@ int Verifier::Verify(bool repair, bool* repaired) {
     }
   }
   Tell({{"op", "end"}, {"session", session_}});
-  if (differ.empty()) {
+  if (differ.empty() && schema_differ.empty()) {
     std::printf("all %zu table(s) agree on %zu node(s)\n", tables.size(), nodes_.size());
     return kVerifyAgree;
+  }
+  if (differ.empty()) {
+    std::printf("the rows agree; the definitions of %zu table(s) differ\n", schema_differ.size());
+    return kVerifyDiffer;
   }
   std::printf("%zu of %zu table(s) differ\n", differ.size(), tables.size());
   if (!repair || !options_.repair_from) return kVerifyDiffer;

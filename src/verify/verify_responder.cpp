@@ -8,6 +8,7 @@
 #include "db/marmot_tables.h"
 #include "db/publish_state.h"
 #include "db/schema.h"
+#include "db/schema_objects.h"
 #include "db/sqlite.h"
 #include "stream/nats_client.h"
 #include "verify/table_digest.h"
@@ -209,6 +210,10 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
     session->schemas[t.name] = std::move(t);
   }
   answer["tables"] = std::move(tables);
+  // The tables' definitions, compared by the command too (docs/SCHEMA.md, schemas that differ).
+  Result<SchemaObjects> objects = ReadLiveSchema(session->db);
+  if (!objects.ok()) return objects.status();
+  answer["schema"] = TableDigests(*objects);
   session->last_used = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   sessions_[id] = std::move(session);

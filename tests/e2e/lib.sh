@@ -152,6 +152,18 @@ start_cluster_node() {
   NODE_PID[$n]=$LAST_PID
 }
 
+# write_node_config N [LINE...]: $WORK/nodeN.toml for node N on $NATS_URL (setup_nats), database
+# $WORK/nodeN.db, snapshots off; each LINE is appended as it is (more keys, more sections).
+write_node_config() {
+  local n="$1"; shift
+  {
+    printf 'db_path = "%s"\nnode_id = %s\n[nats]\nurls = ["%s"]\n[snapshot]\nenabled = false\n' \
+      "$WORK/node$n.db" "$n" "$NATS_URL"
+    local line
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } >"$WORK/node$n.toml"
+}
+
 # start_marmot N CONFIG: node N in the background (log $WORK/nodeN.log, pid NODE_PID[N]), waits
 # until it runs.
 start_marmot() {

@@ -1,5 +1,6 @@
 #include "db/applier.h"
 
+#include "db/schema.h"
 #include "test_util.h"
 
 namespace marmot {
@@ -114,24 +115,100 @@ TEST_F(ApplierTest, BadChangesAreDeadLetteredAndTheBatchGoesOn) {
   EXPECT_EQ(*applier_->LoadPosition("marmot-changes-1"), 42u);
 }
 
-TEST_F(ApplierTest, AChangeFromAnotherSchemaIsNeverWrittenInPart) {
+TEST_F(ApplierTest, AChangeWrittenBeforeAColumnWasAddedKeepsTheColumnsItLacks) {
   Exec(db_, "INSERT INTO books(id, title, isbn, pages) VALUES (1, 'old', 'i-1', 10)");
-  // Written where books has no isbn column: applying it would reset isbn here (INSERT OR REPLACE
-  // fills the default), so it is dead-lettered and the row keeps its values.
-  ApplyStats stats = Apply({Upsert("books", {"id", "title", "pages"},
-                                   {Value::Integer(1), Value::Text("new"), Value::Integer(11)})},
-                           StreamPosition{"s", 3});
-  EXPECT_EQ(stats.applied, 0u);
-  EXPECT_EQ(stats.dead_lettered, 1u);
-  EXPECT_EQ(Rows(db_, "SELECT title, isbn, pages FROM books"),
-            (std::vector<std::string>{"3:'old'|3:'i-1'|1:10"}));
-  std::vector<std::string> reason = Rows(db_, "SELECT reason FROM __marmot__dead_letter");
-  ASSERT_EQ(reason.size(), 1u);
-  EXPECT_NE(reason[0].find("missing in the change: \"isbn\""), std::string::npos) << reason[0];
-  // A delete by another key than the table's.
+  // Written where books had no isbn column yet: INSERT OR REPLACE would reset isbn here (to its
+  // default); the change's columns are written and isbn keeps its value.
+  ApplyStats stats = Apply(
+      {Upsert("books", {"id", "title", "pages"}, {Value::Integer(1), Value::Text("new"), Value::Integer(11)}),
+       Upsert("books", {"id", "title", "pages"},
+              {Value::Integer(2), Value::Text("fresh"), Value::Integer(5)})},
+      StreamPosition{"s", 3});
+  EXPECT_EQ(stats.applied, 2u);
+  EXPECT_EQ(stats.dead_lettered, 0u);
+  EXPECT_EQ(Rows(db_, "SELECT id, title, isbn, pages FROM books ORDER BY id"),
+            (std::vector<std::string>{"1:1|3:'new'|3:'i-1'|1:11", "1:2|3:'fresh'|0:NULL|1:5"}));
+  // A delete by another key than the table's is never applied.
   stats = Apply({Delete("books", {"isbn"}, {Value::Text("i-1")})});
   EXPECT_EQ(stats.dead_lettered, 1u);
-  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 1);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books"), 2);
+}
+
+TEST_F(ApplierTest, AChangeNamingAColumnNotHereWaitsForTheSchemaOnce) {
+  int waits = 0;
+  applier_->set_schema_wait([&](const std::string& why) -> Result<bool> {
+    ++waits;
+    EXPECT_NE(why.find("\"note\""), std::string::npos) << why;
+    // The schema change arrives while the consumer waits.
+    Exec(db_, "ALTER TABLE books ADD COLUMN note TEXT");
+    return true;
+  });
+  ApplyStats stats = Apply(
+      {Book(1, Value::Text("a"), Value::Integer(1)),
+       Upsert("books", {"id", "title", "isbn", "pages", "note"},
+              {Value::Integer(2), Value::Text("b"), Value::Null(), Value::Integer(2), Value::Text("n")})});
+  EXPECT_EQ(waits, 1);
+  EXPECT_EQ(stats.applied, 2u);
+  EXPECT_EQ(Rows(db_, "SELECT id, note FROM books ORDER BY id"),
+            (std::vector<std::string>{"1:1|0:NULL", "1:2|3:'n'"}));
+  // A column the schema stream dropped since the change was written: left out, no wait.
+  applier_->set_schema_wait([&](const std::string&) -> Result<bool> {
+    ++waits;
+    return false;
+  });
+  Exec(db_, "INSERT INTO __marmot__renamed (tbl, old_name, new_name) VALUES ('books', 'gone', '')");
+  stats = Apply({Upsert("books", {"id", "title", "isbn", "pages", "note", "gone"},
+                        {Value::Integer(3), Value::Text("c"), Value::Null(), Value::Integer(3),
+                         Value::Text("m"), Value::Integer(9)})});
+  EXPECT_EQ(waits, 1);
+  EXPECT_EQ(stats.applied, 1u);
+  EXPECT_EQ(stats.dead_lettered, 0u);
+  EXPECT_EQ(Rows(db_, "SELECT title, note FROM books WHERE id = 3"),
+            (std::vector<std::string>{"3:'c'|3:'m'"}));
+  // A column no schema change explains (the schemas differ): dead-lettered after the wait, saying so.
+  stats = Apply({Upsert("books", {"id", "title", "isbn", "pages", "note", "never"},
+                        {Value::Integer(5), Value::Text("e"), Value::Null(), Value::Integer(5), Value::Null(),
+                         Value::Integer(1)})});
+  EXPECT_EQ(waits, 2);
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  std::vector<std::string> reason = Rows(db_, "SELECT reason FROM __marmot__dead_letter");
+  ASSERT_EQ(reason.size(), 1u);
+  EXPECT_NE(reason[0].find("no schema change explains it"), std::string::npos) << reason[0];
+  // Stopping while waiting fails the batch (it is applied later), nothing dead-lettered.
+  applier_->set_schema_wait(
+      [&](const std::string&) -> Result<bool> { return Status::Unavailable("stopping"); });
+  std::vector<RowChange> blocked = {Upsert(
+      "books", {"id", "title", "isbn", "pages", "note", "other"},
+      {Value::Integer(4), Value::Text("d"), Value::Null(), Value::Integer(4), Value::Null(), Value::Null()})};
+  Result<ApplyStats> stopped = applier_->Apply(blocked, std::nullopt);
+  EXPECT_FALSE(stopped.ok());
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM books WHERE id = 4"), 0);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM __marmot__dead_letter"), 1);
+}
+
+TEST_F(ApplierTest, AChangeWrittenBeforeARenameIsAppliedUnderTheNewNames) {
+  Exec(db_,
+       "ALTER TABLE books RENAME COLUMN title TO name; ALTER TABLE books RENAME TO volumes;"
+       "INSERT INTO __marmot__renamed (tbl, old_name, new_name) VALUES ('volumes', 'title', 'name'),"
+       " ('', 'books', 'volumes')");
+  ApplyStats stats = Apply({Book(1, Value::Text("a"), Value::Integer(1))});
+  EXPECT_EQ(stats.applied, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT id, name FROM volumes"), (std::vector<std::string>{"1:1|3:'a'"}));
+  // A change to a table dropped since it was written is skipped: the drop wins.
+  Exec(db_, "INSERT INTO __marmot__renamed (tbl, old_name, new_name) VALUES ('', 'scratch', '')");
+  stats = Apply({Upsert("scratch", {"id"}, {Value::Integer(1)})});
+  EXPECT_EQ(stats.dead_lettered, 0u);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE name = 'scratch'"), 0);
+}
+
+TEST_F(ApplierTest, ChangesToTablesLeftOutBySelectionAreSkipped) {
+  TableSelection selection;
+  selection.exclude = {"audit"};
+  ASSERT_TRUE(StoreTableSelection(db_, selection).ok());
+  Exec(db_, "INSERT INTO audit VALUES (7)");
+  ApplyStats stats = Apply({Upsert("audit", {"rowid", "book"}, {Value::Integer(1), Value::Integer(99)})});
+  EXPECT_EQ(stats.dead_lettered, 0u);
+  EXPECT_EQ(Rows(db_, "SELECT book FROM audit"), (std::vector<std::string>{"1:7"}));
 }
 
 TEST_F(ApplierTest, ASchemaChangeIsSeenBeforeTheNextBatch) {
@@ -274,11 +351,11 @@ TEST_F(ApplierTest, AnEchoOfFewerColumnsThanTheTableIsComparedOnItsColumns) {
                          {Value::Integer(1), Value::Text("a"), Value::Null(), Value::Null()}))});
   EXPECT_EQ(stats.unchanged, 1u);
   EXPECT_EQ(Rows(db_, "SELECT ifnull(note, 'null') FROM books"), (std::vector<std::string>{"3:'x'"}));
-  // One whose values differ cannot be applied without the new column: dead-lettered.
+  // One whose values differ writes its columns; the new column keeps its value.
   stats = Apply({Echo(Upsert("books", {"id", "title", "isbn", "pages"},
                              {Value::Integer(1), Value::Text("b"), Value::Null(), Value::Null()}))});
-  EXPECT_EQ(stats.dead_lettered, 1u);
-  EXPECT_EQ(Rows(db_, "SELECT title, note FROM books"), (std::vector<std::string>{"3:'a'|3:'x'"}));
+  EXPECT_EQ(stats.applied, 1u);
+  EXPECT_EQ(Rows(db_, "SELECT title, note FROM books"), (std::vector<std::string>{"3:'b'|3:'x'"}));
 }
 
 TEST(ChangeToSqlTest, RendersLiteralsOfEveryType) {

@@ -61,6 +61,9 @@ TEST(ConfigTest, DefaultsAreThoseOfMarmot08) {
     EXPECT_TRUE(c.replication_log.compress);
     EXPECT_FALSE(c.replication_log.update_existing);
 
+    EXPECT_EQ(c.replication.include, std::vector<std::string>{"*"});  // addition: every table
+    EXPECT_TRUE(c.replication.exclude.empty());
+
     EXPECT_TRUE(c.nats.urls.empty());
     EXPECT_EQ(c.nats.bind_address, "127.0.0.1:-1");  // deliberate: v0.8 has ":-1"
     EXPECT_EQ(c.nats.server_config, "");
@@ -123,6 +126,9 @@ replicas = 3
 max_entries = 77
 compress = false
 update_existing = true
+[replication]
+include = ["posts", "users_*"]
+exclude = ["users_cache"]
 [nats]
 urls = ["nats://a:1", "nats://b:2"]
 bind_address = "0.0.0.0:4222"
@@ -178,6 +184,8 @@ format = "json"
   EXPECT_EQ(c->replication_log.max_entries, 77);
   EXPECT_FALSE(c->replication_log.compress);
   EXPECT_TRUE(c->replication_log.update_existing);
+  EXPECT_EQ(c->replication.include, (std::vector<std::string>{"posts", "users_*"}));
+  EXPECT_EQ(c->replication.exclude, (std::vector<std::string>{"users_cache"}));
   EXPECT_EQ(c->nats.urls, (std::vector<std::string>{"nats://a:1", "nats://b:2"}));
   EXPECT_EQ(c->nats.bind_address, "0.0.0.0:4222");
   EXPECT_EQ(c->nats.server_config, "/etc/n.conf");
@@ -263,6 +271,8 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
       {"nats = 5", "[nats] must be a table (section), not integer"},
       {"[[nats]]\nurls = []", "[nats] must be a table (section), not array"},
       {"[replication_log]\nshards = \"4\"", "replication_log.shards must be an integer, not string"},
+      {"[replication]\nexclude = \"cache_*\"", "replication.exclude must be an array"},
+      {"[replication]\ninclude = [\"\"]", "replication.include has an empty pattern"},
       {"[replication_log]\nshards = 4.0",
        "replication_log.shards must be an integer, not floating-point number"},
       {"[replication_log]\ncompress = 1",

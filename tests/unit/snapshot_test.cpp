@@ -218,6 +218,47 @@ TEST_F(LiveRestoreTest, ReplacesTheContentKeepsDeadLettersAndCapturesAtOnce) {
   EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM __marmot__change_log"), 1);
 }
 
+// Tables the selection leaves out are each node's own: not in a snapshot, and a restore keeps the
+// live database's copy of them (with its index), whatever the snapshot holds under that name.
+TEST(LiveRestoreSelectionTest, TablesLeftOutStayTheNodesOwn) {
+  TempDir dir;
+  TableSelection selection;
+  selection.exclude = {"cache_*"};
+  for (const char* name : {"source.db", "live.db"}) {
+    MakeNodeDb(dir.File(name), 10);
+    Database db = OpenDb(dir.File(name));
+    ASSERT_TRUE(StoreTableSelection(db, selection).ok());
+    Exec(db, std::string(
+                 "CREATE TABLE cache_pages (k TEXT PRIMARY KEY, v); CREATE INDEX cache_v ON cache_pages(v);"
+                 "INSERT INTO cache_pages VALUES ('from', '") +
+                 name + "')");
+  }
+  Result<LocalSnapshot> snap = WriteSnapshotFile(dir.File("source.db"), dir.path(), 1, nullptr);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  for (const SnapshotTable& t : snap->manifest.tables) EXPECT_NE(t.name, "cache_pages");
+  ASSERT_TRUE(UnpackSnapshotFile(snap->data_path, snap->manifest, dir.File("snap.db"), nullptr).ok());
+  {
+    Database unpacked = OpenDb(dir.File("snap.db"));
+    EXPECT_EQ(QueryInt(unpacked, "SELECT count(*) FROM sqlite_schema WHERE name = 'cache_pages'"), 0);
+  }
+  ASSERT_TRUE(PrepareSnapshotForRestore(dir.File("snap.db"), dir.File("live.db")).ok());
+  Status s = RestoreDatabase(
+      dir.File("live.db"), dir.File("snap.db"), [] { return Status(); }, nullptr, kNoStop);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Database live = OpenDb(dir.File("live.db"));
+  EXPECT_EQ(test::Texts(live, "SELECT v FROM cache_pages"), std::vector<std::string>{"live.db"});
+  EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM sqlite_schema WHERE name = 'cache_v'"), 1);
+  EXPECT_EQ(QueryInt(live, "SELECT count(*) FROM books"), 10);
+  Result<TableSelection> kept = LoadTableSelection(live);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, selection);
+  // Still not captured.
+  EXPECT_EQ(
+      QueryInt(live,
+               "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'cache_pages'"),
+      0);
+}
+
 TEST_F(LiveRestoreTest, ARefusalUnderTheWriteLockChangesNothing) {
   std::string before = Dump(dir.File("live.db"));
   ASSERT_TRUE(PrepareSnapshotForRestore(dir.File("snap.db"), dir.File("live.db")).ok());
