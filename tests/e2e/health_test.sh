@@ -55,7 +55,14 @@ done
 
 start_nats
 health_is 200 60
-[ "$(field 'd["change_log_pending"]')" = 0 ] || fail "ready with changes still waiting: $(cat "$WORK/health.json")"
+# Ready means connected and caught up; the 2 waiting changes go out right after (their confirmation
+# reaches the count a moment after the stream holds them).
+deadline=$((SECONDS + 20))
+until curl -s -o "$WORK/health.json" "$HEALTH" && [ "$(field 'd["change_log_pending"]')" = 0 ]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the waiting changes did not go out: $(cat "$WORK/health.json")"
+  sleep 0.2
+done
+health_is 200 10
 [ "$(field 'd["streams"][0]["applied_seq"] == d["streams"][0]["last_seq"]')" = True ] || fail "ready but behind"
 metrics=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")  # not `curl | grep -q`: pipefail and SIGPIPE
 grep -q '^marmot_nats_reconnects_total [1-9]' <<<"$metrics" || fail "/metrics does not count the reconnect"
