@@ -137,11 +137,15 @@ Result<bool> Applier::ForgetCachesIfSchemaChanged() {
   if (version == known_schema_version_) return false;
   if (known_schema_version_ != -1) spdlog::debug("schema of {} changed: applier caches dropped", db_.path());
   known_schema_version_ = version;
+  ForgetCaches();
+  return true;
+}
+
+void Applier::ForgetCaches() {
   statements_.Clear();
   key_positions_.Clear();
   key_columns_.clear();
   matcher_.Clear();
-  return true;
 }
 
 namespace {
@@ -593,20 +597,17 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     if (applied.Is(StatusCode::kNotFound) && schema_wait_ && !schema_waited_) {
       txn.Rollback();
       schema_waited_ = true;
-      Result<bool> waited = schema_wait_(applied.message());
+      Status waited = schema_wait_(applied.message());
       if (!waited.ok()) {
         schema_waited_ = false;
-        return waited.status();
+        return waited;
       }
       // The statements made before the wait may stand for another schema, or lack a rename
       // recorded since; a change that still does not fit is now taken as written under an older
       // schema (see MakeShape).
       Result<bool> dropped = ForgetCachesIfSchemaChanged();
       if (!dropped.ok()) return dropped.status();
-      statements_.Clear();
-      key_positions_.Clear();
-      key_columns_.clear();
-      matcher_.Clear();
+      ForgetCaches();
       Result<ApplyStats> again = Apply(changes, position, local_unread_after);
       schema_waited_ = false;
       return again;

@@ -127,11 +127,10 @@ class Applier {
   Result<ReplayOutcome> ReplayDeadLetter(int64_t id);
 
   // Called (outside any transaction) when a change names a table or column this database does not
-  // have: waits until the schema stream has been applied up to its current end, and returns true
-  // when the schema may have changed since (the batch is then tried again once; what still does
-  // not fit is dead-lettered), or an error (stopping) that fails the batch, to be applied later.
-  // Without it such changes are dead-lettered at once.
-  using SchemaWait = std::function<Result<bool>(const std::string& why)>;
+  // have: waits until the schema stream has been applied up to its current end; the batch is then
+  // tried again once (what still does not fit is dead-lettered). An error (stopping) fails the
+  // batch, to be applied later. Without it such changes are dead-lettered at once.
+  using SchemaWait = std::function<Status(const std::string& why)>;
   void set_schema_wait(SchemaWait wait) { schema_wait_ = std::move(wait); }
 
   // How long one transaction may hold the write lock before the batch is split (see Apply).
@@ -173,6 +172,8 @@ class Applier {
   explicit Applier(Database db) : db_(std::move(db)), matcher_(&db_) {}
   // Drops every cache when the schema cookie changed since the last call; true when it did.
   Result<bool> ForgetCachesIfSchemaChanged();
+  // Drops every prepared statement, key list and lookup.
+  void ForgetCaches();
   Result<PreparedShape> MakeShape(const RowChange& change);
   // What `name` (a column of `table`, or a table when `table` is empty) was renamed to since,
   // following __marmot__renamed until a name in `here` (if given); `name` when never renamed.

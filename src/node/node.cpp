@@ -273,13 +273,12 @@ Status Node::StartPipeline() {
   return Status();
 }
 
-Result<bool> Node::WaitForSchema(SchemaConsumer* schema, const std::string& why) {
+Status Node::WaitForSchema(SchemaConsumer* schema, const std::string& why) {
   spdlog::info("a change waits for the schema stream: {}", why);
   metrics_->SchemaWaited();
   const auto deadline = std::chrono::steady_clock::now() + kSchemaWaitMax;
-  bool changed = false;
   while (true) {
-    changed = schema->WaitCaughtUp(kSchemaWaitStep) || changed;
+    schema->WaitCaughtUp(kSchemaWaitStep);
     if (stop_.load()) return Status::Unavailable("stopping while a change waits for its schema");
     if (!options_.publish || std::chrono::steady_clock::now() > deadline) break;
     // This node's own schema change, not back from the stream yet, may be what the change lacks
@@ -290,7 +289,7 @@ Result<bool> Node::WaitForSchema(SchemaConsumer* schema, const std::string& why)
     if (!in_flight.ok()) return in_flight.status();
     if (!*in_flight) break;
   }
-  return changed;
+  return Status();
 }
 
 void Node::StopPipeline() {

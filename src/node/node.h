@@ -146,7 +146,7 @@ class Node {
   // A change names a table or column not here: waits until the schema stream is applied to its
   // end (steps of kSchemaWaitStep), and while this node's own schema change is in flight, up to
   // kSchemaWaitMax (Applier::set_schema_wait).
-  Result<bool> WaitForSchema(SchemaConsumer* schema, const std::string& why);
+  Status WaitForSchema(SchemaConsumer* schema, const std::string& why);
   static constexpr std::chrono::seconds kSchemaWaitStep{2};
   static constexpr std::chrono::seconds kSchemaWaitMax{30};
   // Stores the configured table selection in the database, saying what changed (PrepareDatabase).

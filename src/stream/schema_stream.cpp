@@ -51,9 +51,8 @@ void SchemaConsumer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool SchemaConsumer::WaitCaughtUp(std::chrono::milliseconds timeout) {
+void SchemaConsumer::WaitCaughtUp(std::chrono::milliseconds timeout) {
   const std::string stream = layout_.SchemaStreamName();
-  const uint64_t changes_before = changes_.load();
   JetStreamSource source(client_, stream, layout_.SchemaSubject());
   Result<StreamState> state = source.State();
   uint64_t target = state.ok() ? state->last_seq : applied_.load();
@@ -62,7 +61,6 @@ bool SchemaConsumer::WaitCaughtUp(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   applied_cv_.wait_for(lock, timeout,
                        [&] { return stop_.load() || (applied_.load() >= target && applier_->settled()); });
-  return changes_.load() != changes_before;
 }
 
 void SchemaConsumer::Run() {
@@ -127,7 +125,6 @@ void SchemaConsumer::Run() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       applied_.store(message.seq);
-      changes_.fetch_add(1);
     }
     if (metrics_) metrics_->SchemaApplied(/*message=*/true, applier_->settled());
     applied_cv_.notify_all();

@@ -44,8 +44,8 @@ class SchemaConsumer {
   void Stop();
 
   // Waits (at most `timeout`) until every message the schema stream held at the call has been
-  // applied and the live schema caught up with them. True when anything was applied meanwhile.
-  bool WaitCaughtUp(std::chrono::milliseconds timeout);
+  // applied and the live schema caught up with them.
+  void WaitCaughtUp(std::chrono::milliseconds timeout);
 
   uint64_t applied() const { return applied_.load(); }
 
@@ -59,7 +59,6 @@ class SchemaConsumer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> applied_{0};
-  std::atomic<uint64_t> changes_{0};  // messages applied since start (WaitCaughtUp's "anything")
   std::mutex mu_;
   std::condition_variable applied_cv_;
 };

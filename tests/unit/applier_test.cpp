@@ -136,12 +136,12 @@ TEST_F(ApplierTest, AChangeWrittenBeforeAColumnWasAddedKeepsTheColumnsItLacks) {
 
 TEST_F(ApplierTest, AChangeNamingAColumnNotHereWaitsForTheSchemaOnce) {
   int waits = 0;
-  applier_->set_schema_wait([&](const std::string& why) -> Result<bool> {
+  applier_->set_schema_wait([&](const std::string& why) -> Status {
     ++waits;
     EXPECT_NE(why.find("\"note\""), std::string::npos) << why;
     // The schema change arrives while the consumer waits.
     Exec(db_, "ALTER TABLE books ADD COLUMN note TEXT");
-    return true;
+    return Status();
   });
   ApplyStats stats = Apply(
       {Book(1, Value::Text("a"), Value::Integer(1)),
@@ -152,9 +152,9 @@ TEST_F(ApplierTest, AChangeNamingAColumnNotHereWaitsForTheSchemaOnce) {
   EXPECT_EQ(Rows(db_, "SELECT id, note FROM books ORDER BY id"),
             (std::vector<std::string>{"1:1|0:NULL", "1:2|3:'n'"}));
   // A column the schema stream dropped since the change was written: left out, no wait.
-  applier_->set_schema_wait([&](const std::string&) -> Result<bool> {
+  applier_->set_schema_wait([&](const std::string&) -> Status {
     ++waits;
-    return false;
+    return Status();
   });
   Exec(db_, "INSERT INTO __marmot__renamed (tbl, old_name, new_name) VALUES ('books', 'gone', '')");
   stats = Apply({Upsert("books", {"id", "title", "isbn", "pages", "note", "gone"},
@@ -175,8 +175,7 @@ TEST_F(ApplierTest, AChangeNamingAColumnNotHereWaitsForTheSchemaOnce) {
   ASSERT_EQ(reason.size(), 1u);
   EXPECT_NE(reason[0].find("no schema change explains it"), std::string::npos) << reason[0];
   // Stopping while waiting fails the batch (it is applied later), nothing dead-lettered.
-  applier_->set_schema_wait(
-      [&](const std::string&) -> Result<bool> { return Status::Unavailable("stopping"); });
+  applier_->set_schema_wait([&](const std::string&) -> Status { return Status::Unavailable("stopping"); });
   std::vector<RowChange> blocked = {Upsert(
       "books", {"id", "title", "isbn", "pages", "note", "other"},
       {Value::Integer(4), Value::Text("d"), Value::Null(), Value::Integer(4), Value::Null(), Value::Null()})};
