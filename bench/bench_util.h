@@ -11,6 +11,9 @@ namespace marmot::bench {
 // Exits the benchmark with `what` and the status message when `s` failed.
 void Check(const Status& s, const std::string& what);
 double Median(std::vector<double> values);
+// The first of `count` consecutive loopback ports free now, picked at random below the kernel's
+// ephemeral range (a port inside it can go to any outgoing connection before a server binds it).
+int FreeLoopbackPorts(int count);
 // The value at fraction `p` (0..1) of the sorted `values`; 0 when empty.
 double Percentile(std::vector<double> values, double p);
 

@@ -21,18 +21,6 @@ namespace fs = std::filesystem;
 // marmot processes started by the current Cluster, for Die().
 std::vector<pid_t> g_children;
 
-// Two consecutive free loopback ports (cluster port and leaf-node port).
-int FreePortPair() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port =
-        20000 + static_cast<int>((Clock::now().time_since_epoch().count() / 7 + attempt * 7919) % 40000);
-    std::string cmd = "python3 -c \"import socket; [socket.socket().bind(('127.0.0.1', p)) for p in (" +
-                      std::to_string(port) + "," + std::to_string(port + 1) + ")]\" 2>/dev/null";
-    if (std::system(cmd.c_str()) == 0) return port;
-  }
-  Die("no free ports");
-}
-
 void WaitForLog(const std::string& path, const std::string& text) {
   auto deadline = Clock::now() + std::chrono::seconds(120);
   while (Clock::now() < deadline) {
@@ -113,9 +101,9 @@ double SecondsUntilRows(Database& db, int64_t rows, Clock::time_point since, con
 
 Cluster::Cluster(const std::string& marmot_binary, const std::string& dir, int replicas, bool metrics)
     : binary_(marmot_binary), dir_(dir) {
-  for (int& p : ports_) p = FreePortPair();
+  for (int& p : ports_) p = FreeLoopbackPorts(2);
   if (metrics) {
-    for (int& p : http_ports_) p = FreePortPair();
+    for (int& p : http_ports_) p = FreeLoopbackPorts(2);
   }
   for (int n = 1; n <= 3; ++n) {
     Database d = OpenDb(Db(n));

@@ -85,21 +85,6 @@ bool LogContains(const std::string& path, const std::string& text) {
   return all.find(text) != std::string::npos;
 }
 
-// A loopback port nothing listens on right now.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    Fail("no free loopback port");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 bool Accepts(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -114,7 +99,7 @@ bool Accepts(int port) {
 // A JetStream nats-server on a free loopback port, its store in `dir`.
 class NatsServer {
  public:
-  explicit NatsServer(const std::string& dir) : port_(FreePort()) {
+  explicit NatsServer(const std::string& dir) : port_(FreeLoopbackPorts(1)) {
     std::string binary =
         fs::exists("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "/usr/bin/nats-server";
     fs::create_directories(dir + "/nats-store");

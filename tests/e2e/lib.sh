@@ -26,14 +26,28 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { FAILED=0; echo "PASS: $*"; }
 
-# A TCP port nobody listens on right now (picked by the kernel).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-# Two consecutive free ports (cluster port and its leaf-node port + 1).
-free_port_pair() {
-  while true; do
-    local p; p=$(free_port)
-    python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',$p+1)); s.close()" 2>/dev/null && { echo "$p"; return; }
-  done
+# Ports come from below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default):
+# a port the kernel handed out for a moment can go to any outgoing connection of a test running in
+# parallel before our server binds it; a random port below that range can only collide with another
+# test's random pick. free_port: one such port, free now; free_port_pair: two consecutive ones
+# (cluster port and its leaf-node port + 1).
+free_port() { free_ports 1; }
+free_port_pair() { free_ports 2; }
+free_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+count = int(sys.argv[1])
+low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+first, last = (10000, low - count) if low > 11000 else (high + 1, 65535 - count)
+while True:
+    port = random.randrange(first, last)
+    try:
+        for p in range(port, port + count):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+        print(port); break
+    except OSError:
+        pass
+PY
 }
 
 # start_bg NAME CMD...: runs CMD in the background, output to $WORK/NAME.log; sets LAST_PID.
