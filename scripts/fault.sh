@@ -9,8 +9,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${ROUNDS:-3}"
 export FAULT_SECONDS="${FAULT_SECONDS:-300}"
-# The long form also runs the tests with known failures (fault_partition_test: issue 10).
-export MARMOT_KNOWN_FAILURES="${MARMOT_KNOWN_FAILURES:-1}"
 bash "$root/scripts/setup.sh"
 failed=0
 for round in $(seq 1 "$rounds"); do

@@ -27,7 +27,8 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
       " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
       "CREATE TABLE IF NOT EXISTS " +
       QuoteIdent(kPositionsTable) +
-      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER) WITHOUT ROWID;"
+      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER, msg_time INTEGER) WITHOUT "
+      "ROWID;"
       "CREATE TABLE IF NOT EXISTS " +
       QuoteIdent(kDeadLetterTable) +
       " (id INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
@@ -68,13 +69,15 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
   MARMOT_RETURN_IF_ERROR(db.Exec("CREATE INDEX IF NOT EXISTS " +
                                  QuoteIdent(std::string(kDeadLetterTable) + "_row") + " ON " +
                                  QuoteIdent(kDeadLetterTable) + "(row_hash)"));
-  // Positions written by versions before the creation time was kept.
-  Result<int64_t> has_created = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
-                                            kPositionsTable + "') WHERE name = 'stream_created'");
-  if (!has_created.ok()) return has_created.status();
-  if (*has_created == 0) {
-    MARMOT_RETURN_IF_ERROR(
-        db.Exec("ALTER TABLE " + QuoteIdent(kPositionsTable) + " ADD COLUMN stream_created INTEGER"));
+  // Positions written by versions before the creation time (and the message's time) were kept.
+  for (const char* column : {"stream_created", "msg_time"}) {
+    Result<int64_t> has = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
+                                      kPositionsTable + "') WHERE name = '" + column + "'");
+    if (!has.ok()) return has.status();
+    if (*has == 0) {
+      MARMOT_RETURN_IF_ERROR(db.Exec("ALTER TABLE " + QuoteIdent(kPositionsTable) + " ADD COLUMN " +
+                                     std::string(column) + " INTEGER"));
+    }
   }
   Result<int> have = ChangeLogKeyColumns(db);
   if (!have.ok()) return have.status();

@@ -70,10 +70,31 @@ void ShardConsumer::ReportProgress(uint64_t last_seq) {
   if (options_.metrics) options_.metrics->StreamProgress(stream_, expected_ - 1, last_seq);
 }
 
+Result<StreamState> ShardConsumer::StateFromLeader(uint64_t applied) {
+  for (int attempt = 1;; ++attempt) {
+    Result<StreamState> state = source_->State();
+    if (!state.ok() || state->leader_known) return state;
+    // A replica without a leader answered from its own copy, which may lag what this node applied
+    // (through the leader) before: only a position inside its range is safe to go on from.
+    bool inside = applied <= state->last_seq && (state->messages == 0 || applied + 1 >= state->first_seq);
+    if (inside || attempt >= kLeaderWaitAttempts) {
+      if (!inside)
+        spdlog::warn("stream {} has no leader after {} s; going by the range a replica reports ({}..{})",
+                     stream_, kLeaderWaitAttempts, state->first_seq, state->last_seq);
+      return state;
+    }
+    if (attempt == 1)
+      spdlog::info(
+          "stream {} has no leader yet (a replica reports {}..{}, this node applied up to {}); waiting",
+          stream_, state->first_seq, state->last_seq, applied);
+    clock_->SleepFor(std::chrono::seconds(1));
+  }
+}
+
 Status ShardConsumer::Start() {
   Result<StreamPosition> stored = applier_->LoadStreamPosition(stream_);
   if (!stored.ok()) return stored.status().WithContext("reading position of stream " + stream_);
-  Result<StreamState> state = source_->State();
+  Result<StreamState> state = StateFromLeader(stored->seq);
   if (!state.ok()) return state.status();
   uint64_t applied = stored->seq;
   created_ns_ = state->created_ns;
@@ -96,10 +117,19 @@ Status ShardConsumer::Start() {
             "may lack those changes");
     applied = state->last_seq;
   }
+  position_time_ns_ = applied == stored->seq ? stored->msg_time_ns : 0;
   if (applied != stored->seq || stored->created_ns != state->created_ns) {
-    MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns}));
+    MARMOT_RETURN_IF_ERROR(
+        applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns, position_time_ns_}));
   }
   expected_ = applied + 1;
+  Result<uint64_t> replay = CheckHistory(*state);
+  if (!replay.ok()) {
+    spdlog::warn("stream {}: {}; compared at the next check", stream_, replay.status().message());
+  } else if (*replay != 0) {
+    expected_ = *replay;
+    MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
+  }
   if (expected_ < state->first_seq) {
     RecordGap(expected_, state->first_seq - 1,
               "the stream no longer holds them: more than [replication_log] max_entries (" +
@@ -123,6 +153,13 @@ Status ShardConsumer::CheckStream() {
     state = source_->State();
   }
   if (!state.ok()) return state.status();
+  if (!state->leader_known) {
+    // Its range may lag what this node applied through the leader before (a partitioned server):
+    // not a reason to record a gap. Checked again at the next interval.
+    spdlog::debug("stream {} has no leader; a replica reports {}..{}; not compared", stream_,
+                  state->first_seq, state->last_seq);
+    return Status();
+  }
   ReportProgress(state->last_seq);
   uint64_t restart = 0;
   if (!SameIncarnation(state->created_ns, created_ns_)) {
@@ -141,6 +178,10 @@ Status ShardConsumer::CheckStream() {
             ": it lost messages this node applied (a damaged or restored NATS store); nodes that did not "
             "apply them may lack those changes");
     restart = state->last_seq + 1;
+  } else {
+    Result<uint64_t> replay = CheckHistory(*state);
+    if (!replay.ok()) return replay.status();
+    restart = *replay;
   }
   if (restart == 0) return Status();
   if (restart < state->first_seq) {
@@ -151,11 +192,31 @@ Status ShardConsumer::CheckStream() {
   return FinishRestart();
 }
 
+Result<uint64_t> ShardConsumer::CheckHistory(const StreamState& state) {
+  uint64_t at = expected_ - 1;
+  if (position_time_ns_ == 0 || at < state.first_seq || at > state.last_seq) return uint64_t{0};
+  Result<int64_t> stored = source_->StoredTime(at);
+  if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) return uint64_t{0};  // removed by hand
+  if (!stored.ok()) return stored.status();
+  if (*stored == position_time_ns_) return uint64_t{0};
+  RecordGap(
+      state.first_seq, at,
+      "message " + std::to_string(at) + " of the stream is not the one this node applied (stored at " +
+          std::to_string(position_time_ns_) + " ns then, at " + std::to_string(*stored) +
+          " ns now): the stream's history was replaced (a NATS store restored from a backup, or servers "
+          "that lost messages they had acknowledged). This node applies the stream again from message " +
+          std::to_string(state.first_seq) +
+          "; changes of the replaced messages may remain on this node only");
+  position_time_ns_ = 0;
+  return state.first_seq;
+}
+
 Status ShardConsumer::FinishRestart() {
   // Nothing of the old subscription is applied any more; until the new position is stored (with
   // the gaps recorded above) and the new subscription made, this is tried again every check.
   chunks_.clear();
   expected_ = *pending_restart_;
+  position_time_ns_ = 0;
   MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
   MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
   pending_restart_.reset();
@@ -279,8 +340,10 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
 }
 
 Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
-                                 uint64_t pending, const std::atomic<bool>& stop) {
-  StreamPosition position{stream_, SafePosition(last_seq), created_ns_};
+                                 int64_t last_time_ns, uint64_t pending, const std::atomic<bool>& stop) {
+  StreamPosition position{stream_, SafePosition(last_seq), created_ns_, 0};
+  // The stored time of the message at the position, when that is the batch's last message.
+  if (position.seq == last_seq) position.msg_time_ns = last_time_ns;
   auto apply_start = clock_->Now();
   auto backoff = std::chrono::milliseconds(100);
   while (true) {
@@ -290,6 +353,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
       applied_messages_.fetch_add(messages);
       applied_changes_.fetch_add(stats->applied);
       last_applied_seq_.store(last_seq);
+      position_time_ns_ = position.msg_time_ns;
       if (options_.metrics) {
         options_.metrics->BatchApplied(*stats, messages, changes.size(),
                                        std::chrono::duration<double>(clock_->Now() - apply_start).count());
@@ -339,6 +403,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
   if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
   changes.clear();
   uint64_t messages = 0, last_seq = 0, pending = 0;
+  int64_t last_time_ns = 0;
   size_t bytes = 0;
   while (true) {
     if (msg.seq < expected_) {
@@ -355,6 +420,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
       bytes += Take(msg, &changes);
       ++messages;
       last_seq = msg.seq;
+      last_time_ns = msg.timestamp_ns;
       pending = msg.pending;
     }
     if (changes.size() >= options_.max_batch_changes || bytes >= options_.max_batch_bytes) break;
@@ -362,7 +428,8 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
     got = source_->Next(std::chrono::milliseconds(1000), &msg);
     if (!got.ok() || !*got) break;
   }
-  if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, pending, stop));
+  if (messages > 0)
+    MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, last_time_ns, pending, stop));
   return true;
 }
 

@@ -14,6 +14,9 @@
 // deleted and re-created, or a stream that ends before this node's position is logged at error
 // level with the sequences involved and recorded in __marmot__gaps (the node's copy may be
 // incomplete until a snapshot is restored); then consuming goes on from the stream's next message.
+// A range reported by a replica that knows no leader is not the stream's (a server cut off from
+// its cluster answers from its own copy, which lags what this node applied through the leader):
+// it is never taken as lost messages.
 //
 // A message that cannot be decoded is recorded in the dead-letter table and skipped. A row too
 // large for one message arrives in chunks (Marmot-Chunk header); until all chunks are in, the
@@ -63,6 +66,8 @@ class ShardConsumer {
   static constexpr std::chrono::minutes kChunkGroupTimeout{5};
   // At most this many chunk groups are held at once; the oldest goes first.
   static constexpr size_t kMaxChunkGroups = 64;
+  // How many times (a second apart) Start asks a stream without a leader for its range again.
+  static constexpr int kLeaderWaitAttempts = 30;
 
   // `local_cursor` returns the change reader's cursor when local writes are captured (see
   // Applier::Apply), nullopt otherwise.
@@ -108,13 +113,20 @@ class ShardConsumer {
   uint64_t SafePosition(uint64_t last_seq) const;
   // Logs and records messages first..last (last 0: unknown) as missing.
   void RecordGap(uint64_t first, uint64_t last, const std::string& why);
+  // The stream's state, asked again (once a second, up to kLeaderWaitAttempts times) while only a
+  // replica without a leader answers and its range does not hold position `applied`.
+  Result<StreamState> StateFromLeader(uint64_t applied);
   // Compares the stream's state with what this consumer knows; resubscribes after a re-creation
   // or when the stream ends before the expected sequence.
   Status CheckStream();
+  // Whether message expected_ - 1 is still the one this node applied (same stored time): 0 when it
+  // is or that cannot be told; otherwise records the replaced history as a gap and returns the
+  // stream's first sequence, to apply what it holds again.
+  Result<uint64_t> CheckHistory(const StreamState& state);
   // Stores the position before pending_restart_ and subscribes there.
   Status FinishRestart();
-  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, uint64_t pending,
-                    const std::atomic<bool>& stop);
+  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, int64_t last_time_ns,
+                    uint64_t pending, const std::atomic<bool>& stop);
   // Tells the metrics (if any) that the stream is read and applied (`error` empty) or why not.
   void ReportError(const std::string& error);
   void ReportProgress(uint64_t last_seq);
@@ -127,6 +139,7 @@ class ShardConsumer {
   std::string stream_;
   int64_t created_ns_ = 0;                   // the creation time of the stream being consumed
   uint64_t expected_ = 1;                    // the sequence the next message must have
+  int64_t position_time_ns_ = 0;             // when the stream stored message expected_ - 1 (0: unknown)
   std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
   RetriedFailure check_failure_{clock_};

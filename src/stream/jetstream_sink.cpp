@@ -11,6 +11,7 @@ constexpr char kMsgIdHeader[] = "Nats-Msg-Id";
 constexpr char kChunkHeader[] = "Marmot-Chunk";
 // Reading a stream back: give up when the next message does not come within this long.
 constexpr int kScanTimeoutMs = 10000;
+constexpr int kLeaderWaitSeconds = 30;
 
 }  // namespace
 
@@ -126,11 +127,22 @@ void JetStreamSink::AwaitOutcomes(std::chrono::milliseconds timeout,
 Result<MessageSink::StoredRange> JetStreamSink::ScanStored(
     int shard, uint64_t after, const std::function<void(std::string_view, uint64_t)>& visit) {
   std::string stream = layout_.StreamName(shard);
-  jsStreamInfo* raw_info = nullptr;
+  JsStreamInfoPtr info;
+  natsStatus s = NATS_OK;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetStreamInfo(&raw_info, client_->jetstream(), stream.c_str(), nullptr, &jerr);
-  if (s != NATS_OK) return NatsStatus(s, "looking up stream " + stream);
-  JsStreamInfoPtr info(raw_info);
+  for (int attempt = 1;; ++attempt) {
+    jsStreamInfo* raw_info = nullptr;
+    s = js_GetStreamInfo(&raw_info, client_->jetstream(), stream.c_str(), nullptr, &jerr);
+    if (s != NATS_OK) return NatsStatus(s, "looking up stream " + stream);
+    info.reset(raw_info);
+    // A replica that knows no leader answers from its own copy, which may lack messages the
+    // leader stored: wait for the leader's answer (up to kLeaderWaitSeconds).
+    bool leader_known = info->Cluster == nullptr || (info->Cluster->Leader && *info->Cluster->Leader);
+    if (leader_known || attempt >= kLeaderWaitSeconds) break;
+    if (attempt == 1)
+      spdlog::info("stream {} has no leader yet; waiting to read back what it stored", stream);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
   uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
   StoredRange range{info->State.Msgs == 0 ? last + 1 : first, last};
   if (info->State.Msgs == 0 || last <= after) return range;

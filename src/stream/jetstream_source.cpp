@@ -29,6 +29,9 @@ Result<StreamState> JetStreamSource::State() {
   state.last_seq = info->State.LastSeq;
   state.messages = info->State.Msgs;
   state.created_ns = info->Created;
+  // A clustered stream's answer names its leader; a member that has none answers from its own copy
+  // (nats-server does so when the group is leaderless). A single server names itself.
+  state.leader_known = info->Cluster == nullptr || (info->Cluster->Leader && *info->Cluster->Leader);
   if (state.messages == 0) state.first_seq = state.last_seq + 1;
   return state;
 }
@@ -89,6 +92,15 @@ Result<bool> JetStreamSource::Next(std::chrono::milliseconds timeout, SourceMess
 bool JetStreamSource::HasPending() {
   int pending = 0;
   return sub_ && natsSubscription_GetPending(sub_.get(), &pending, nullptr) == NATS_OK && pending > 0;
+}
+
+Result<int64_t> JetStreamSource::StoredTime(uint64_t seq) {
+  natsMsg* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&raw, client_->jetstream(), stream_.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK) return NatsStatus(s, "reading message " + std::to_string(seq) + " of stream " + stream_);
+  NatsMsgPtr msg(raw);
+  return natsMsg_GetTime(msg.get());
 }
 
 }  // namespace marmot

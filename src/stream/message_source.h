@@ -19,6 +19,9 @@ struct StreamState {
   uint64_t last_seq = 0;   // the newest message ever stored (0 for a new stream)
   uint64_t messages = 0;
   int64_t created_ns = 0;  // when the stream was created: differs after it was deleted and re-created
+  // False when the answer came from a replica that knows no leader for the stream (a partitioned
+  // or restarting server answers with its own copy): its range may lag the stream's.
+  bool leader_known = true;
 
   bool operator==(const StreamState&) const = default;
 };
@@ -48,6 +51,10 @@ class MessageSource {
 
   // True when a message is already waiting (Next would return at once).
   virtual bool HasPending() = 0;
+
+  // When the stream stored message `seq` (SourceMessage::timestamp_ns); NotFound when the stream
+  // does not hold it.
+  virtual Result<int64_t> StoredTime(uint64_t seq) = 0;
 };
 
 }  // namespace marmot

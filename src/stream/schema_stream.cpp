@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <functional>
+#include <limits>
 
 #include "codec/schema_message.h"
 #include "stream/jetstream_source.h"
@@ -56,8 +57,14 @@ void SchemaConsumer::WaitCaughtUp(std::chrono::milliseconds timeout) {
   JetStreamSource source(client_, stream, layout_.SchemaSubject());
   Result<StreamState> state = source.State();
   uint64_t target = state.ok() ? state->last_seq : applied_.load();
-  spdlog::info("holding a change until this node has applied the schema stream up to message {} ({} now)",
-               target, applied_.load());
+  // A replica without a leader may not have the change the caller waits for: wait the whole time.
+  if (state.ok() && !state->leader_known) target = std::numeric_limits<uint64_t>::max();
+  if (target == std::numeric_limits<uint64_t>::max())
+    spdlog::info("holding a change for {} ms: the schema stream has no leader to say where it ends",
+                 timeout.count());
+  else
+    spdlog::info("holding a change until this node has applied the schema stream up to message {} ({} now)",
+                 target, applied_.load());
   std::unique_lock<std::mutex> lock(mu_);
   applied_cv_.wait_for(lock, timeout,
                        [&] { return stop_.load() || (applied_.load() >= target && applier_->settled()); });

@@ -89,6 +89,14 @@ class FakeStream : public MessageSource {
     }
   }
 
+  // The next `answers` State() calls come from a replica that knows no leader and holds the
+  // messages up to `last_seq` only (a server cut off from its cluster).
+  void AnswerFromReplicaWithoutLeader(uint64_t last_seq, int answers) {
+    replica_last_seq_ = last_seq;
+    replica_answers_ = answers;
+  }
+  int replica_answers_left() const { return replica_answers_; }
+
   int subscribes() const { return subscribes_; }
   uint64_t subscribed_at() const { return cursor_at_subscribe_; }
 
@@ -98,6 +106,12 @@ class FakeStream : public MessageSource {
     s.last_seq = last_seq_;
     s.messages = messages_.size();
     s.created_ns = created_ns_;
+    if (replica_answers_ > 0) {
+      --replica_answers_;
+      s.last_seq = std::min(last_seq_, replica_last_seq_);
+      s.messages = s.last_seq >= s.first_seq ? s.last_seq - s.first_seq + 1 : 0;
+      s.leader_known = false;
+    }
     return s;
   }
   Status Subscribe(uint64_t start_seq) override {
@@ -124,6 +138,14 @@ class FakeStream : public MessageSource {
     return true;
   }
   bool HasPending() override { return !redeliver_.empty() || Pending() != nullptr; }
+  Result<int64_t> StoredTime(uint64_t seq) override {
+    ++time_lookups_;
+    for (const Msg& m : messages_) {
+      if (m.seq == seq) return m.timestamp_ns;
+    }
+    return Status::NotFound("no message " + std::to_string(seq));
+  }
+  int time_lookups() const { return time_lookups_; }
 
   static constexpr int64_t kBaseTime = 1'700'000'000'000'000'000;
 
@@ -143,6 +165,9 @@ class FakeStream : public MessageSource {
   uint64_t cursor_ = 1;
   uint64_t cursor_at_subscribe_ = 0;
   int subscribes_ = 0;
+  uint64_t replica_last_seq_ = 0;
+  int replica_answers_ = 0;
+  int time_lookups_ = 0;
 };
 
 RowChange Row(int64_t id, std::string v) {
@@ -238,8 +263,8 @@ class ConsumerLoopTest : public ::testing::Test {
     return stream_->Append(Message(id, v.empty() ? "v" + std::to_string(id) : v), "", timestamp_ns);
   }
 
-  void StorePosition(uint64_t seq, int64_t created_ns) {
-    ASSERT_TRUE(applier_->SavePosition(StreamPosition{Stream(), seq, created_ns}).ok());
+  void StorePosition(uint64_t seq, int64_t created_ns, int64_t msg_time_ns = 0) {
+    ASSERT_TRUE(applier_->SavePosition(StreamPosition{Stream(), seq, created_ns, msg_time_ns}).ok());
   }
 
   // Hands the stream and the applier to a new consumer and starts it.
@@ -548,6 +573,89 @@ TEST_F(ConsumerLoopTest, AStreamLosingItsTailWhileRunningIsAGap) {
             (std::vector<std::string>{"107", "108", "109"}));
   EXPECT_EQ(Position(), "9 1000");
   EXPECT_EQ(Gaps().size(), 1u);
+}
+
+// A server cut off from its cluster answers with its own copy while it knows no leader: a range
+// that lags what this node applied through the leader is no gap (fault_partition_test found it).
+TEST_F(ConsumerLoopTest, AShorterRangeFromAReplicaWithoutLeaderIsNoGapWhileRunning) {
+  options_.check_interval = 0ms;
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StartConsumer();
+  EXPECT_TRUE(ApplyNext());
+  stream_->AnswerFromReplicaWithoutLeader(6, 3);
+  for (int id = 11; id <= 12; ++id) AppendRow(id);
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_FALSE(ApplyNext());
+  EXPECT_FALSE(ApplyNext());
+  EXPECT_EQ(stream_->replica_answers_left(), 0);
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_EQ(Position(), "12 1000");
+  EXPECT_EQ(stream_->subscribes(), 1);
+  // The leader's own answer still counts.
+  stream_->TruncateAfter(8);
+  EXPECT_FALSE(ApplyNext());
+  EXPECT_EQ(Gaps(), (std::vector<std::string>{Gap(9, 12)}));
+}
+
+TEST_F(ConsumerLoopTest, AtStartAReplicaWithoutLeaderIsAskedAgainUntilTheLeaderAnswers) {
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StorePosition(10, kCreatedA);
+  stream_->AnswerFromReplicaWithoutLeader(6, 5);
+  StartConsumer();
+  EXPECT_EQ(stream_->replica_answers_left(), 0);
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_EQ(Position(), "10 1000");
+  EXPECT_EQ(stream_->subscribed_at(), 11u);
+}
+
+TEST_F(ConsumerLoopTest, AtStartAStreamThatNeverGetsALeaderIsJudgedByTheReplica) {
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StorePosition(10, kCreatedA);
+  stream_->AnswerFromReplicaWithoutLeader(6, 1000);
+  StartConsumer();
+  EXPECT_EQ(stream_->replica_answers_left(), 1000 - ShardConsumer::kLeaderWaitAttempts);
+  EXPECT_EQ(Gaps(), (std::vector<std::string>{Gap(7, 10)}));  // loud rather than silent
+}
+
+// Servers that lost messages they had acknowledged, then stored new ones under the same sequences
+// (or a store restored from a backup that grew again): the range alone looks fine.
+TEST_F(ConsumerLoopTest, AReplacedHistoryIsAGapAndWhatTheStreamHoldsIsAppliedAgain) {
+  options_.check_interval = 0ms;
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StartConsumer();
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_FALSE(ApplyNext());  // checked: still the same messages
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_GT(stream_->time_lookups(), 0);
+  stream_->TruncateAfter(6);
+  for (int id = 107; id <= 110; ++id) AppendRow(id, "", FakeStream::kBaseTime + id * 7);
+  EXPECT_TRUE(ApplyNext());  // found, and the stream applied again from its first message
+  ASSERT_EQ(Gaps(), (std::vector<std::string>{Gap(1, 10)}));
+  EXPECT_NE(GapReasons()[0].find("not the one this node applied"), std::string::npos) << GapReasons()[0];
+  EXPECT_EQ(stream_->subscribed_at(), 1u);
+  Drain();
+  EXPECT_EQ(Strings("SELECT id FROM t WHERE id > 100 ORDER BY id"),
+            (std::vector<std::string>{"107", "108", "109", "110"}));
+  EXPECT_EQ(Position(), "10 1000");
+  EXPECT_FALSE(ApplyNext());
+  EXPECT_EQ(Gaps().size(), 1u);  // the new history is now the one applied
+}
+
+TEST_F(ConsumerLoopTest, AReplacedHistoryIsAGapAtStart) {
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StorePosition(8, kCreatedA, FakeStream::kBaseTime + 8 * 1'000'000 + 1);  // another message 8
+  StartConsumer();
+  EXPECT_EQ(Gaps(), (std::vector<std::string>{Gap(1, 8)}));
+  EXPECT_EQ(stream_->subscribed_at(), 1u);
+}
+
+TEST_F(ConsumerLoopTest, TheSameMessageAtThePositionIsNoGapAtStart) {
+  for (int id = 1; id <= 10; ++id) AppendRow(id);
+  StorePosition(8, kCreatedA, FakeStream::kBaseTime + 8 * 1'000'000);
+  StartConsumer();
+  EXPECT_TRUE(Gaps().empty());
+  EXPECT_EQ(stream_->subscribed_at(), 9u);
+  EXPECT_EQ(stream_->time_lookups(), 1);
 }
 
 // 6. Distance bound: max(max_entries, count + 16) messages.

@@ -83,7 +83,9 @@ void MakeNodeDb(const std::string& path, int rows) {
                std::to_string(rows) +
                ") INSERT INTO books SELECT x, 'title ' || x || printf(' %040d', x) FROM i");
   Exec(db, "INSERT INTO \"odd \"\"name\" VALUES ('a')");
-  Exec(db, "INSERT INTO __marmot__positions VALUES ('marmot-changes-c-1', 41, 123456789)");
+  Exec(db,
+       "INSERT INTO __marmot__positions (stream, seq, stream_created) VALUES ('marmot-changes-c-1', 41, "
+       "123456789)");
   Exec(db,
        "INSERT INTO __marmot__dead_letter (stream, stream_seq, tbl, op, reason, statement) "
        "VALUES ('s', 7, 'books', 'insert', 'no such column', 'INSERT ...')");
