@@ -155,6 +155,7 @@ NodeOptions ToNodeOptions(const Config& c, const CommandLine& flags) {
     e.cluster_address = flags.cluster_addr;
     e.cluster_peers = flags.cluster_peers;
     e.leaf_servers = flags.leaf_servers;
+    e.jetstream_domain = c.nats.jetstream_domain;
     e.server_config = c.nats.server_config;
     e.user_name = c.nats.user_name;
     e.user_password = c.nats.user_password;

@@ -125,6 +125,7 @@ std::vector<Field> Fields(Config& c) {
       {"nats.urls", &c.nats.urls},
       {"nats.bind_address", &c.nats.bind_address},
       {"nats.server_config", &c.nats.server_config},
+      {"nats.jetstream_domain", &c.nats.jetstream_domain},
       {"nats.subject_prefix", &c.nats.subject_prefix},
       {"nats.stream_prefix", &c.nats.stream_prefix},
       {"nats.seed_file", &c.nats.seed_file},
@@ -391,6 +392,7 @@ Status CheckValues(const Config& c) {
   // [nats]
   MARMOT_RETURN_IF_ERROR(CheckHostPort("nats.bind_address", c.nats.bind_address));
   MARMOT_RETURN_IF_ERROR(CheckNatsName("nats.stream_prefix", c.nats.stream_prefix, ".*>/\\"));
+  MARMOT_RETURN_IF_ERROR(CheckNatsName("nats.jetstream_domain", c.nats.jetstream_domain, ".*>/\\\"'"));
   MARMOT_RETURN_IF_ERROR(CheckNatsName("nats.subject_prefix", c.nats.subject_prefix, "*>"));
   MARMOT_RETURN_IF_ERROR(NotNegative("nats.connect_retries", c.nats.connect_retries, "attempts"));
   MARMOT_RETURN_IF_ERROR(

@@ -95,6 +95,9 @@ struct NatsConfig {
   // ":-1" (all interfaces); ours is loopback (see the file comment).
   std::string bind_address = "127.0.0.1:-1";
   std::string server_config;  // nats-server config file for the embedded server
+  // The JetStream domain of embedded servers that form a cluster; a leaf-only node reaches its
+  // hub's JetStream through it (docs/CLUSTER.md, leaf nodes).
+  std::string jetstream_domain = "marmot";
   std::string subject_prefix = "marmot-change-log";
   std::string stream_prefix = "marmot-changes";
   std::string seed_file;  // NKey user seed file

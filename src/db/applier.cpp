@@ -96,7 +96,7 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
   }
   Result<Statement> save = d.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kPositionsTable) +
-                                     "(stream, seq, stream_created, msg_time) VALUES (?1, ?2, ?3, ?4)");
+                                     "(stream, seq, stream_created, msg_hash) VALUES (?1, ?2, ?3, ?4)");
   if (!save.ok()) return save.status().WithContext(what);
   applier->save_position_ = std::move(*save);
   Result<Statement> version = d.Prepare("PRAGMA schema_version");
@@ -791,8 +791,8 @@ Status Applier::WritePosition(const StreamPosition& position) {
   save_position_.BindText(1, position.stream);
   save_position_.BindInt(2, static_cast<int64_t>(position.seq));
   save_position_.BindInt(3, position.created_ns);
-  if (position.msg_time_ns != 0)
-    save_position_.BindInt(4, position.msg_time_ns);
+  if (position.msg_hash != 0)
+    save_position_.BindInt(4, position.msg_hash);
   else
     save_position_.BindNull(4);
   Status s = save_position_.Run();
@@ -807,7 +807,7 @@ Result<uint64_t> Applier::LoadPosition(const std::string& stream) {
 }
 
 Result<StreamPosition> ReadStreamPosition(Database& db, const std::string& stream) {
-  Result<Statement> stmt = db.Prepare("SELECT seq, ifnull(stream_created, 0), ifnull(msg_time, 0) FROM " +
+  Result<Statement> stmt = db.Prepare("SELECT seq, ifnull(stream_created, 0), ifnull(msg_hash, 0) FROM " +
                                       QuoteIdent(kPositionsTable) + " WHERE stream = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, stream);
@@ -817,7 +817,7 @@ Result<StreamPosition> ReadStreamPosition(Database& db, const std::string& strea
   if (*row) {
     position.seq = static_cast<uint64_t>(stmt->ColumnInt(0));
     position.created_ns = stmt->ColumnInt(1);
-    position.msg_time_ns = stmt->ColumnInt(2);
+    position.msg_hash = stmt->ColumnInt(2);
   }
   return position;
 }

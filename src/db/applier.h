@@ -45,8 +45,8 @@ namespace marmot {
 struct StreamPosition {
   std::string stream;
   uint64_t seq = 0;
-  int64_t created_ns = 0;   // the stream's creation time (0: unknown); tells a re-created stream
-  int64_t msg_time_ns = 0;  // when the stream stored message `seq` (0: unknown); tells a replaced history
+  int64_t created_ns = 0;  // the stream's creation time (0: unknown); tells a re-created stream
+  int64_t msg_hash = 0;    // PayloadHash of message `seq` (0: unknown); tells a replaced history
 };
 
 // The position stored for `stream` in __marmot__positions ({stream, 0, 0} when none).

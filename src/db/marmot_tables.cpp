@@ -27,7 +27,7 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
       " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
       "CREATE TABLE IF NOT EXISTS " +
       QuoteIdent(kPositionsTable) +
-      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER, msg_time INTEGER) WITHOUT "
+      " (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream_created INTEGER, msg_hash INTEGER) WITHOUT "
       "ROWID;"
       "CREATE TABLE IF NOT EXISTS " +
       QuoteIdent(kDeadLetterTable) +
@@ -70,7 +70,7 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
                                  QuoteIdent(std::string(kDeadLetterTable) + "_row") + " ON " +
                                  QuoteIdent(kDeadLetterTable) + "(row_hash)"));
   // Positions written by versions before the creation time (and the message's time) were kept.
-  for (const char* column : {"stream_created", "msg_time"}) {
+  for (const char* column : {"stream_created", "msg_hash"}) {
     Result<int64_t> has = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") +
                                       kPositionsTable + "') WHERE name = '" + column + "'");
     if (!has.ok()) return has.status();

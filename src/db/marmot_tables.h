@@ -6,8 +6,8 @@
 //                          order. The row's values are read when the change is read (docs/CAPTURE.md).
 //   __marmot__state        name -> value; the reader's confirmed change-log position lives here.
 //   __marmot__positions    stream -> last applied sequence (with the stream's creation time, to
-//                          notice a re-created stream, and the time the stream stored that
-//                          message, to notice a replaced history), written in the apply transaction.
+//                          notice a re-created stream, and a hash of that message, to notice a
+//                          replaced history), written in the apply transaction.
 //   __marmot__dead_letter  changes that could not be applied, with the reason.
 //   __marmot__gaps         stream messages this node will never apply (discarded before it read
 //                          them, a re-created stream, ...): while a row is here, this node's copy

@@ -117,10 +117,10 @@ Status ShardConsumer::Start() {
             "may lack those changes");
     applied = state->last_seq;
   }
-  position_time_ns_ = applied == stored->seq ? stored->msg_time_ns : 0;
+  position_hash_ = applied == stored->seq ? stored->msg_hash : 0;
   if (applied != stored->seq || stored->created_ns != state->created_ns) {
     MARMOT_RETURN_IF_ERROR(
-        applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns, position_time_ns_}));
+        applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns, position_hash_}));
   }
   expected_ = applied + 1;
   Result<uint64_t> replay = CheckHistory(*state);
@@ -194,20 +194,20 @@ Status ShardConsumer::CheckStream() {
 
 Result<uint64_t> ShardConsumer::CheckHistory(const StreamState& state) {
   uint64_t at = expected_ - 1;
-  if (position_time_ns_ == 0 || at < state.first_seq || at > state.last_seq) return uint64_t{0};
-  Result<int64_t> stored = source_->StoredTime(at);
+  if (position_hash_ == 0 || at < state.first_seq || at > state.last_seq) return uint64_t{0};
+  Result<int64_t> stored = source_->StoredHash(at);
   if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) return uint64_t{0};  // removed by hand
   if (!stored.ok()) return stored.status();
-  if (*stored == position_time_ns_) return uint64_t{0};
+  if (*stored == position_hash_) return uint64_t{0};
   RecordGap(
       state.first_seq, at,
-      "message " + std::to_string(at) + " of the stream is not the one this node applied (stored at " +
-          std::to_string(position_time_ns_) + " ns then, at " + std::to_string(*stored) +
-          " ns now): the stream's history was replaced (a NATS store restored from a backup, or servers "
+      "message " + std::to_string(at) +
+          " of the stream is not the one this node applied (its content differs): the stream's history was "
+          "replaced (a NATS store restored from a backup, or servers "
           "that lost messages they had acknowledged). This node applies the stream again from message " +
           std::to_string(state.first_seq) +
           "; changes of the replaced messages may remain on this node only");
-  position_time_ns_ = 0;
+  position_hash_ = 0;
   return state.first_seq;
 }
 
@@ -216,7 +216,7 @@ Status ShardConsumer::FinishRestart() {
   // the gaps recorded above) and the new subscription made, this is tried again every check.
   chunks_.clear();
   expected_ = *pending_restart_;
-  position_time_ns_ = 0;
+  position_hash_ = 0;
   MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
   MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
   pending_restart_.reset();
@@ -340,10 +340,10 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
 }
 
 Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
-                                 int64_t last_time_ns, uint64_t pending, const std::atomic<bool>& stop) {
+                                 int64_t last_hash, uint64_t pending, const std::atomic<bool>& stop) {
   StreamPosition position{stream_, SafePosition(last_seq), created_ns_, 0};
   // The stored time of the message at the position, when that is the batch's last message.
-  if (position.seq == last_seq) position.msg_time_ns = last_time_ns;
+  if (position.seq == last_seq) position.msg_hash = last_hash;
   auto apply_start = clock_->Now();
   auto backoff = std::chrono::milliseconds(100);
   while (true) {
@@ -353,7 +353,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
       applied_messages_.fetch_add(messages);
       applied_changes_.fetch_add(stats->applied);
       last_applied_seq_.store(last_seq);
-      position_time_ns_ = position.msg_time_ns;
+      position_hash_ = position.msg_hash;
       if (options_.metrics) {
         options_.metrics->BatchApplied(*stats, messages, changes.size(),
                                        std::chrono::duration<double>(clock_->Now() - apply_start).count());
@@ -403,7 +403,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
   if (inflated_.capacity() > kMaxKeptBufferBytes) std::string().swap(inflated_);
   changes.clear();
   uint64_t messages = 0, last_seq = 0, pending = 0;
-  int64_t last_time_ns = 0;
+  int64_t last_hash = 0;
   size_t bytes = 0;
   while (true) {
     if (msg.seq < expected_) {
@@ -420,7 +420,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
       bytes += Take(msg, &changes);
       ++messages;
       last_seq = msg.seq;
-      last_time_ns = msg.timestamp_ns;
+      last_hash = PayloadHash(msg.payload);
       pending = msg.pending;
     }
     if (changes.size() >= options_.max_batch_changes || bytes >= options_.max_batch_bytes) break;
@@ -428,8 +428,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
     got = source_->Next(std::chrono::milliseconds(1000), &msg);
     if (!got.ok() || !*got) break;
   }
-  if (messages > 0)
-    MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, last_time_ns, pending, stop));
+  if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, last_hash, pending, stop));
   return true;
 }
 

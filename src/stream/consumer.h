@@ -119,13 +119,13 @@ class ShardConsumer {
   // Compares the stream's state with what this consumer knows; resubscribes after a re-creation
   // or when the stream ends before the expected sequence.
   Status CheckStream();
-  // Whether message expected_ - 1 is still the one this node applied (same stored time): 0 when it
+  // Whether message expected_ - 1 is still the one this node applied (same payload): 0 when it
   // is or that cannot be told; otherwise records the replaced history as a gap and returns the
   // stream's first sequence, to apply what it holds again.
   Result<uint64_t> CheckHistory(const StreamState& state);
   // Stores the position before pending_restart_ and subscribes there.
   Status FinishRestart();
-  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, int64_t last_time_ns,
+  Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, int64_t last_hash,
                     uint64_t pending, const std::atomic<bool>& stop);
   // Tells the metrics (if any) that the stream is read and applied (`error` empty) or why not.
   void ReportError(const std::string& error);
@@ -139,7 +139,7 @@ class ShardConsumer {
   std::string stream_;
   int64_t created_ns_ = 0;                   // the creation time of the stream being consumed
   uint64_t expected_ = 1;                    // the sequence the next message must have
-  int64_t position_time_ns_ = 0;             // when the stream stored message expected_ - 1 (0: unknown)
+  int64_t position_hash_ = 0;                // PayloadHash of message expected_ - 1 (0: unknown)
   std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
   RetriedFailure check_failure_{clock_};

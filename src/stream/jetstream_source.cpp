@@ -94,13 +94,14 @@ bool JetStreamSource::HasPending() {
   return sub_ && natsSubscription_GetPending(sub_.get(), &pending, nullptr) == NATS_OK && pending > 0;
 }
 
-Result<int64_t> JetStreamSource::StoredTime(uint64_t seq) {
+Result<int64_t> JetStreamSource::StoredHash(uint64_t seq) {
   natsMsg* raw = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetMsg(&raw, client_->jetstream(), stream_.c_str(), seq, nullptr, &jerr);
   if (s != NATS_OK) return NatsStatus(s, "reading message " + std::to_string(seq) + " of stream " + stream_);
   NatsMsgPtr msg(raw);
-  return natsMsg_GetTime(msg.get());
+  return PayloadHash(
+      std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
 }
 
 }  // namespace marmot

@@ -27,7 +27,7 @@ class JetStreamSource final : public MessageSource {
   Status Subscribe(uint64_t start_seq) override;
   Result<bool> Next(std::chrono::milliseconds timeout, SourceMessage* out) override;
   bool HasPending() override;
-  Result<int64_t> StoredTime(uint64_t seq) override;
+  Result<int64_t> StoredHash(uint64_t seq) override;
 
  private:
   NatsClient* client_;

@@ -6,6 +6,8 @@
 // JetStreamSource (jetstream_source.h) is the implementation on NATS.
 #pragma once
 
+#include <xxhash.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -13,6 +15,13 @@
 #include "util/status.h"
 
 namespace marmot {
+
+// What tells one stored message from another at the same sequence: a 64-bit hash (XXH3) of its
+// payload, never 0 (0 means "unknown" where it is kept).
+inline int64_t PayloadHash(std::string_view payload) {
+  int64_t h = static_cast<int64_t>(XXH3_64bits(payload.data(), payload.size()));
+  return h == 0 ? 1 : h;
+}
 
 struct StreamState {
   uint64_t first_seq = 0;  // the oldest message still held (last_seq + 1 when empty)
@@ -52,9 +61,8 @@ class MessageSource {
   // True when a message is already waiting (Next would return at once).
   virtual bool HasPending() = 0;
 
-  // When the stream stored message `seq` (SourceMessage::timestamp_ns); NotFound when the stream
-  // does not hold it.
-  virtual Result<int64_t> StoredTime(uint64_t seq) = 0;
+  // PayloadHash of message `seq` as the stream holds it now; NotFound when it does not hold it.
+  virtual Result<int64_t> StoredHash(uint64_t seq) = 0;
 };
 
 }  // namespace marmot

@@ -39,8 +39,11 @@ struct EmbeddedNatsOptions {
   std::optional<std::string> cluster_address;  // host:port; leaf-node listener on port + 1
   std::vector<std::string> cluster_peers;      // nats://host:port or dns://name:port/?min=N&interval_ms=M
   std::vector<std::string> leaf_servers;       // same syntax
-  std::string server_config;                   // optional nats-server config file to include
-  std::string user_name, user_password;        // required from clients when set
+  // With cluster_address: this server's JetStream domain. Without cluster_address but with
+  // leaf_servers: the hub's domain, whose JetStream this server's clients use (it has none).
+  std::string jetstream_domain = "marmot";
+  std::string server_config;             // optional nats-server config file to include
+  std::string user_name, user_password;  // required from clients when set
   // TLS ([nats] cert_file, key_file, ca_file): with a certificate, clients, cluster routes and leaf
   // connections use TLS; with a CA too, the peer must present a certificate that CA signed.
   std::string cert_file, key_file, ca_file;

