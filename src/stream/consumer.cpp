@@ -117,10 +117,11 @@ Status ShardConsumer::Start() {
             "may lack those changes");
     applied = state->last_seq;
   }
-  position_hash_ = applied == stored->seq ? stored->msg_hash : 0;
+  int64_t hash = applied == stored->seq ? stored->msg_hash : 0;
+  marks_.clear();
+  if (hash != 0) marks_.push_back(Mark{applied, hash});
   if (applied != stored->seq || stored->created_ns != state->created_ns) {
-    MARMOT_RETURN_IF_ERROR(
-        applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns, position_hash_}));
+    MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, applied, state->created_ns, hash}));
   }
   expected_ = applied + 1;
   Result<uint64_t> replay = CheckHistory(*state);
@@ -193,22 +194,37 @@ Status ShardConsumer::CheckStream() {
 }
 
 Result<uint64_t> ShardConsumer::CheckHistory(const StreamState& state) {
-  uint64_t at = expected_ - 1;
-  if (position_hash_ == 0 || at < state.first_seq || at > state.last_seq) return uint64_t{0};
-  Result<int64_t> stored = source_->StoredHash(at);
-  if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) return uint64_t{0};  // removed by hand
-  if (!stored.ok()) return stored.status();
-  if (*stored == position_hash_) return uint64_t{0};
-  RecordGap(
-      state.first_seq, at,
-      "message " + std::to_string(at) +
-          " of the stream is not the one this node applied (its content differs): the stream's history was "
-          "replaced (a NATS store restored from a backup, or servers "
-          "that lost messages they had acknowledged). This node applies the stream again from message " +
-          std::to_string(state.first_seq) +
-          "; changes of the replaced messages may remain on this node only");
-  position_hash_ = 0;
-  return state.first_seq;
+  for (const Mark& mark : marks_) {
+    if (mark.seq < state.first_seq || mark.seq > state.last_seq) continue;
+    Result<int64_t> stored = source_->StoredHash(mark.seq);
+    if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) continue;  // removed by hand
+    if (!stored.ok()) return stored.status();
+    if (*stored == mark.hash) continue;
+    RecordGap(
+        state.first_seq, expected_ - 1,
+        "message " + std::to_string(mark.seq) +
+            " of the stream is not the one this node applied (its content differs): the stream's history "
+            "was replaced (a NATS store restored from a backup, or servers that lost or never kept "
+            "messages they delivered). This node applies the stream again from message " +
+            std::to_string(state.first_seq) +
+            "; changes of the replaced messages may remain on this node only");
+    marks_.clear();
+    return state.first_seq;
+  }
+  // The position stays a mark: compared again at the next check.
+  if (marks_.size() > 1) marks_.erase(marks_.begin(), marks_.end() - 1);
+  return uint64_t{0};
+}
+
+void ShardConsumer::AddMark(uint64_t seq, int64_t hash) {
+  marks_.push_back(Mark{seq, hash});
+  if (marks_.size() <= kMaxMarks) return;
+  // Thinned to every other one, oldest first, so that the newest stays and the rest spread over
+  // the time since the last check.
+  std::vector<Mark> kept;
+  for (size_t i = 0; i < marks_.size(); i += 2) kept.push_back(marks_[i]);
+  if (kept.back().seq != marks_.back().seq) kept.push_back(marks_.back());
+  marks_ = std::move(kept);
 }
 
 Status ShardConsumer::FinishRestart() {
@@ -216,7 +232,7 @@ Status ShardConsumer::FinishRestart() {
   // the gaps recorded above) and the new subscription made, this is tried again every check.
   chunks_.clear();
   expected_ = *pending_restart_;
-  position_hash_ = 0;
+  marks_.clear();
   MARMOT_RETURN_IF_ERROR(applier_->SavePosition(StreamPosition{stream_, expected_ - 1, created_ns_}));
   MARMOT_RETURN_IF_ERROR(source_->Subscribe(expected_));
   pending_restart_.reset();
@@ -342,7 +358,7 @@ uint64_t ShardConsumer::SafePosition(uint64_t last_seq) const {
 Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq,
                                  int64_t last_hash, uint64_t pending, const std::atomic<bool>& stop) {
   StreamPosition position{stream_, SafePosition(last_seq), created_ns_, 0};
-  // The stored time of the message at the position, when that is the batch's last message.
+  // The hash of the message at the position, when that is the batch's last message.
   if (position.seq == last_seq) position.msg_hash = last_hash;
   auto apply_start = clock_->Now();
   auto backoff = std::chrono::milliseconds(100);
@@ -353,7 +369,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
       applied_messages_.fetch_add(messages);
       applied_changes_.fetch_add(stats->applied);
       last_applied_seq_.store(last_seq);
-      position_hash_ = position.msg_hash;
+      if (position.msg_hash != 0) AddMark(position.seq, position.msg_hash);
       if (options_.metrics) {
         options_.metrics->BatchApplied(*stats, messages, changes.size(),
                                        std::chrono::duration<double>(clock_->Now() - apply_start).count());

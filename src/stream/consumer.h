@@ -14,9 +14,12 @@
 // deleted and re-created, or a stream that ends before this node's position is logged at error
 // level with the sequences involved and recorded in __marmot__gaps (the node's copy may be
 // incomplete until a snapshot is restored); then consuming goes on from the stream's next message.
-// A range reported by a replica that knows no leader is not the stream's (a server cut off from
-// its cluster answers from its own copy, which lags what this node applied through the leader):
-// it is never taken as lost messages.
+// The position is stored with a hash of the message at it; at start and at every check that
+// message must still be the one applied, else the stream's history was replaced (a restored NATS
+// store that grew again has a fine-looking range): a gap, and the stream is applied again from its
+// first message. A range reported by a replica that knows no leader is not the stream's (a server
+// cut off from its cluster answers from its own copy, which lags what this node applied through
+// the leader): it is never taken as lost messages.
 //
 // A message that cannot be decoded is recorded in the dead-letter table and skipped. A row too
 // large for one message arrives in chunks (Marmot-Chunk header); until all chunks are in, the
@@ -35,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "codec/compression.h"
 #include "db/applier.h"
@@ -68,6 +72,8 @@ class ShardConsumer {
   static constexpr size_t kMaxChunkGroups = 64;
   // How many times (a second apart) Start asks a stream without a leader for its range again.
   static constexpr int kLeaderWaitAttempts = 30;
+  // At most this many applied messages are compared with the stream at each check.
+  static constexpr size_t kMaxMarks = 8;
 
   // `local_cursor` returns the change reader's cursor when local writes are captured (see
   // Applier::Apply), nullopt otherwise.
@@ -119,10 +125,12 @@ class ShardConsumer {
   // Compares the stream's state with what this consumer knows; resubscribes after a re-creation
   // or when the stream ends before the expected sequence.
   Status CheckStream();
-  // Whether message expected_ - 1 is still the one this node applied (same payload): 0 when it
-  // is or that cannot be told; otherwise records the replaced history as a gap and returns the
-  // stream's first sequence, to apply what it holds again.
+  // Whether the messages of marks_ are still the ones this node applied (same payload): 0 when
+  // they are or that cannot be told; otherwise records the replaced history as a gap and returns
+  // the stream's first sequence, to apply what it holds again.
   Result<uint64_t> CheckHistory(const StreamState& state);
+  // Remembers an applied batch's last message for the next check, keeping at most kMaxMarks.
+  void AddMark(uint64_t seq, int64_t hash);
   // Stores the position before pending_restart_ and subscribes there.
   Status FinishRestart();
   Status ApplyBatch(RowChangeList& changes, uint64_t messages, uint64_t last_seq, int64_t last_hash,
@@ -137,9 +145,15 @@ class ShardConsumer {
   ConsumerOptions options_;
   std::function<std::optional<uint64_t>()> local_cursor_;
   std::string stream_;
-  int64_t created_ns_ = 0;                   // the creation time of the stream being consumed
-  uint64_t expected_ = 1;                    // the sequence the next message must have
-  int64_t position_hash_ = 0;                // PayloadHash of message expected_ - 1 (0: unknown)
+  int64_t created_ns_ = 0;  // the creation time of the stream being consumed
+  uint64_t expected_ = 1;   // the sequence the next message must have
+  // (sequence, PayloadHash) of messages this node applied (batch ends) since the last check, the
+  // newest being the position; compared with the stream at every check (CheckHistory).
+  struct Mark {
+    uint64_t seq;
+    int64_t hash;
+  };
+  std::vector<Mark> marks_;
   std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
   RetriedFailure check_failure_{clock_};

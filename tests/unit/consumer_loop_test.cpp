@@ -146,6 +146,12 @@ class FakeStream : public MessageSource {
     return Status::NotFound("no message " + std::to_string(seq));
   }
   int hash_lookups() const { return hash_lookups_; }
+  // The stream now holds another message under `seq` (a server served one its history does not keep).
+  void ReplacePayload(uint64_t seq, std::string payload) {
+    for (Msg& m : messages_) {
+      if (m.seq == seq) m.payload = std::move(payload);
+    }
+  }
 
   static constexpr int64_t kBaseTime = 1'700'000'000'000'000'000;
 
@@ -639,6 +645,26 @@ TEST_F(ConsumerLoopTest, AReplacedHistoryIsAGapAndWhatTheStreamHoldsIsAppliedAga
   EXPECT_EQ(Position(), "10 1000");
   EXPECT_FALSE(ApplyNext());
   EXPECT_EQ(Gaps().size(), 1u);  // the new history is now the one applied
+}
+
+// Not only the position: messages applied between two checks are compared too (batch ends, up to
+// ShardConsumer::kMaxMarks of them, spread over the interval).
+TEST_F(ConsumerLoopTest, AMessageReplacedBelowThePositionIsFoundAtTheNextCheck) {
+  options_.check_interval = 1h;
+  StartConsumer();
+  for (int id = 1; id <= 6; ++id) {
+    AppendRow(id);
+    EXPECT_TRUE(ApplyNext());  // one batch each
+  }
+  stream_->ReplacePayload(3, Message(3, "another message 3"));
+  fake_clock_.SleepFor(2h);
+  EXPECT_TRUE(ApplyNext());  // found, and the stream applied again from its first message
+  ASSERT_EQ(Gaps(), (std::vector<std::string>{Gap(1, 6)}));
+  EXPECT_NE(GapReasons()[0].find("message 3 of the stream is not the one"), std::string::npos)
+      << GapReasons()[0];
+  EXPECT_EQ(stream_->subscribed_at(), 1u);
+  Drain();
+  EXPECT_EQ(Strings("SELECT v FROM t WHERE id = 3"), (std::vector<std::string>{"another message 3"}));
 }
 
 TEST_F(ConsumerLoopTest, AReplacedHistoryIsAGapAtStart) {
