@@ -187,9 +187,22 @@ Status SchemaApplier::CatchUp(uint64_t applied_seq) {
   return db_.Exec("DELETE FROM " + QuoteIdent(kSchemaRenamesTable));
 }
 
-Status SchemaApplier::Skip(const StreamPosition& position) {
+Status SchemaApplier::Skip(const StreamPosition& position, const std::string& reason) {
+  const std::string what = "recording undecodable schema message " + std::to_string(position.seq);
+  Transaction txn(&db_);
+  MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext(what));
+  Result<Statement> insert = db_.Prepare("INSERT INTO " + QuoteIdent(kDeadLetterTable) +
+                                         " (stream, stream_seq, tbl, op, reason, statement) "
+                                         "VALUES (?1, ?2, '', 'undecodable schema message', ?3, '')");
+  if (!insert.ok()) return insert.status().WithContext(what);
+  insert->BindText(1, position.stream);
+  insert->BindInt(2, static_cast<int64_t>(position.seq));
+  insert->BindText(3, reason);
+  MARMOT_RETURN_IF_ERROR(insert->Run().WithContext(what));
+  MARMOT_RETURN_IF_ERROR(WritePosition(position));
+  MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
   applied_seq_ = position.seq;
-  return WritePosition(position);
+  return Status();
 }
 
 Status SchemaApplier::Retry() {

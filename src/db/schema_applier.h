@@ -39,8 +39,10 @@ class SchemaApplier {
   // Takes message `position` into the canon and, if nothing of this node's own is in flight,
   // brings the live schema to it. One write transaction.
   Status Apply(const SchemaChange& change, const StreamPosition& position);
-  // Moves past a message that cannot be decoded (it is logged as an error by the caller).
-  Status Skip(const StreamPosition& position);
+  // Moves past a message that cannot be decoded (logged as an error by the caller), recording it
+  // in the dead-letter table with `reason`, so that metrics, /health and `marmot dead-letter list`
+  // show it. One write transaction.
+  Status Skip(const StreamPosition& position, const std::string& reason);
 
   Result<StreamPosition> LoadPosition(const std::string& stream);
 

@@ -119,7 +119,7 @@ void SchemaConsumer::Run() {
     if (!change.ok()) {
       spdlog::error("schema stream {} message {}: {}; skipped", stream, message.seq,
                     change.status().message());
-      applied = applier_->Skip(at);
+      applied = applier_->Skip(at, change.status().message());
     } else {
       applied = applier_->Apply(*change, at);
     }

@@ -192,6 +192,23 @@ TEST(SchemaApplierTest, OwnChangeInFlightIsNotUndone) {
   EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM pragma_table_info('u') WHERE name = 'x'"), 1);
 }
 
+// A schema message that cannot be decoded is passed, and recorded where operators look.
+TEST(SchemaApplierTest, AnUndecodableMessageIsDeadLetteredAndPassed) {
+  TempDir dir;
+  std::string path = dir.File("n.db");
+  OpenDb(path);  // the node's database exists before marmot opens it
+  Result<std::unique_ptr<SchemaApplier>> applier = SchemaApplier::Open(path);
+  ASSERT_TRUE(applier.ok()) << applier.status().message();
+  ASSERT_TRUE((*applier)->Skip(StreamPosition{"marmot-changes-schema", 7, 0}, "not JSON").ok());
+  Database db = OpenDb(path);
+  EXPECT_EQ(Rows(db, "SELECT stream, stream_seq, op, reason FROM __marmot__dead_letter"),
+            (std::vector<std::string>{
+                "3:'marmot-changes-schema'|1:7|3:'undecodable schema message'|3:'not JSON'"}));
+  Result<StreamPosition> at = (*applier)->LoadPosition("marmot-changes-schema");
+  ASSERT_TRUE(at.ok());
+  EXPECT_EQ(at->seq, 7u);
+}
+
 TEST(TableSelectionTest, GlobsIgnoreCaseAndExcludeWins) {
   TableSelection selection;
   selection.exclude = {"cache_*", "sessions"};
