@@ -47,10 +47,7 @@ std::string SeqMapPathFor(const std::string& db_path) {
 uint64_t DefaultNodeId() {
   std::string id = FirstLine("/etc/machine-id");
   if (id.empty()) id = FirstLine("/var/lib/dbus/machine-id");
-  if (id.empty()) {
-    char host[256] = {0};
-    if (gethostname(host, sizeof(host) - 1) == 0) id = host;
-  }
+  if (id.empty()) id = LocalHostName();
   uint64_t hash = Fnv1a64(id);
   return hash == 0 ? 1 : hash;  // 0 means "derive", so it can never be a derived id
 }

@@ -16,18 +16,13 @@
 #include "telemetry/logging.h"
 #include "telemetry/retried_failure.h"
 #include "util/clock.h"
+#include "util/host_port.h"
 
 namespace marmot {
 namespace {
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string HostName() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) return "?";
-  return host;
 }
 
 // The newest `limit` dead letters of `db_path`, for the status page.
@@ -66,7 +61,7 @@ nlohmann::json Node::Heartbeat() {
   return {
       {"node_id", options_.node_id},
       {"instance", instance_},
-      {"host", HostName()},
+      {"host", LocalHostName().empty() ? "?" : LocalHostName()},
       {"http", http_ ? http_->address() : ""},
       {"version", MARMOT_VERSION},
       {"db_path", options_.db_path},

@@ -8,21 +8,17 @@ namespace marmot {
 
 Result<std::unique_ptr<StatusBoard>> StatusBoard::Open(NatsClient* client, const std::string& bucket,
                                                        int replicas, bool create) {
-  kvStore* raw = nullptr;
-  natsStatus s = js_KeyValue(&raw, client->jetstream(), bucket.c_str());
-  if (s == NATS_NOT_FOUND && create) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = bucket.c_str();
-    cfg.Description = "marmot: every running node's status (heartbeats)";
-    cfg.History = 1;
-    cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(kTtl).count();
-    cfg.Replicas = replicas;
-    cfg.StorageType = js_MemoryStorage;  // heartbeats are rewritten every few seconds
-    s = js_CreateKeyValue(&raw, client->jetstream(), &cfg);
-  }
-  if (s != NATS_OK) return NatsStatus(s, "opening the status bucket " + bucket);
-  return std::unique_ptr<StatusBoard>(new StatusBoard(KvStorePtr(raw), bucket));
+  kvConfig cfg;
+  kvConfig_Init(&cfg);
+  cfg.Bucket = bucket.c_str();
+  cfg.Description = "marmot: every running node's status (heartbeats)";
+  cfg.History = 1;
+  cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(kTtl).count();
+  cfg.Replicas = replicas;
+  cfg.StorageType = js_MemoryStorage;  // heartbeats are rewritten every few seconds
+  Result<KvStorePtr> kv = OpenKeyValue(client->jetstream(), cfg, create, "the status bucket");
+  if (!kv.ok()) return kv.status();
+  return std::unique_ptr<StatusBoard>(new StatusBoard(std::move(*kv), bucket));
 }
 
 Status StatusBoard::Publish(const std::string& key, const nlohmann::json& heartbeat) {

@@ -13,21 +13,18 @@ constexpr char kKey[] = "snapshot";
 
 Result<std::unique_ptr<SnapshotLease>> SnapshotLease::Open(NatsClient* client, const std::string& bucket,
                                                            int replicas) {
-  kvStore* raw = nullptr;
-  natsStatus s = js_KeyValue(&raw, client->jetstream(), bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = bucket.c_str();
-    cfg.Description = "marmot: which node saves a snapshot now";
-    cfg.History = 1;
-    cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(kTtl).count();
-    cfg.Replicas = replicas;
-    cfg.StorageType = js_FileStorage;
-    s = js_CreateKeyValue(&raw, client->jetstream(), &cfg);
-  }
-  if (s != NATS_OK) return NatsStatus(s, "opening the snapshot lease bucket " + bucket);
-  return std::unique_ptr<SnapshotLease>(new SnapshotLease(KvStorePtr(raw), bucket));
+  kvConfig cfg;
+  kvConfig_Init(&cfg);
+  cfg.Bucket = bucket.c_str();
+  cfg.Description = "marmot: which node saves a snapshot now";
+  cfg.History = 1;
+  cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(kTtl).count();
+  cfg.Replicas = replicas;
+  cfg.StorageType = js_FileStorage;
+  Result<KvStorePtr> kv =
+      OpenKeyValue(client->jetstream(), cfg, /*create=*/true, "the snapshot lease bucket");
+  if (!kv.ok()) return kv.status();
+  return std::unique_ptr<SnapshotLease>(new SnapshotLease(std::move(*kv), bucket));
 }
 
 Result<std::unique_ptr<SnapshotLease::Hold>> SnapshotLease::TryTake(uint64_t node_id) {

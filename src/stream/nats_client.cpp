@@ -46,6 +46,17 @@ Status NatsStatus(natsStatus s, const std::string& what) {
   }
 }
 
+Result<KvStorePtr> OpenKeyValue(jsCtx* js, const kvConfig& config, bool create, const std::string& what) {
+  kvStore* raw = nullptr;
+  natsStatus s = js_KeyValue(&raw, js, config.Bucket);
+  if (s == NATS_NOT_FOUND && create) {
+    kvConfig copy = config;
+    s = js_CreateKeyValue(&raw, js, &copy);
+  }
+  if (s != NATS_OK) return NatsStatus(s, "opening " + what + " " + config.Bucket);
+  return KvStorePtr(raw);
+}
+
 void ClosingSubscription::Close() {
   if (!sub_) return;
   int64_t delivered = 0;

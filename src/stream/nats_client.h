@@ -41,6 +41,10 @@ std::string NatsError(natsStatus s);
 // -> kInvalidArgument, others -> kUnknown. `s` must not be NATS_OK.
 Status NatsStatus(natsStatus s, const std::string& what);
 
+// The key-value bucket `config.Bucket`, created with `config` when it does not exist and `create`
+// is set; `what` names it in errors ("the status bucket").
+Result<KvStorePtr> OpenKeyValue(jsCtx* js, const kvConfig& config, bool create, const std::string& what);
+
 // A subscription that is closed safely: unsubscribed (a JetStream consumer is left to the server,
 // which drops an ephemeral one when idle), then one round trip, then freed. nats.c 3.4 (Debian 12)
 // looks a message's subscription up and then uses it without holding a reference, so freeing a

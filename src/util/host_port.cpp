@@ -1,5 +1,7 @@
 #include "util/host_port.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <charconv>
 
@@ -47,6 +49,12 @@ std::string JoinHostPort(const std::string& host, int port) {
 
 bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::string LocalHostName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "";
+  return host;
 }
 
 }  // namespace marmot

@@ -33,4 +33,7 @@ std::string JoinHostPort(const std::string& host, int port);
 // interface) is not.
 bool IsLoopbackHost(const std::string& host);
 
+// This machine's host name (gethostname), empty when it cannot be read.
+std::string LocalHostName();
+
 }  // namespace marmot

@@ -11,6 +11,7 @@
 #include "db/schema_objects.h"
 #include "db/sqlite.h"
 #include "stream/nats_client.h"
+#include "util/host_port.h"
 #include "verify/table_digest.h"
 #include "verify/verify_protocol.h"
 
@@ -109,9 +110,7 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
   const std::string table = request.value("table", "");
   Result<nlohmann::json> answer = nlohmann::json::object();
   if (op == "whois") {  // node_id_check.h
-    char host[256] = {0};
-    gethostname(host, sizeof host - 1);
-    Reply(reply, {{"op", "whois"}, {"db_path", options_.db_path}, {"host", host}});
+    Reply(reply, {{"op", "whois"}, {"db_path", options_.db_path}, {"host", LocalHostName()}});
     return;
   }
   if (op == "digest") {

@@ -412,7 +412,10 @@ TEST_F(NatsObjectStoreTest, MemoryDoesNotGrowWithObjectSize) {
 #endif
   std::unique_ptr<SnapshotStore> store = Open("memory");
   ASSERT_NE(store, nullptr);
-  const uint64_t size = 64 * 1024 * 1024;
+  // The bound is half the object: a copy held whole would pass it. (Flow control lets the server
+  // run ahead by a window whose size depends on how fast this process reads: up to ~30 MiB on a
+  // busy 2-core machine. The bench measures the memory of a 1 GiB bootstrap: docs/BENCHMARKS.md.)
+  const uint64_t size = 96 * 1024 * 1024;
   WriteRandomFile(dir_.File("big"), size, 5);
   auto kib = [](const char* field) {
     std::ifstream status("/proc/self/status");
@@ -428,7 +431,8 @@ TEST_F(NatsObjectStoreTest, MemoryDoesNotGrowWithObjectSize) {
   ASSERT_TRUE(store->Get("big", dir_.File("out"), nullptr).ok());
   uint64_t peak = kib("VmHWM:");
   EXPECT_EQ(FileSha256(dir_.File("out")), FileSha256(dir_.File("big")));
-  EXPECT_LT(peak - before, 24u * 1024) << "peak grew by " << (peak - before) << " KiB for a 64 MiB object";
+  EXPECT_LT(peak - before, size / 2 / 1024)
+      << "peak grew by " << (peak - before) << " KiB for a 96 MiB object";
 }
 
 TEST(NatsObjectInfoTest, ReadsMetaAsTheOfficialClientsWriteIt) {
