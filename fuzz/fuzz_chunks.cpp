@@ -69,6 +69,12 @@ class FuzzSource : public marmot::MessageSource {
     return false;
   }
   bool HasPending() override { return !messages_.empty() && messages_.back().seq >= cursor_; }
+  marmot::Result<int64_t> StoredHash(uint64_t seq) override {
+    for (const Message& m : messages_) {
+      if (m.seq == seq) return marmot::PayloadHash(m.payload);
+    }
+    return marmot::Status::NotFound("no message " + std::to_string(seq));
+  }
   uint64_t delivered() const { return delivered_; }
 
  private:
