@@ -368,6 +368,7 @@ void ChangeReader::MarkLastEntryOfEachRow() {
 
 void ChangeReader::Confirm(uint64_t seq, const std::map<std::string, uint64_t>& acked) {
   if (seq > state_.confirmed_seq) state_.confirmed_seq = seq;
+  if (hold_) hold_->SetConfirmed(state_.confirmed_seq, acked);
   // The newest round's acks are the bound for what follows (also after a stream was created
   // again, when they are lower than before).
   for (const auto& [stream, at] : acked) state_.acked_seq[stream] = at;
@@ -384,7 +385,8 @@ Status ChangeReader::PersistPublishState() {
 }
 
 Result<size_t> ChangeReader::DeleteConfirmed() {
-  if (state_ == persisted_state_) return size_t{0};
+  if (state_ == persisted_state_ && deleted_upto_ >= state_.confirmed_seq) return size_t{0};
+  ChangeLogHold::Deletion deletion(hold_, state_.confirmed_seq);
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("deleting confirmed change-log entries"));
   std::string log = QuoteIdent(kChangeLogTable);
@@ -392,12 +394,13 @@ Result<size_t> ChangeReader::DeleteConfirmed() {
   Result<Statement> del =
       db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
   if (!del.ok()) return del.status();
-  del->BindInt(1, static_cast<int64_t>(state_.confirmed_seq));
+  del->BindInt(1, static_cast<int64_t>(deletion.limit()));
   MARMOT_RETURN_IF_ERROR(del->Run().WithContext("deleting confirmed change-log entries"));
   size_t deleted = static_cast<size_t>(sqlite3_changes(db_.get()));
   MARMOT_RETURN_IF_ERROR(SavePublishState(db_, state_));
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("deleting confirmed change-log entries"));
   persisted_state_ = state_;
+  deleted_upto_ = deletion.limit();
   return deleted;
 }
 

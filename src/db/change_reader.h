@@ -15,7 +15,8 @@
 // Entries are confirmed (Confirm) once JetStream acknowledged them, and deleted later by
 // DeleteConfirmed, which the owner calls every cleanup_interval and which also persists the
 // publish state (db/publish_state.h). The newest entry is always kept so that sequence numbers
-// are never reused.
+// are never reused. With a ChangeLogHold set, DeleteConfirmed keeps the entries it holds for
+// `marmot verify` (db/change_log_hold.h).
 //
 // REQUIRES: external synchronization (one thread uses a reader).
 #pragma once
@@ -28,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "db/change_log_hold.h"
 #include "db/change_source.h"
 #include "db/publish_state.h"
 #include "db/schema.h"
@@ -98,6 +100,13 @@ class ChangeReader final : public ChangeSource {
   // transaction. Returns how many entries were deleted.
   Result<size_t> DeleteConfirmed() override;
 
+  // Tells `hold` what is confirmed from now on, and deletes only what it allows (not owned; it
+  // must outlive the reader).
+  void set_hold(ChangeLogHold* hold) {
+    hold_ = hold;
+    if (hold_) hold_->Reset(state_.confirmed_seq);
+  }
+
   uint64_t cursor() const override { return cursor_; }
   uint64_t confirmed() const { return state_.confirmed_seq; }
   // The publish state as loaded at open and updated since (confirmations may not be persisted).
@@ -150,6 +159,8 @@ class ChangeReader final : public ChangeSource {
   uint64_t cursor_ = 0;
   PublishState state_;            // confirmed_seq may be ahead of the persisted record
   PublishState persisted_state_;  // as last written
+  uint64_t deleted_upto_ = 0;     // entries up to here are deleted (a hold may keep some confirmed ones)
+  ChangeLogHold* hold_ = nullptr;
   int64_t data_version_ = -1;
   // Scratch space of ReadBatch, kept between batches so reading allocates nothing per row.
   std::vector<Entry> entries_;

@@ -71,6 +71,12 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options, const std::atomic
   vo.instance = node->instance_;
   vo.subject = VerifySubject(node->options_.layout.stream_prefix);
   vo.publishing = node->options_.publish;
+  if (node->options_.replicate) {
+    for (int shard = 1; shard <= node->options_.layout.shards; ++shard)
+      vo.streams.push_back(node->options_.layout.StreamName(shard));
+  }
+  vo.barriers = &node->verify_barriers_;
+  if (node->options_.publish) vo.hold = &node->change_log_hold_;
   Result<std::unique_ptr<VerifyResponder>> verify = VerifyResponder::Start(node->client_->connection(), vo);
   if (!verify.ok()) return verify.status();
   node->verify_ = std::move(*verify);
@@ -210,6 +216,7 @@ Status Node::StartPipeline() {
     Result<std::unique_ptr<ChangeReader>> reader = ChangeReader::Open(options_.db_path, installed_schema_);
     if (!reader.ok()) return reader.status();
     reader_ = std::move(*reader);
+    reader_->set_hold(&change_log_hold_);
     NatsClient* client = client_.get();
     StreamLayout layout = options_.layout;
     uint64_t node_id = options_.node_id;
@@ -259,6 +266,10 @@ Status Node::StartPipeline() {
       co.max_batch_bytes = options_.max_batch_bytes;
       co.metrics = metrics_.get();
       co.ensure_streams = [this] { return EnsureStreams(client_->jetstream(), options_.layout); };
+      co.on_barrier = [this](const std::string& session, const std::string& stream, uint64_t seq,
+                             const std::atomic<bool>& stop) {
+        verify_barriers_.Reached(session, stream, seq, stop);
+      };
       auto source = std::make_unique<JetStreamSource>(client_.get(), options_.layout, shard);
       auto consumer = std::make_unique<ShardConsumer>(std::move(source), std::move(*applier),
                                                       SystemClock::Get(), co, local_cursor);

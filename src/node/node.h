@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "db/change_log_hold.h"
 #include "db/schema.h"
 #include "node/database_watch.h"
 #include "stream/nats_client.h"
@@ -45,6 +46,7 @@
 #include "telemetry/metrics.h"
 #include "util/process_lock.h"
 #include "util/status.h"
+#include "verify/verify_barriers.h"
 
 namespace marmot {
 
@@ -215,7 +217,11 @@ class Node {
   std::string last_database_error_;
 
   std::unique_ptr<VerifyResponder> verify_;  // answers `marmot verify` (docs/VERIFY.md)
-  std::string nats_url_file_;                // the embedded server's URL, for `marmot verify`
+  // Where the consumers stop for verify, and the change-log entries it keeps; both outlive the
+  // pipeline (a restore restarts it).
+  VerifyBarriers verify_barriers_;
+  ChangeLogHold change_log_hold_;
+  std::string nats_url_file_;  // the embedded server's URL, for `marmot verify`
 
   std::unique_ptr<SnapshotKeeper> snapshots_;
   std::thread supervisor_;

@@ -421,6 +421,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
   uint64_t messages = 0, last_seq = 0, pending = 0;
   int64_t last_hash = 0;
   size_t bytes = 0;
+  std::string barrier;  // the verify session whose barrier ended this batch
   while (true) {
     if (msg.seq < expected_) {
       spdlog::debug("stream {}: message {} was applied already; skipped", stream_, msg.seq);
@@ -433,11 +434,15 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
       }
       expected_ = msg.seq + 1;
       ExpireChunkGroups(msg);
-      bytes += Take(msg, &changes);
+      if (msg.barrier.empty()) bytes += Take(msg, &changes);
       ++messages;
       last_seq = msg.seq;
       last_hash = PayloadHash(msg.payload);
       pending = msg.pending;
+      if (!msg.barrier.empty()) {
+        barrier.assign(msg.barrier);
+        break;  // the batch ends at the barrier
+      }
     }
     if (changes.size() >= options_.max_batch_changes || bytes >= options_.max_batch_bytes) break;
     if (!source_->HasPending()) break;
@@ -445,6 +450,7 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
     if (!got.ok() || !*got) break;
   }
   if (messages > 0) MARMOT_RETURN_IF_ERROR(ApplyBatch(changes, messages, last_seq, last_hash, pending, stop));
+  if (!barrier.empty() && options_.on_barrier) options_.on_barrier(barrier, stream_, last_seq, stop);
   return true;
 }
 

@@ -21,6 +21,9 @@
 // cut off from its cluster answers from its own copy, which lags what this node applied through
 // the leader): it is never taken as lost messages.
 //
+// A verify barrier message (docs/VERIFY.md) carries no change: it ends the batch, and once the
+// batch is applied the consumer lets verify take its snapshot there (options.on_barrier).
+//
 // A message that cannot be decoded is recorded in the dead-letter table and skipped. A row too
 // large for one message arrives in chunks (Marmot-Chunk header); until all chunks are in, the
 // stored position stays before the first one, so a restart re-reads them. A group that does not
@@ -62,6 +65,11 @@ struct ConsumerOptions {
   // running (its NATS store was lost): the new stream is then consumed from its start.
   std::function<Status()> ensure_streams;
   NodeMetrics* metrics = nullptr;  // optional; not owned
+  // Called after a verify barrier message (Marmot-Verify-Barrier header) and everything before it
+  // were applied; may wait there (verify/verify_barriers.h). Optional.
+  std::function<void(const std::string& session, const std::string& stream, uint64_t seq,
+                     const std::atomic<bool>& stop)>
+      on_barrier;
 };
 
 class ShardConsumer {

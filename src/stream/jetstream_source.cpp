@@ -84,6 +84,10 @@ Result<bool> JetStreamSource::Next(std::chrono::milliseconds timeout, SourceMess
     out->chunk_header = natsMsgHeader_Get(msg.get(), "Marmot-Chunk", &chunk) == NATS_OK && chunk
                             ? std::string_view(chunk)
                             : std::string_view();
+    const char* barrier = nullptr;
+    out->barrier = natsMsgHeader_Get(msg.get(), "Marmot-Verify-Barrier", &barrier) == NATS_OK && barrier
+                       ? std::string_view(barrier)
+                       : std::string_view();
     current_ = std::move(msg);
     return true;
   }

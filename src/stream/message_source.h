@@ -42,6 +42,7 @@ struct SourceMessage {
   uint64_t pending = 0;      // messages after this one in the stream when it was delivered
   std::string_view payload;
   std::string_view chunk_header;  // Marmot-Chunk, empty when absent
+  std::string_view barrier;       // Marmot-Verify-Barrier (a verify session), empty when absent
 };
 
 class MessageSource {

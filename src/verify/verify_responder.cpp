@@ -4,15 +4,17 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "db/change_log_hold.h"
 #include "db/marmot_tables.h"
-#include "db/publish_state.h"
 #include "db/schema.h"
 #include "db/schema_objects.h"
 #include "db/sqlite.h"
 #include "stream/nats_client.h"
 #include "util/host_port.h"
 #include "verify/table_digest.h"
+#include "verify/verify_barriers.h"
 #include "verify/verify_protocol.h"
 
 namespace marmot {
@@ -24,6 +26,7 @@ struct VerifySession {
   std::unique_ptr<Transaction> read;
   std::map<std::string, TableSchema> schemas;
   std::map<std::string, TableDigest> digests;
+  std::map<std::string, std::set<std::string>> excluded;  // table -> keys (KeyToJson dumps) left out
   std::chrono::steady_clock::time_point last_used;
 };
 
@@ -31,6 +34,16 @@ namespace {
 
 // How many rows one "rows" answer may hold; the verifier asks for fewer buckets at a time.
 constexpr size_t kMaxRowsPerAnswer = 20000;
+// How many rows written here but not surely in the streams one digest answer may name.
+constexpr size_t kMaxLocalKeys = 100000;
+// A prepared session's hold and barriers outlast the verifier's wait by this much.
+constexpr std::chrono::seconds kPrepareMargin{10};
+
+std::chrono::milliseconds Millis(const nlohmann::json& request, const char* name, int64_t fallback) {
+  int64_t ms = fallback;
+  if (request.contains(name) && request[name].is_number_unsigned()) ms = request[name].get<int64_t>();
+  return std::chrono::milliseconds(std::clamp<int64_t>(ms, 100, int64_t{3600} * 1000));
+}
 
 }  // namespace
 
@@ -113,15 +126,21 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
     Reply(reply, {{"op", "whois"}, {"db_path", options_.db_path}, {"host", LocalHostName()}});
     return;
   }
-  if (op == "digest") {
+  if (op == "prepare") {
+    answer = Prepare(session, Millis(request, "hold_ms", 60000));
+    if (answer.ok()) (*answer)["op"] = "prepared";
+  } else if (op == "digest") {
     Reply(reply, {{"op", "hello"}});
-    answer = OpenSession(session);
+    answer = OpenSession(session, Millis(request, "wait_ms", 60000));
     if (answer.ok()) (*answer)["op"] = "digest";
+  } else if (op == "exclude") {
+    answer = Exclude(session, request.value("keys", nlohmann::json::object()));
   } else if (op == "buckets") {
     answer = Buckets(session, table);
   } else if (op == "rows") {
     answer = Rows(session, table, request.value("buckets", nlohmann::json::array()));
   } else if (op == "end") {
+    DropPrepared(session);
     std::lock_guard<std::mutex> lock(mu_);
     sessions_.erase(session);
     return;
@@ -160,8 +179,93 @@ class VerifyResponder::ActiveDb {
   VerifyResponder* r_;
 };
 
-Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
+Result<nlohmann::json> VerifyResponder::Prepare(const std::string& id, std::chrono::milliseconds hold) {
+  if (id.empty()) return Status::InvalidArgument("a prepare request needs a session id");
+  if (options_.streams.empty() || !options_.barriers) {
+    return Status::InvalidArgument(
+        "this node does not apply the streams (replicate = false): its rows cannot be compared");
+  }
+  Prepared p;
+  p.expires = std::chrono::steady_clock::now() + hold + kPrepareMargin;
+  options_.barriers->Expect(id, hold + kPrepareMargin);
+  if (options_.hold && options_.publishing) {
+    p.held = options_.hold->Hold();
+    p.holding = true;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (prepared_.count(id) && prepared_[id].holding) options_.hold->Release(prepared_[id].held);
+  prepared_[id] = p;
+  return nlohmann::json::object();
+}
+
+void VerifyResponder::DropPrepared(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = prepared_.find(id);
+  if (it == prepared_.end()) return;
+  if (it->second.holding) options_.hold->Release(it->second.held);
+  prepared_.erase(it);
+  if (options_.barriers) options_.barriers->Release(id);
+}
+
+Result<nlohmann::json> VerifyResponder::LocalKeys(VerifySession& session, uint64_t held) {
+  nlohmann::json local = nlohmann::json::object();
+  Result<int> width = ChangeLogKeyColumns(session.db);
+  if (!width.ok()) return width.status();
+  std::string cols = "t.name";
+  for (int i = 1; i <= *width; ++i) cols += ", l.k" + std::to_string(i);
+  Result<Statement> stmt =
+      session.db.Prepare("SELECT " + cols + " FROM " + QuoteIdent(kChangeLogTable) + " AS l JOIN " +
+                         QuoteIdent(kTablesTable) + " AS t ON t.id = l.tbl WHERE l.seq > ?");
+  if (!stmt.ok()) return stmt.status().WithContext("reading the change log");
+  stmt->BindInt(1, static_cast<int64_t>(held));
+  std::map<std::string, std::set<std::string>> keys;
+  size_t count = 0;
+  while (true) {
+    Result<bool> row = stmt->Step();
+    if (!row.ok()) return row.status().WithContext("reading the change log");
+    if (!*row) break;
+    std::string table = stmt->ColumnText(0);
+    auto schema = session.schemas.find(table);
+    if (schema == session.schemas.end()) continue;  // not replicated (or gone): not compared either
+    std::vector<Value> key(schema->second.KeyColumns().size());
+    for (size_t i = 0; i < key.size() && static_cast<int>(i) < *width; ++i)
+      stmt->ReadColumn(static_cast<int>(i + 1), &key[i]);
+    if (keys[table].insert(KeyToJson(key).dump()).second && ++count > kMaxLocalKeys) {
+      return Status::Unavailable("more than " + std::to_string(kMaxLocalKeys) +
+                                 " rows written here may reach the streams only after the verify barrier; "
+                                 "verify again when the writers slow down");
+    }
+  }
+  for (const auto& [table, set] : keys) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const std::string& k : set) list.push_back(nlohmann::json::parse(k));
+    local[table] = std::move(list);
+  }
+  return local;
+}
+
+Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id, std::chrono::milliseconds wait) {
   if (id.empty()) return Status::InvalidArgument("a digest request needs a session id");
+  Prepared prepared;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = prepared_.find(id);
+    if (it == prepared_.end())
+      return Status::NotFound("verify session " + id + " was not prepared here (or its hold passed)");
+    prepared = it->second;
+  }
+  Result<std::map<std::string, uint64_t>> reached = options_.barriers->WaitAll(id, options_.streams, wait);
+  if (!reached.ok()) {
+    DropPrepared(id);
+    return reached.status();
+  }
+  Result<nlohmann::json> answer = Digest(id, prepared, *reached);
+  DropPrepared(id);  // the consumers go on (also when the digest failed)
+  return answer;
+}
+
+Result<nlohmann::json> VerifyResponder::Digest(const std::string& id, const Prepared& prepared,
+                                               const std::map<std::string, uint64_t>& barriers) {
   Database::Options ro;
   ro.read_only = true;
   Result<Database> db = Database::Open(options_.db_path, ro);
@@ -174,6 +278,7 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
   nlohmann::json answer;
   Result<std::vector<TableSchema>> schema = ReadSchema(session->db);  // starts the read snapshot
   if (!schema.ok()) return schema.status();
+  options_.barriers->Release(id);  // the snapshot is taken: the consumers may go on
   nlohmann::json positions = nlohmann::json::object();
   {
     Result<Statement> stmt = session->db.Prepare("SELECT stream, seq FROM " + QuoteIdent(kPositionsTable));
@@ -186,17 +291,6 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
     }
   }
   answer["positions"] = positions;
-  uint64_t unpublished = 0;
-  if (options_.publishing) {
-    Result<int64_t> last =
-        session->db.QueryInt("SELECT coalesce(max(seq), 0) FROM " + QuoteIdent(kChangeLogTable));
-    if (!last.ok()) return last.status().WithContext("reading the change log");
-    Result<PublishState> state = LoadPublishState(session->db);
-    if (!state.ok()) return state.status();
-    if (static_cast<uint64_t>(*last) > state->confirmed_seq)
-      unpublished = static_cast<uint64_t>(*last) - state->confirmed_seq;
-  }
-  answer["unpublished"] = unpublished;
   Result<int64_t> gaps = session->db.QueryInt("SELECT count(*) FROM " + QuoteIdent(kGapsTable));
   if (!gaps.ok()) return gaps.status().WithContext("reading the recorded gaps");
   answer["gaps"] = *gaps;
@@ -209,6 +303,14 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
     session->schemas[t.name] = std::move(t);
   }
   answer["tables"] = std::move(tables);
+  answer["local"] = nlohmann::json::object();
+  if (prepared.holding) {
+    // Entries up to this line are in the streams before the barriers, hence in every node's rows.
+    uint64_t line = options_.hold->LastBefore(prepared.held, barriers);
+    Result<nlohmann::json> local = LocalKeys(*session, line);
+    if (!local.ok()) return local.status();
+    answer["local"] = std::move(*local);
+  }
   // The tables' definitions, compared by the command too (docs/SCHEMA.md, schemas that differ).
   Result<SchemaObjects> objects = ReadLiveSchema(session->db);
   if (!objects.ok()) return objects.status();
@@ -219,14 +321,54 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id) {
   return answer;
 }
 
-Result<nlohmann::json> VerifyResponder::Buckets(const std::string& id, const std::string& table) {
-  std::lock_guard<std::mutex> lock(mu_);
+Result<VerifySession*> VerifyResponder::FindSession(const std::string& id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end())
     return Status::NotFound("verify session " + id + " is not open here (it ended, or timed out)");
   it->second->last_used = std::chrono::steady_clock::now();
-  auto digest = it->second->digests.find(table);
-  if (digest == it->second->digests.end()) return Status::NotFound("no table " + table + " here");
+  return it->second.get();
+}
+
+Result<nlohmann::json> VerifyResponder::Exclude(const std::string& id, const nlohmann::json& keys) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result<VerifySession*> found = FindSession(id);
+  if (!found.ok()) return found.status();
+  VerifySession& session = **found;
+  ActiveDb active(this, session.db);
+  if (!keys.is_object()) return Status::InvalidArgument("exclude: keys must be an object of tables");
+  for (const auto& [table, list] : keys.items()) {
+    auto schema = session.schemas.find(table);
+    if (schema == session.schemas.end() || !list.is_array()) continue;
+    TableDigest& digest = session.digests[table];
+    std::set<std::string>& excluded = session.excluded[table];
+    for (const nlohmann::json& k : list) {
+      Result<std::vector<Value>> key = KeyFromJson(k);
+      if (!key.ok()) return key.status();
+      if (key->size() != schema->second.KeyColumns().size()) continue;
+      if (!excluded.insert(KeyToJson(*key).dump()).second) continue;
+      bool found = false;
+      RowSum hash;
+      uint32_t bucket = 0;
+      MARMOT_RETURN_IF_ERROR(HashRowByKey(session.db, schema->second, *key, &found, &hash, &bucket));
+      if (!found) continue;
+      --digest.rows;
+      digest.sum.Subtract(hash);
+      --digest.bucket_rows[bucket];
+      digest.bucket_sums[bucket].Subtract(hash);
+    }
+  }
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& [name, digest] : session.digests)
+    tables.push_back({{"name", name}, {"rows", digest.rows}, {"sum", digest.sum.Hex()}});
+  return nlohmann::json{{"tables", std::move(tables)}};
+}
+
+Result<nlohmann::json> VerifyResponder::Buckets(const std::string& id, const std::string& table) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result<VerifySession*> session = FindSession(id);
+  if (!session.ok()) return session.status();
+  auto digest = (*session)->digests.find(table);
+  if (digest == (*session)->digests.end()) return Status::NotFound("no table " + table + " here");
   nlohmann::json buckets = nlohmann::json::array();
   for (size_t b = 0; b < TableDigest::kBuckets; ++b) {
     if (digest->second.bucket_rows[b] == 0) continue;
@@ -238,11 +380,9 @@ Result<nlohmann::json> VerifyResponder::Buckets(const std::string& id, const std
 Result<nlohmann::json> VerifyResponder::Rows(const std::string& id, const std::string& table,
                                              const nlohmann::json& buckets) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = sessions_.find(id);
-  if (it == sessions_.end())
-    return Status::NotFound("verify session " + id + " is not open here (it ended, or timed out)");
-  VerifySession& session = *it->second;
-  session.last_used = std::chrono::steady_clock::now();
+  Result<VerifySession*> found = FindSession(id);
+  if (!found.ok()) return found.status();
+  VerifySession& session = **found;
   auto schema = session.schemas.find(table);
   if (schema == session.schemas.end()) return Status::NotFound("no table " + table + " here");
   std::vector<uint32_t> wanted;
@@ -257,8 +397,13 @@ Result<nlohmann::json> VerifyResponder::Rows(const std::string& id, const std::s
                                    " rows of table " + table + ", more than one answer carries (" +
                                    std::to_string(kMaxRowsPerAnswer) + ")");
   }
+  const std::set<std::string>& excluded = session.excluded[table];
   nlohmann::json out = nlohmann::json::array();
-  for (const KeyedRow& r : *rows) out.push_back({{"key", KeyToJson(r.key)}, {"hash", r.hash.Hex()}});
+  for (const KeyedRow& r : *rows) {
+    nlohmann::json key = KeyToJson(r.key);
+    if (!excluded.empty() && excluded.count(key.dump())) continue;
+    out.push_back({{"key", std::move(key)}, {"hash", r.hash.Hex()}});
+  }
   return nlohmann::json{{"rows", std::move(out)}};
 }
 
@@ -315,8 +460,20 @@ void VerifyResponder::JanitorLoop() {
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       it = (now - it->second->last_used > kVerifySessionIdle) ? sessions_.erase(it) : std::next(it);
     }
+    for (auto it = prepared_.begin(); it != prepared_.end();) {
+      if (it->second.expires > now) {
+        ++it;
+        continue;
+      }
+      if (it->second.holding) options_.hold->Release(it->second.held);
+      it = prepared_.erase(it);
+    }
   }
   sessions_.clear();
+  for (auto& [id, p] : prepared_) {
+    if (p.holding) options_.hold->Release(p.held);
+  }
+  prepared_.clear();
 }
 
 }  // namespace marmot

@@ -50,6 +50,7 @@ class FakeStream : public MessageSource {
     int64_t timestamp_ns = 0;
     std::string payload;
     std::string chunk;
+    std::string barrier;
   };
 
   explicit FakeStream(int64_t created_ns) : created_ns_(created_ns) {}
@@ -64,6 +65,12 @@ class FakeStream : public MessageSource {
     m.chunk = std::move(chunk);
     messages_.push_back(std::move(m));
     return last_seq_;
+  }
+  // Stores a verify barrier of `session` (a Marmot-Verify-Barrier header, no change).
+  uint64_t AppendBarrier(const std::string& session) {
+    uint64_t seq = Append("verify barrier " + session);
+    messages_.back().barrier = session;
+    return seq;
   }
   // Limits retention: the messages up to `seq` are discarded.
   void DiscardThrough(uint64_t seq) {
@@ -135,6 +142,7 @@ class FakeStream : public MessageSource {
     out->timestamp_ns = current_.timestamp_ns;
     out->payload = current_.payload;
     out->chunk_header = current_.chunk;
+    out->barrier = current_.barrier;
     return true;
   }
   bool HasPending() override { return !redeliver_.empty() || Pending() != nullptr; }
@@ -923,6 +931,30 @@ TEST_F(ConsumerLoopTest, MaxBatchChangesSplitsTheQueueIntoSeveralBatches) {
 }
 
 // 11.
+TEST_F(ConsumerLoopTest, AVerifyBarrierEndsTheBatchAndIsReportedOnceEverythingBeforeItIsApplied) {
+  AppendRow(1);
+  AppendRow(2);
+  uint64_t barrier = stream_->AppendBarrier("s1");
+  AppendRow(3);
+  std::vector<std::string> seen;  // what the barrier callback saw
+  options_.on_barrier = [&](const std::string& session, const std::string& stream, uint64_t seq,
+                            const std::atomic<bool>&) {
+    seen.push_back(session + " " + stream + " " + std::to_string(seq) + " rows " + Ids() + " position " +
+                   std::to_string(PositionSeq()));
+  };
+  StartConsumer();
+  EXPECT_TRUE(ApplyNext());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "s1 " + Stream() + " " + std::to_string(barrier) + " rows 1,2 position 3");
+  EXPECT_EQ(Ids(), "1,2");  // the batch ended at the barrier
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_EQ(Ids(), "1,2,3");
+  EXPECT_EQ(PositionSeq(), 4);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(DeadLetters().empty());  // a barrier is no undecodable change
+  EXPECT_TRUE(Gaps().empty());
+}
+
 TEST_F(ConsumerLoopTest, AMessageAlreadyAppliedIsSkipped) {
   StartConsumer();
   AppendRow(1, "first");

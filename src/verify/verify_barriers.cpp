@@ -1,0 +1,74 @@
+#include "verify/verify_barriers.h"
+
+#include <spdlog/spdlog.h>
+
+namespace marmot {
+
+using SteadyClock = std::chrono::steady_clock;
+
+void VerifyBarriers::DropExpired() {
+  auto now = SteadyClock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();)
+    it = it->second.expires <= now ? sessions_.erase(it) : std::next(it);
+}
+
+void VerifyBarriers::Expect(const std::string& session, std::chrono::milliseconds hold) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DropExpired();
+  sessions_[session].expires = SteadyClock::now() + hold;
+}
+
+void VerifyBarriers::Reached(const std::string& session, const std::string& stream, uint64_t seq,
+                             const std::atomic<bool>& stop) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) {
+    spdlog::debug("stream {} message {}: the barrier of verify session {}, not expected here; passed", stream,
+                  seq, session);
+    return;
+  }
+  it->second.reached[stream] = seq;
+  cv_.notify_all();
+  spdlog::debug("stream {}: at the barrier of verify session {} (message {}); waiting for the snapshot",
+                stream, session, seq);
+  auto expires = it->second.expires;
+  while (!stop.load() && sessions_.count(session) && SteadyClock::now() < expires) {
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  if (sessions_.count(session) && !stop.load())
+    spdlog::warn("stream {}: verify session {} did not take its snapshot in time; applying on", stream,
+                 session);
+}
+
+Result<std::map<std::string, uint64_t>> VerifyBarriers::WaitAll(const std::string& session,
+                                                                const std::vector<std::string>& streams,
+                                                                std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = SteadyClock::now() + timeout;
+  while (true) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end())
+      return Status::NotFound("verify session " + session +
+                              " is not expected here (it ended, or its hold passed)");
+    std::string missing;
+    for (const std::string& s : streams) {
+      if (!it->second.reached.count(s)) missing += (missing.empty() ? "" : ", ") + s;
+    }
+    if (missing.empty()) return it->second.reached;
+    if (SteadyClock::now() >= deadline) {
+      return Status::Unavailable(
+          "did not reach the barrier of verify session " + session + " in stream(s) " + missing + " within " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+          " s (applying far behind, or not applying that stream)");
+    }
+    cv_.wait_until(lock, std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(100)));
+  }
+}
+
+void VerifyBarriers::Release(const std::string& session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.erase(session);
+  cv_.notify_all();
+}
+
+}  // namespace marmot
