@@ -157,9 +157,21 @@ Status ShardConsumer::CheckStream() {
   if (!state->leader_known) {
     // Its range may lag what this node applied through the leader before (a partitioned server):
     // not a reason to record a gap. Checked again at the next interval.
+    if (!leaderless_since_) leaderless_since_ = clock_->Now();
+    auto without = std::chrono::duration_cast<std::chrono::seconds>(clock_->Now() - *leaderless_since_);
+    if (without >= kLeaderlessReportAfter) {
+      return Status::Unavailable("stream " + stream_ + " has had no leader for " +
+                                 std::to_string(without.count()) +
+                                 " s (is this node's NATS server cut off from its cluster?): nothing new is "
+                                 "applied, and lost messages cannot be checked, until it has one");
+    }
     spdlog::debug("stream {} has no leader; a replica reports {}..{}; not compared", stream_,
                   state->first_seq, state->last_seq);
     return Status();
+  }
+  if (leaderless_since_) {
+    spdlog::info("stream {} has a leader again", stream_);
+    leaderless_since_.reset();
   }
   ReportProgress(state->last_seq);
   uint64_t restart = 0;
@@ -197,7 +209,11 @@ Result<uint64_t> ShardConsumer::CheckHistory(const StreamState& state) {
   for (const Mark& mark : marks_) {
     if (mark.seq < state.first_seq || mark.seq > state.last_seq) continue;
     Result<int64_t> stored = source_->StoredHash(mark.seq);
-    if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) continue;  // removed by hand
+    if (!stored.ok() && stored.status().Is(StatusCode::kNotFound)) {
+      spdlog::debug("stream {}: message {} is no longer stored (removed by hand?); not compared", stream_,
+                    mark.seq);
+      continue;
+    }
     if (!stored.ok()) return stored.status();
     if (*stored == mark.hash) continue;
     RecordGap(

@@ -19,7 +19,8 @@
 // store that grew again has a fine-looking range): a gap, and the stream is applied again from its
 // first message. A range reported by a replica that knows no leader is not the stream's (a server
 // cut off from its cluster answers from its own copy, which lags what this node applied through
-// the leader): it is never taken as lost messages.
+// the leader): it is never taken as lost messages. After kLeaderlessReportAfter of such answers
+// the stream is reported as an error (log, /health), as nothing can be applied or checked then.
 //
 // A verify barrier message (docs/VERIFY.md) carries no change: it ends the batch, and once the
 // batch is applied the consumer lets verify take its snapshot there (options.on_barrier).
@@ -82,6 +83,8 @@ class ShardConsumer {
   static constexpr int kLeaderWaitAttempts = 30;
   // At most this many applied messages are compared with the stream at each check.
   static constexpr size_t kMaxMarks = 8;
+  // A stream whose checks have named no leader for this long is reported as an error.
+  static constexpr std::chrono::seconds kLeaderlessReportAfter{60};
 
   // `local_cursor` returns the change reader's cursor when local writes are captured (see
   // Applier::Apply), nullopt otherwise.
@@ -164,6 +167,7 @@ class ShardConsumer {
   std::vector<Mark> marks_;
   std::optional<uint64_t> pending_restart_;  // where to subscribe again once the position is stored
   Clock::TimePoint next_check_{};
+  std::optional<Clock::TimePoint> leaderless_since_;  // the first check of a run without a leader
   RetriedFailure check_failure_{clock_};
   ZstdCodec zstd_;
   std::map<std::string, ChunkGroup> chunks_;

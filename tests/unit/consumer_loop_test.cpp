@@ -611,6 +611,35 @@ TEST_F(ConsumerLoopTest, AShorterRangeFromAReplicaWithoutLeaderIsNoGapWhileRunni
   EXPECT_EQ(Gaps(), (std::vector<std::string>{Gap(9, 12)}));
 }
 
+TEST_F(ConsumerLoopTest, AStreamWithoutLeaderForAMinuteIsReportedUntilItHasOneAgain) {
+  NodeMetrics metrics("", "");
+  options_.metrics = &metrics;
+  options_.check_interval = 5000ms;
+  AppendRow(1);
+  StartConsumer();
+  EXPECT_TRUE(ApplyNext());
+  auto error = [&] {
+    std::vector<StreamHealth> streams = metrics.Streams();
+    return streams.empty() ? std::string("no stream") : streams[0].error;
+  };
+  stream_->AnswerFromReplicaWithoutLeader(1, 1000);
+  for (int check = 0; check < 12; ++check) {  // 55 s without a leader: not yet an error
+    clock_->SleepFor(5000ms);
+    EXPECT_FALSE(ApplyNext());
+  }
+  EXPECT_EQ(error(), "");
+  for (int check = 0; check < 2; ++check) {
+    clock_->SleepFor(5000ms);
+    EXPECT_FALSE(ApplyNext());
+  }
+  EXPECT_NE(error().find("has had no leader for"), std::string::npos) << error();
+  stream_->AnswerFromReplicaWithoutLeader(1, 0);  // the leader answers again
+  clock_->SleepFor(5000ms);
+  EXPECT_FALSE(ApplyNext());
+  EXPECT_EQ(error(), "");
+  EXPECT_TRUE(Gaps().empty());
+}
+
 TEST_F(ConsumerLoopTest, AtStartAReplicaWithoutLeaderIsAskedAgainUntilTheLeaderAnswers) {
   for (int id = 1; id <= 10; ++id) AppendRow(id);
   StorePosition(10, kCreatedA);
