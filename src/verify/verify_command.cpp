@@ -47,6 +47,29 @@ std::string NewSessionId() {
   return id;
 }
 
+// The tables whose definitions (CREATE statement, indexes, triggers) are not the same in every
+// answer, a table missing somewhere included.
+std::set<std::string> TablesDefinedDifferently(const Answers& digests) {
+  std::set<std::string> tables;
+  for (const auto& [node, answer] : digests) {
+    for (const Json& t : answer["tables"]) tables.insert(t["name"].get<std::string>());
+  }
+  std::set<std::string> differ;
+  for (const std::string& table : tables) {
+    std::set<std::string> definitions;
+    for (const auto& [node, answer] : digests) {
+      if (answer.contains("schema"))
+        definitions.insert(answer["schema"].value(ObjectKey(table), std::string()));
+    }
+    if (definitions.size() > 1) differ.insert(table);
+  }
+  return differ;
+}
+
+// How long verify compares again while table definitions differ (a schema change on its way to
+// some nodes) before it reports them.
+constexpr std::chrono::seconds kSchemaSettle{15};
+
 class Verifier {
  public:
   Verifier(const VerifyOptions& options, NatsClient* client)
@@ -282,7 +305,10 @@ Status Verifier::CompareRows(const std::string& table, std::vector<Json>* differ
 
 int Verifier::Verify(bool repair, bool* repaired) {
   const auto deadline = Clock::now() + options_.wait;
+  const auto settle_deadline = Clock::now() + std::min<std::chrono::seconds>(options_.wait, kSchemaSettle);
+  bool told_settling = false;
   Answers digests;
+  std::set<std::string> defined_differently;
   std::map<std::string, std::set<std::string>> left_out;
   while (true) {
     Result<Answers> asked = DigestAtBarriers(&left_out);
@@ -299,8 +325,22 @@ int Verifier::Verify(bool repair, bool* repaired) {
         if (left_out.count(table) && left_out[table].count(k)) pending = table + " " + k;
       }
     }
-    if (pending.empty()) break;
+    defined_differently = TablesDefinedDifferently(digests);
+    if (pending.empty() && (defined_differently.empty() || Clock::now() >= settle_deadline)) break;
     Tell({{"op", "end"}, {"session", session_}});
+    if (pending.empty()) {
+      if (!told_settling) {
+        std::fprintf(
+            stderr,
+            "marmot verify: table %s is defined differently on the nodes; comparing again for up to "
+            "%lld s in case a schema change is on its way\n",
+            defined_differently.begin()->c_str(),
+            static_cast<long long>(std::min<std::chrono::seconds>(options_.wait, kSchemaSettle).count()));
+      }
+      told_settling = true;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
     if (Clock::now() >= deadline) {
       std::fprintf(stderr, "marmot verify: the repaired row %s was not in the streams within %lld s\n",
                    pending.c_str(), static_cast<long long>(options_.wait.count()));
@@ -348,12 +388,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
     }
     // The definitions too: equal rows under different constraints (a UNIQUE index on one node only)
     // do not stay equal.
-    std::set<std::string> definitions;
-    for (const auto& [node, answer] : digests) {
-      if (answer.contains("schema"))
-        definitions.insert(answer["schema"].value(ObjectKey(table), std::string()));
-    }
-    bool same_schema = definitions.size() <= 1;
+    bool same_schema = !defined_differently.count(table);
     std::printf("%s\t%s\n", line.c_str(), !same ? "DIFFER" : same_schema ? "agree" : "DIFFER (definition)");
     if (!same_schema) {
       std::printf(

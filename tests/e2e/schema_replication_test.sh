@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Online schema changes (issue 12): three nodes on one external nats-server, an application writer
 # on every node inserting unique rows all the time, and schema changes made by any client on any
-# node while everything runs (no restart). After each phase the writers pause and the three nodes
-# must end with the same application objects in sqlite_schema (marmot's and SQLite's own left out),
-# the same rows, and no dead letters:
+# node while everything runs (no restart). After each phase `marmot verify` must agree while the
+# writers still write; then the writers pause and the three nodes must end with the same
+# application objects in sqlite_schema (marmot's and SQLite's own left out), the same rows, and no
+# dead letters:
 #   a. ADD COLUMN with a default on node 1; then every writer writes the new column.
 #   b. CREATE TABLE t2 on nodes 1 and 2 at once, with a row inserted in the same transaction as the
 #      CREATE on node 1; writers on nodes 1 and 2 write into t2 from then on.
@@ -191,7 +192,10 @@ resume_writers() {  # resume_writers "NODES"
   for n in $1; do rm -f "$CTL/pause.$n"; done
   for n in $1; do wait_for 30 "writer $n to resume" test ! -e "$CTL/paused.$n"; done
 }
-checkpoint() {  # checkpoint PHASE: writers paused, three identical nodes, no dead letters
+checkpoint() {  # checkpoint PHASE: verify agrees while the writers write; then writers paused, three identical nodes, no dead letters
+  local rc=0
+  "$MARMOT" verify -config "$WORK/node1.toml" -nodes 3 -wait 60 >"$WORK/verify-$1.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || fail "phase $1: verify while the writers write exited $rc: $(cat "$WORK/verify-$1.log")"
   pause_writers "1 2 3"
   converge "$1"
   no_dead_letters "$1"
