@@ -482,6 +482,11 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
     CleanupIfDue(stop.load() && !more);
     if (stop.load() && !more && in_flight_.empty()) break;
   }
+  // A clean stop: every message sent is stored and confirmed, and the confirmation is persisted
+  // below, so no message of this database lies after it. The next start then knows that the
+  // entries after it (written while marmot was stopped) were never sent, without reading the
+  // streams back (which cannot tell once the streams have moved on by more than they keep).
+  if (in_flight_.empty()) source_->SetSessions({});
   CleanupIfDue(/*force=*/true);
 }
 

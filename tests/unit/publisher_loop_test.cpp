@@ -275,6 +275,30 @@ TEST_F(PublisherLoopTest, EveryRowOnceAndConfirmed) {
   }
 }
 
+TEST_F(PublisherLoopTest, ACleanStopLeavesNoSessionToRecover) {
+  Restart();
+  Write(1, 15, "a");
+  stop_.store(true);
+  publisher_->Run(stop_);  // publishes what is captured, then stops
+  EXPECT_EQ(stream_.StoredChanges().size(), 15u);
+  Result<PublishState> state = LoadPublishState(db_);
+  ASSERT_TRUE(state.ok()) << state.status().message();
+  EXPECT_TRUE(state->sessions.empty()) << "a clean stop left sessions whose messages recovery would look for";
+  EXPECT_EQ(state->confirmed_seq, reader_->LastLoggedSeq().value());
+
+  // Written while marmot is stopped, published by the next session as new (no recovery needed).
+  Write(16, 5, "b");
+  stop_.store(false);
+  Restart();
+  ASSERT_TRUE(publisher_->PublishAvailable(stop_).ok());
+  EXPECT_EQ(stream_.StoredChanges().size(), 20u);
+  EXPECT_EQ(Sorted(LatestStored()), Sorted(Expected()));
+  // A crash (no clean stop) keeps this session for the next start to look for.
+  state = LoadPublishState(db_);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->sessions, std::vector<std::string>{publisher_->session()});
+}
+
 TEST_F(PublisherLoopTest, LostAcksAreResentAndDeduplicated) {
   Restart();
   // Every message is stored, but the first ack of each is lost: the resends are duplicates.
