@@ -47,10 +47,9 @@ uint64_t ChangeLogHold::LastBefore(uint64_t held, const std::map<std::string, ui
   return line;
 }
 
-ChangeLogHold::Deletion::Deletion(ChangeLogHold* hold, uint64_t confirmed) : limit_(confirmed) {
-  if (!hold) return;
-  lock_ = std::unique_lock<std::mutex>(hold->mu_);
-  if (!hold->holds_.empty()) limit_ = std::min(limit_, hold->holds_.begin()->first);
+uint64_t ChangeLogHold::DeletableUpTo(uint64_t confirmed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return holds_.empty() ? confirmed : std::min(confirmed, holds_.begin()->first);
 }
 
 }  // namespace marmot

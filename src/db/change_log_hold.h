@@ -11,9 +11,7 @@
 // LastBefore can move the line up to the last confirmation whose messages all lie before the
 // barriers: only the entries after that line are left out.
 //
-// Thread safety: all methods may be called from any thread. The publisher's cleanup takes a
-// Deletion for the whole of its delete transaction, so a Hold() never falls between the cleanup
-// choosing what to delete and deleting it.
+// Thread safety: all methods may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -28,9 +26,8 @@ namespace marmot {
 class ChangeLogHold {
  public:
   // The publisher's side: every entry up to `seq` is in the streams (set, not raised: a restored
-  // database starts its log again).
-  // `acked`: per stream, the sequence of the newest message this confirmation covers (empty when
-  // not known: the entries then count as possibly after any barrier).
+  // database starts its log again). `acked`: per stream, the sequence of the newest message this confirmation
+  // covers (empty when not known: the entries then count as possibly after any barrier).
   void SetConfirmed(uint64_t seq, const std::map<std::string, uint64_t>& acked);
   // A reader opened (again): `seq` is its persisted confirmation. Nothing is recorded.
   void Reset(uint64_t seq) { confirmed_.store(seq); }
@@ -42,16 +39,10 @@ class ChangeLogHold {
   // barrier sequence) by the confirmations recorded since the hold.
   uint64_t LastBefore(uint64_t held, const std::map<std::string, uint64_t>& barriers);
 
-  // The cleanup's side: while it lives, no Hold() starts; limit() is the highest entry it may delete.
-  class Deletion {
-   public:
-    Deletion(ChangeLogHold* hold, uint64_t confirmed);
-    uint64_t limit() const { return limit_; }
-
-   private:
-    std::unique_lock<std::mutex> lock_;
-    uint64_t limit_;
-  };
+  // The cleanup's side: the highest entry it may delete now, given its `confirmed`. No lock is
+  // kept while it deletes: a Hold() that comes after this returns at least `confirmed` (which is
+  // never above what was set here), so the deletion never reaches an entry it holds.
+  uint64_t DeletableUpTo(uint64_t confirmed);
 
  private:
   std::mutex mu_;

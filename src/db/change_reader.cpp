@@ -386,7 +386,7 @@ Status ChangeReader::PersistPublishState() {
 
 Result<size_t> ChangeReader::DeleteConfirmed() {
   if (state_ == persisted_state_ && deleted_upto_ >= state_.confirmed_seq) return size_t{0};
-  ChangeLogHold::Deletion deletion(hold_, state_.confirmed_seq);
+  const uint64_t limit = hold_ ? hold_->DeletableUpTo(state_.confirmed_seq) : state_.confirmed_seq;
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("deleting confirmed change-log entries"));
   std::string log = QuoteIdent(kChangeLogTable);
@@ -394,13 +394,13 @@ Result<size_t> ChangeReader::DeleteConfirmed() {
   Result<Statement> del =
       db_.Prepare("DELETE FROM " + log + " WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM " + log + ")");
   if (!del.ok()) return del.status();
-  del->BindInt(1, static_cast<int64_t>(deletion.limit()));
+  del->BindInt(1, static_cast<int64_t>(limit));
   MARMOT_RETURN_IF_ERROR(del->Run().WithContext("deleting confirmed change-log entries"));
   size_t deleted = static_cast<size_t>(sqlite3_changes(db_.get()));
   MARMOT_RETURN_IF_ERROR(SavePublishState(db_, state_));
   MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("deleting confirmed change-log entries"));
   persisted_state_ = state_;
-  deleted_upto_ = deletion.limit();
+  deleted_upto_ = limit;
   return deleted;
 }
 

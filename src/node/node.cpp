@@ -318,6 +318,7 @@ void Node::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (running_) spdlog::info("stopping: publishing what is captured and finishing the batch being applied");
+  verify_barriers_.Cancel();  // a consumer or a verify request waiting at a barrier goes on now
   {
     std::lock_guard<std::mutex> lock(supervisor_mu_);
     shutdown_.store(true);

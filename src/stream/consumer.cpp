@@ -185,11 +185,11 @@ Status ShardConsumer::CheckStream() {
     created_ns_ = state->created_ns;
     restart = 1;
   } else if (state->last_seq + 1 < expected_) {
-    RecordGap(
-        state->last_seq + 1, expected_ - 1,
-        "the stream now ends at " + std::to_string(state->last_seq) +
-            ": it lost messages this node applied (a damaged or restored NATS store); nodes that did not "
-            "apply them may lack those changes");
+    RecordGap(state->last_seq + 1, expected_ - 1,
+              "the stream now ends at " + std::to_string(state->last_seq) +
+                  ": it lost messages this node applied (a damaged or restored NATS store, or servers that "
+                  "lost messages they had delivered); nodes that did not "
+                  "apply them may lack those changes");
     restart = state->last_seq + 1;
   } else {
     Result<uint64_t> replay = CheckHistory(*state);
@@ -390,7 +390,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
         options_.metrics->BatchApplied(*stats, messages, changes.size(),
                                        std::chrono::duration<double>(clock_->Now() - apply_start).count());
         options_.metrics->StreamProgress(stream_, last_seq, last_seq + pending);
-        ReportError("");
+        ReportError(check_error_);  // a failing stream check still stands
       }
       spdlog::debug(
           "applied {} change(s) ({} own already in place) from {} message(s) of {} up to {} in {:.1f} ms",
@@ -414,10 +414,12 @@ Result<bool> ShardConsumer::ApplyNext(std::chrono::milliseconds wait, const std:
     Status checked = pending_restart_ ? FinishRestart() : CheckStream();
     if (checked.ok()) {
       check_failure_.Clear();
+      check_error_.clear();
       ReportError("");
     } else {
-      check_failure_.Log("checking stream " + stream_ + ": " + checked.message());
-      ReportError("checking stream " + stream_ + ": " + checked.message());
+      check_error_ = "checking stream " + stream_ + ": " + checked.message();
+      check_failure_.Log(check_error_);
+      ReportError(check_error_);
     }
     next_check_ = clock_->Now() + options_.check_interval;
     if (pending_restart_) {

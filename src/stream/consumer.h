@@ -182,6 +182,7 @@ class ShardConsumer {
   std::atomic<uint64_t> gaps_found_{0};
   std::atomic<uint64_t> last_applied_seq_{0};
   bool reported_error_ = false;  // the metrics hold an error for this stream
+  std::string check_error_;      // why the last stream check failed (empty: it did not)
 };
 
 }  // namespace marmot

@@ -322,6 +322,7 @@ Status ChangePublisher::Recover(const std::atomic<bool>& stop) {
   sessions.push_back(session_);
   source_->SetSessions(sessions);
   MARMOT_RETURN_IF_ERROR(source_->PersistPublishState().WithContext("recording publisher session"));
+  session_recorded_ = true;
   Result<uint64_t> newest = source_->LastLoggedSeq();
   if (!newest.ok()) return newest.status();
   if (*newest > loaded.confirmed_seq && !loaded.sessions.empty()) {

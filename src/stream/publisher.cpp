@@ -424,6 +424,8 @@ void ChangePublisher::CleanupIfDue(bool force) {
 }
 
 Status ChangePublisher::PublishAvailable(const std::atomic<bool>& stop) {
+  // Whatever is sent from here on must be found by the next start's recovery after a crash.
+  MARMOT_RETURN_IF_ERROR(RecordSession());
   while (true) {
     ChangeBatch batch = TakeSpareBatch();
     MARMOT_RETURN_IF_ERROR(source_->ReadBatch(options_.scan_max_changes, &batch));
@@ -486,8 +488,22 @@ void ChangePublisher::Run(const std::atomic<bool>& stop) {
   // below, so no message of this database lies after it. The next start then knows that the
   // entries after it (written while marmot was stopped) were never sent, without reading the
   // streams back (which cannot tell once the streams have moved on by more than they keep).
-  if (in_flight_.empty()) source_->SetSessions({});
+  // (PublishAvailable after this records the session again before it sends.)
+  if (in_flight_.empty()) {
+    source_->SetSessions({});
+    session_recorded_ = false;
+  }
   CleanupIfDue(/*force=*/true);
+}
+
+Status ChangePublisher::RecordSession() {
+  if (session_recorded_) return Status();
+  std::vector<std::string> sessions = source_->publish_state().sessions;
+  if (std::find(sessions.begin(), sessions.end(), session_) == sessions.end()) sessions.push_back(session_);
+  source_->SetSessions(sessions);
+  MARMOT_RETURN_IF_ERROR(source_->PersistPublishState().WithContext("recording publisher session"));
+  session_recorded_ = true;
+  return Status();
 }
 
 }  // namespace marmot

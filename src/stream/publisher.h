@@ -141,6 +141,8 @@ class ChangePublisher {
   ChangeBatch TakeSpareBatch();
   void Recycle(ChangeBatch batch);
   void CleanupIfDue(bool force);
+  // Persists this session among those whose messages recovery looks for, unless it is already.
+  Status RecordSession();
 
   ChangeSource* source_;
   MessageSink* sink_;
@@ -155,7 +157,8 @@ class ChangePublisher {
   std::vector<ChangeBatch> spare_batches_;
   Clock::TimePoint next_cleanup_{};
   std::atomic<uint64_t> unexpected_duplicates_{0};
-  friend class PublishRecovery;  // publish_recovery.cpp
+  bool session_recorded_ = false;  // session_ is in the persisted publish state
+  friend class PublishRecovery;    // publish_recovery.cpp
 };
 
 }  // namespace marmot

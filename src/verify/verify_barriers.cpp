@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace marmot {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -14,15 +16,18 @@ void VerifyBarriers::DropExpired() {
 
 void VerifyBarriers::Expect(const std::string& session, std::chrono::milliseconds hold) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (cancelled_) return;
   DropExpired();
-  sessions_[session].expires = SteadyClock::now() + hold;
+  Session& s = sessions_[session];
+  s.expected_at = SteadyClock::now();
+  s.expires = s.expected_at + hold;
 }
 
 void VerifyBarriers::Reached(const std::string& session, const std::string& stream, uint64_t seq,
                              const std::atomic<bool>& stop) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = sessions_.find(session);
-  if (it == sessions_.end()) {
+  if (it == sessions_.end() || cancelled_) {
     spdlog::debug("stream {} message {}: the barrier of verify session {}, not expected here; passed", stream,
                   seq, session);
     return;
@@ -31,13 +36,23 @@ void VerifyBarriers::Reached(const std::string& session, const std::string& stre
   cv_.notify_all();
   spdlog::debug("stream {}: at the barrier of verify session {} (message {}); waiting for the snapshot",
                 stream, session, seq);
-  auto expires = it->second.expires;
-  while (!stop.load() && sessions_.count(session) && SteadyClock::now() < expires) {
+  while (true) {
+    it = sessions_.find(session);
+    if (it == sessions_.end()) return;  // released: the snapshot is taken
+    const Session& s = it->second;
+    auto deadline = s.claimed ? s.expires : std::min(s.expires, s.expected_at + kClaimWait);
+    if (stop.load() || cancelled_ || SteadyClock::now() >= deadline) break;
     cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
-  if (sessions_.count(session) && !stop.load())
-    spdlog::warn("stream {}: verify session {} did not take its snapshot in time; applying on", stream,
-                 session);
+  Session& s = it->second;
+  s.reached.erase(stream);
+  s.broken = "the consumer of stream " + stream + " went on before the snapshot was taken (" +
+             (stop.load() || cancelled_ ? std::string("the node is stopping")
+              : s.claimed               ? std::string("the session's hold passed")
+                                        : std::string("no digest request came")) +
+             ")";
+  cv_.notify_all();
+  spdlog::warn("verify session {}: {}", session, s.broken);
 }
 
 Result<std::map<std::string, uint64_t>> VerifyBarriers::WaitAll(const std::string& session,
@@ -45,11 +60,18 @@ Result<std::map<std::string, uint64_t>> VerifyBarriers::WaitAll(const std::strin
                                                                 std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   auto deadline = SteadyClock::now() + timeout;
+  auto it = sessions_.find(session);
+  if (it != sessions_.end()) {
+    it->second.claimed = true;
+    deadline = std::min(deadline, it->second.expires);
+  }
   while (true) {
-    auto it = sessions_.find(session);
+    if (cancelled_) return Status::Unavailable("the node is stopping");
+    it = sessions_.find(session);
     if (it == sessions_.end())
       return Status::NotFound("verify session " + session +
                               " is not expected here (it ended, or its hold passed)");
+    if (!it->second.broken.empty()) return Status::Unavailable(it->second.broken);
     std::string missing;
     for (const std::string& s : streams) {
       if (!it->second.reached.count(s)) missing += (missing.empty() ? "" : ", ") + s;
@@ -68,6 +90,12 @@ Result<std::map<std::string, uint64_t>> VerifyBarriers::WaitAll(const std::strin
 void VerifyBarriers::Release(const std::string& session) {
   std::lock_guard<std::mutex> lock(mu_);
   sessions_.erase(session);
+  cv_.notify_all();
+}
+
+void VerifyBarriers::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
   cv_.notify_all();
 }
 

@@ -39,6 +39,7 @@ constexpr std::chrono::seconds kHelloWindow{2};     // nodes announce themselves
 constexpr std::chrono::minutes kDigestTimeout{30};  // a node digesting a huge database
 constexpr std::chrono::seconds kAnswerTimeout{60};  // buckets, rows, repair
 constexpr size_t kRowsPerRequest = 20000;           // as the responder's kMaxRowsPerAnswer
+constexpr size_t kKeysPerRequest = 5000;            // keys to leave out, per "exclude" request
 
 std::string NewSessionId() {
   std::random_device random;
@@ -223,25 +224,35 @@ Result<Answers> Verifier::DigestAtBarriers(std::map<std::string, std::set<std::s
     return digests.status();
   }
   // Rows a node wrote that may reach the streams only after the barriers differ there for now:
-  // every node leaves them out.
-  Json keys = Json::object();
+  // every node leaves them out, told in requests of at most kKeysPerRequest keys (each answer
+  // gives the tables' digests without all rows left out so far).
+  std::vector<Json> requests(1, Json::object());
+  size_t in_request = 0;
   left_out->clear();
   for (const auto& [node, answer] : *digests) {
     if (!answer.contains("local") || !answer["local"].is_object()) continue;
     for (const auto& [table, list] : answer["local"].items()) {
       for (const Json& k : list) {
-        if ((*left_out)[table].insert(k.dump()).second) keys[table].push_back(k);
+        if (!(*left_out)[table].insert(k.dump()).second) continue;
+        if (in_request == kKeysPerRequest) {
+          requests.emplace_back(Json::object());
+          in_request = 0;
+        }
+        requests.back()[table].push_back(k);
+        ++in_request;
       }
     }
   }
-  if (keys.empty()) return digests;
-  Result<Answers> adjusted =
-      Ask({{"op", "exclude"}, {"session", session_}, {"keys", keys}}, nodes_, kAnswerTimeout);
-  if (!adjusted.ok()) {
-    Tell({{"op", "end"}, {"session", session_}});
-    return adjusted.status();
+  for (const Json& keys : requests) {
+    if (keys.empty()) continue;
+    Result<Answers> adjusted =
+        Ask({{"op", "exclude"}, {"session", session_}, {"keys", keys}}, nodes_, kAnswerTimeout);
+    if (!adjusted.ok()) {
+      Tell({{"op", "end"}, {"session", session_}});
+      return adjusted.status();
+    }
+    for (auto& [node, answer] : *digests) answer["tables"] = (*adjusted)[node]["tables"];
   }
-  for (auto& [node, answer] : *digests) answer["tables"] = (*adjusted)[node]["tables"];
   return digests;
 }
 

@@ -26,7 +26,9 @@ struct VerifySession {
   std::unique_ptr<Transaction> read;
   std::map<std::string, TableSchema> schemas;
   std::map<std::string, TableDigest> digests;
-  std::map<std::string, std::set<std::string>> excluded;  // table -> keys (KeyToJson dumps) left out
+  // table -> the rows left out (by row hash: a key can name a row in more than one spelling,
+  // 'abc' and 'ABC' under NOCASE, or '5' and 5 in an INTEGER column)
+  std::map<std::string, std::set<std::pair<uint64_t, uint64_t>>> excluded;
   std::chrono::steady_clock::time_point last_used;
 };
 
@@ -34,8 +36,9 @@ namespace {
 
 // How many rows one "rows" answer may hold; the verifier asks for fewer buckets at a time.
 constexpr size_t kMaxRowsPerAnswer = 20000;
-// How many rows written here but not surely in the streams one digest answer may name.
-constexpr size_t kMaxLocalKeys = 100000;
+// How many rows written here but not surely in the streams one digest answer may name (the
+// answer must fit in one NATS message, 1 MB by default).
+constexpr size_t kMaxLocalKeys = 20000;
 // A prepared session's hold and barriers outlast the verifier's wait by this much.
 constexpr std::chrono::seconds kPrepareMargin{10};
 
@@ -114,7 +117,16 @@ void VerifyResponder::Reply(const std::string& reply, nlohmann::json answer) {
   std::string data = answer.dump();
   natsStatus s =
       natsConnection_Publish(connection_, reply.c_str(), data.data(), static_cast<int>(data.size()));
-  if (s != NATS_OK) spdlog::warn("verify: cannot answer on {}: {}", reply, NatsError(s));
+  if (s == NATS_OK) return;
+  spdlog::warn("verify: cannot answer on {}: {}", reply, NatsError(s));
+  if (answer.contains("error")) return;
+  // Say why instead (an answer larger than the server's max_payload), so verify need not wait.
+  nlohmann::json error = {
+      {"node", options_.node_id},
+      {"instance", options_.instance},
+      {"error", "cannot send an answer of " + std::to_string(data.size()) + " bytes: " + NatsError(s)}};
+  std::string text = error.dump();
+  natsConnection_Publish(connection_, reply.c_str(), text.data(), static_cast<int>(text.size()));
 }
 
 void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& request) {
@@ -252,6 +264,7 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id, std::
     auto it = prepared_.find(id);
     if (it == prepared_.end())
       return Status::NotFound("verify session " + id + " was not prepared here (or its hold passed)");
+    it->second.opening = true;
     prepared = it->second;
   }
   Result<std::map<std::string, uint64_t>> reached = options_.barriers->WaitAll(id, options_.streams, wait);
@@ -291,6 +304,14 @@ Result<nlohmann::json> VerifyResponder::Digest(const std::string& id, const Prep
     }
   }
   answer["positions"] = positions;
+  // Every consumer stood at its barrier when the snapshot began (VerifyBarriers), so no position
+  // may lie past one; if one does, these digests are not comparable.
+  for (const auto& [stream, barrier] : barriers) {
+    if (positions.value(stream, uint64_t{0}) > barrier) {
+      return Status::Unavailable("stream " + stream + " was applied past the verify barrier (message " +
+                                 std::to_string(barrier) + ") before the snapshot was taken");
+    }
+  }
   Result<int64_t> gaps = session->db.QueryInt("SELECT count(*) FROM " + QuoteIdent(kGapsTable));
   if (!gaps.ok()) return gaps.status().WithContext("reading the recorded gaps");
   answer["gaps"] = *gaps;
@@ -340,17 +361,16 @@ Result<nlohmann::json> VerifyResponder::Exclude(const std::string& id, const nlo
     auto schema = session.schemas.find(table);
     if (schema == session.schemas.end() || !list.is_array()) continue;
     TableDigest& digest = session.digests[table];
-    std::set<std::string>& excluded = session.excluded[table];
+    auto& excluded = session.excluded[table];
     for (const nlohmann::json& k : list) {
       Result<std::vector<Value>> key = KeyFromJson(k);
       if (!key.ok()) return key.status();
       if (key->size() != schema->second.KeyColumns().size()) continue;
-      if (!excluded.insert(KeyToJson(*key).dump()).second) continue;
       bool found = false;
       RowSum hash;
       uint32_t bucket = 0;
       MARMOT_RETURN_IF_ERROR(HashRowByKey(session.db, schema->second, *key, &found, &hash, &bucket));
-      if (!found) continue;
+      if (!found || !excluded.insert({hash.low, hash.high}).second) continue;
       --digest.rows;
       digest.sum.Subtract(hash);
       --digest.bucket_rows[bucket];
@@ -397,12 +417,11 @@ Result<nlohmann::json> VerifyResponder::Rows(const std::string& id, const std::s
                                    " rows of table " + table + ", more than one answer carries (" +
                                    std::to_string(kMaxRowsPerAnswer) + ")");
   }
-  const std::set<std::string>& excluded = session.excluded[table];
+  const auto& excluded = session.excluded[table];
   nlohmann::json out = nlohmann::json::array();
   for (const KeyedRow& r : *rows) {
-    nlohmann::json key = KeyToJson(r.key);
-    if (!excluded.empty() && excluded.count(key.dump())) continue;
-    out.push_back({{"key", std::move(key)}, {"hash", r.hash.Hex()}});
+    if (excluded.count({r.hash.low, r.hash.high})) continue;
+    out.push_back({{"key", KeyToJson(r.key)}, {"hash", r.hash.Hex()}});
   }
   return nlohmann::json{{"rows", std::move(out)}};
 }
@@ -461,11 +480,12 @@ void VerifyResponder::JanitorLoop() {
       it = (now - it->second->last_used > kVerifySessionIdle) ? sessions_.erase(it) : std::next(it);
     }
     for (auto it = prepared_.begin(); it != prepared_.end();) {
-      if (it->second.expires > now) {
+      if (it->second.expires > now || it->second.opening) {
         ++it;
         continue;
       }
       if (it->second.holding) options_.hold->Release(it->second.held);
+      if (options_.barriers) options_.barriers->Release(it->first);
       it = prepared_.erase(it);
     }
   }

@@ -69,6 +69,7 @@ class VerifyResponder {
   struct Prepared {
     uint64_t held = 0;  // ChangeLogHold::Hold()
     bool holding = false;
+    bool opening = false;  // a digest request is taking the snapshot: the janitor leaves it
     std::chrono::steady_clock::time_point expires;
   };
   Result<nlohmann::json> OpenSession(const std::string& id, std::chrono::milliseconds wait);

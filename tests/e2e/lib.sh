@@ -178,6 +178,15 @@ write_node_config() {
   } >"$WORK/node$n.toml"
 }
 
+# snapshot_covers SEQ [LOG...]: some node's log ($WORK/node*.log unless given) says it saved a
+# snapshot whose position in stream marmot-changes-c-1 is at least SEQ.
+snapshot_covers() {
+  local want="$1"; shift
+  [ $# -gt 0 ] || set -- "$WORK"/node*.log
+  grep -ho "saved snapshot .* positions marmot-changes-c-1=[0-9]*" "$@" 2>/dev/null |
+    sed 's/.*=//' | awk -v want="$want" '$1 >= want { found = 1 } END { exit !found }'
+}
+
 # start_marmot N CONFIG: node N in the background (log $WORK/nodeN.log, pid NODE_PID[N]), waits
 # until it runs.
 start_marmot() {

@@ -29,10 +29,6 @@ app_schema() {
     AND name NOT LIKE '__marmot__%' ORDER BY type, name"
 }
 same_schema() { [ "$(app_schema "$WORK/node1.db")" = "$(app_schema "$WORK/node$1.db")" ]; }
-snapshot_covers() {  # some node logged a saved snapshot whose position in stream 1 is at least $1
-  grep -ho "saved snapshot .* positions marmot-changes-c-1=[0-9]*" "$WORK"/node*.log 2>/dev/null |
-    sed 's/.*=//' | awk -v want="$1" '$1 >= want { found = 1 } END { exit !found }'
-}
 
 for n in 1 2 3; do start_marmot "$n" "$WORK/node$n.toml"; done
 sql "$WORK/node1.db" "INSERT INTO items VALUES (1, 'one'), (2, 'two');"

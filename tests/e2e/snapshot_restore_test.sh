@@ -37,11 +37,6 @@ insert() {  # insert NODE FIRST COUNT BYTES: rows FIRST.. on NODE's database, in
     INSERT INTO items SELECT x, randomblob($4), 'node $1' FROM i;"
 }
 count() { sql "$WORK/node$1.db" "SELECT count(*) FROM items"; }
-# True when some node logged a saved snapshot whose position in stream 1 is at least $1.
-snapshot_covers() {
-  grep -ho "saved snapshot .* positions marmot-changes-c-1=[0-9]*" "$WORK"/node*.log 2>/dev/null |
-    sed 's/.*=//' | awk -v want="$1" '$1 >= want { found = 1 } END { exit !found }'
-}
 all_same() { same_dbs "$WORK/node1.db" "$@"; }
 
 for n in 1 2 3; do start_marmot "$n" "$WORK/node$n.toml"; done

@@ -633,7 +633,10 @@ TEST_F(ConsumerLoopTest, AStreamWithoutLeaderForAMinuteIsReportedUntilItHasOneAg
     EXPECT_FALSE(ApplyNext());
   }
   EXPECT_NE(error().find("has had no leader for"), std::string::npos) << error();
-  stream_->AnswerFromReplicaWithoutLeader(1, 0);  // the leader answers again
+  AppendRow(2);  // a batch applied meanwhile does not hide it
+  EXPECT_TRUE(ApplyNext());
+  EXPECT_NE(error().find("has had no leader for"), std::string::npos) << error();
+  stream_->AnswerFromReplicaWithoutLeader(2, 0);  // the leader answers again
   clock_->SleepFor(5000ms);
   EXPECT_FALSE(ApplyNext());
   EXPECT_EQ(error(), "");

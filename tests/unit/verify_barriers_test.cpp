@@ -67,30 +67,59 @@ TEST(VerifyBarriersTest, AConsumerGoesOnAfterTheHoldOrAtStop) {
 TEST(VerifyBarriersTest, WaitAllNamesTheStreamsNotReached) {
   VerifyBarriers barriers;
   barriers.Expect("s1", 60s);
-  std::atomic<bool> stop{true};  // Reached records, then returns at once
-  barriers.Reached("s1", "stream-1", 5, stop);
-  Result<std::map<std::string, uint64_t>> at = barriers.WaitAll("s1", {"stream-1", "stream-2"}, 300ms);
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] { barriers.Reached("s1", "stream-1", 5, stop); });
+  Result<std::map<std::string, uint64_t>> at = barriers.WaitAll("s1", {"stream-1", "stream-2"}, 500ms);
   ASSERT_FALSE(at.ok());
   EXPECT_NE(at.status().message().find("stream-2"), std::string::npos) << at.status().message();
   EXPECT_EQ(at.status().message().find("stream-1"), std::string::npos) << at.status().message();
+  barriers.Release("s1");
+  consumer.join();
   EXPECT_FALSE(barriers.WaitAll("never expected", {"stream-1"}, 100ms).ok());
+}
+
+TEST(VerifyBarriersTest, AConsumerThatWentOnBeforeTheSnapshotBreaksTheSession) {
+  VerifyBarriers barriers;
+  barriers.Expect("s1", 300ms);  // no digest request within the hold
+  std::atomic<bool> stop{false};
+  barriers.Reached("s1", "stream-1", 5, stop);
+  Result<std::map<std::string, uint64_t>> at = barriers.WaitAll("s1", {"stream-1"}, 1s);
+  ASSERT_FALSE(at.ok()) << "digests would be taken past a barrier";
+  EXPECT_NE(at.status().message().find("went on before the snapshot"), std::string::npos)
+      << at.status().message();
+}
+
+TEST(VerifyBarriersTest, CancelEndsEveryWait) {
+  VerifyBarriers barriers;
+  barriers.Expect("s1", 60s);
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] { barriers.Reached("s1", "stream-1", 5, stop); });
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);
+    barriers.Cancel();
+  });
+  auto start = SteadyClock::now();
+  Result<std::map<std::string, uint64_t>> at = barriers.WaitAll("s1", {"stream-1", "stream-2"}, 60s);
+  EXPECT_FALSE(at.ok());
+  consumer.join();
+  canceller.join();
+  EXPECT_LT(SteadyClock::now() - start, 5s);
 }
 
 TEST(ChangeLogHoldTest, HeldEntriesAreNotDeletedUntilReleased) {
   ChangeLogHold hold;
   hold.Reset(10);
-  EXPECT_EQ(ChangeLogHold::Deletion(&hold, 10).limit(), 10u);
+  EXPECT_EQ(hold.DeletableUpTo(10), 10u);
   uint64_t held = hold.Hold();
   EXPECT_EQ(held, 10u);
   hold.SetConfirmed(25, {{"s1", 3}});
-  EXPECT_EQ(ChangeLogHold::Deletion(&hold, 25).limit(), 10u) << "entries after the hold were deletable";
+  EXPECT_EQ(hold.DeletableUpTo(25), 10u) << "entries after the hold were deletable";
   uint64_t second = hold.Hold();
   EXPECT_EQ(second, 25u);
   hold.Release(held);
-  EXPECT_EQ(ChangeLogHold::Deletion(&hold, 30).limit(), 25u);
+  EXPECT_EQ(hold.DeletableUpTo(30), 25u);
   hold.Release(second);
-  EXPECT_EQ(ChangeLogHold::Deletion(&hold, 30).limit(), 30u);
-  EXPECT_EQ(ChangeLogHold::Deletion(nullptr, 30).limit(), 30u);
+  EXPECT_EQ(hold.DeletableUpTo(30), 30u);
 }
 
 TEST(ChangeLogHoldTest, LastBeforeStopsAtTheFirstConfirmationReachingABarrier) {
