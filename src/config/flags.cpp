@@ -140,7 +140,8 @@ const std::vector<Flag>& Flags() {
          return Status();
        },
        "verify"},
-      {"wait", nullptr, false, "SECONDS", "verify: how long to wait for a quiet moment (default 60)",
+      {"wait", nullptr, false, "SECONDS",
+       "verify: how long the nodes may take to reach the barriers (default 60)",
        [](CommandLine* cl, const std::string& v) {
          Result<uint64_t> n = ParsePositive("wait", v, "a number of seconds");
          if (!n.ok()) return n.status();

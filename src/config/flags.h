@@ -43,7 +43,7 @@ struct CommandLine {
   bool repair = false;                  // -repair: needs -from
   std::optional<uint64_t> repair_from;  // -from N
   uint64_t verify_nodes = 0;            // -nodes N: fewer answers is exit 2
-  std::optional<uint64_t> verify_wait;  // -wait SECONDS for a quiet moment
+  std::optional<uint64_t> verify_wait;  // -wait SECONDS for the nodes to reach the barriers
   std::string nats_url;                 // -nats-url URL: where the nodes' NATS is
   // `marmot dead-letter list|replay|drop`
   std::string dead_letter_action;          // "list", "replay" or "drop"
