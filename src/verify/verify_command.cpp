@@ -84,6 +84,8 @@ class Verifier {
   Result<Answers> Ask(const Json& request, const std::set<Peer>& expect, std::chrono::seconds timeout);
   // Sends `request` to every node without waiting for answers.
   void Tell(const Json& request);
+  // The nodes end the current session (its read transaction, barriers and change-log hold).
+  void EndSession() { Tell({{"op", "end"}, {"session", session_}}); }
   // Publishes the session's barrier message into every shard stream; returns stream -> sequence.
   Result<std::map<std::string, uint64_t>> PublishBarriers();
   // Prepare, barriers, digests, and the rows written locally left out (see verify_command.h).
@@ -213,14 +215,14 @@ Result<Answers> Verifier::DigestAtBarriers(std::map<std::string, std::set<std::s
   SetNodes(*prepared);
   Result<std::map<std::string, uint64_t>> barriers = PublishBarriers();
   if (!barriers.ok()) {
-    Tell({{"op", "end"}, {"session", session_}});
+    EndSession();
     return barriers.status();
   }
   Result<Answers> digests =
       Ask({{"op", "digest"}, {"session", session_}, {"wait_ms", wait_ms}}, nodes_,
           std::chrono::duration_cast<std::chrono::seconds>(options_.wait + kDigestTimeout));
   if (!digests.ok()) {
-    Tell({{"op", "end"}, {"session", session_}});
+    EndSession();
     return digests.status();
   }
   // Rows a node wrote that may reach the streams only after the barriers differ there for now:
@@ -248,7 +250,7 @@ Result<Answers> Verifier::DigestAtBarriers(std::map<std::string, std::set<std::s
     Result<Answers> adjusted =
         Ask({{"op", "exclude"}, {"session", session_}, {"keys", keys}}, nodes_, kAnswerTimeout);
     if (!adjusted.ok()) {
-      Tell({{"op", "end"}, {"session", session_}});
+      EndSession();
       return adjusted.status();
     }
     for (auto& [node, answer] : *digests) answer["tables"] = (*adjusted)[node]["tables"];
@@ -338,7 +340,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
     }
     defined_differently = TablesDefinedDifferently(digests);
     if (pending.empty() && (defined_differently.empty() || Clock::now() >= settle_deadline)) break;
-    Tell({{"op", "end"}, {"session", session_}});
+    EndSession();
     if (pending.empty()) {
       if (!told_settling) {
         std::fprintf(
@@ -419,7 +421,7 @@ int Verifier::Verify(bool repair, bool* repaired) {
       return kVerifyCannotAsk;
     }
   }
-  Tell({{"op", "end"}, {"session", session_}});
+  EndSession();
   if (differ.empty() && schema_differ.empty()) {
     std::printf("all %zu table(s) agree on %zu node(s)\n", tables.size(), nodes_.size());
     return kVerifyAgree;
