@@ -22,6 +22,7 @@ namespace marmot {
 // One verify session: a read transaction and what was computed in it.
 struct VerifySession {
   explicit VerifySession(Database database) : db(std::move(database)) {}
+  std::mutex mu;  // one request at a time works in the session
   Database db;
   std::unique_ptr<Transaction> read;
   std::map<std::string, TableSchema> schemas;
@@ -67,10 +68,13 @@ Result<std::unique_ptr<VerifyResponder>> VerifyResponder::Start(natsConnection* 
 }
 
 VerifyResponder::~VerifyResponder() {
+  stopping_.store(true);  // database work ends at its next step (Interrupted); no new request starts
   {
-    std::lock_guard<std::mutex> lock(active_mu_);
-    stopping_.store(true);
-    if (active_db_) sqlite3_interrupt(active_db_);  // a digest in progress ends now
+    std::lock_guard<std::mutex> lock(mu_);
+    // A digest request waiting for its barriers goes on now (and fails).
+    if (options_.barriers) {
+      for (const auto& [id, p] : prepared_) options_.barriers->Release(id);
+    }
   }
   if (subscription_) {
     // nats.c calls OnComplete once the subscription is closed and no handler runs any more.
@@ -80,11 +84,14 @@ VerifyResponder::~VerifyResponder() {
     }
     subscription_.reset();
   }
+  std::list<Worker> workers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     janitor_stop_ = true;
+    workers.swap(workers_);
   }
   cv_.notify_all();
+  for (Worker& w : workers) w.thread.join();
   if (janitor_.joinable()) janitor_.join();
 }
 
@@ -108,7 +115,51 @@ void VerifyResponder::OnMessage(natsConnection*, natsSubscription*, natsMsg* raw
     self->Reply(reply, {{"error", "not a verify request (docs/VERIFY.md)"}});
     return;
   }
-  self->Handle(reply, request);
+  const std::string op = request["op"].get<std::string>();
+  if (op == "whois" || op == "prepare" || op == "end") {
+    self->Handle(reply, request);  // quick: answered on this thread, in the order they came
+    return;
+  }
+  // verify counts the nodes by this answer, so it goes out now, before the digests are computed.
+  if (op == "digest") self->Reply(reply, {{"op", "hello"}});
+  self->HandleOnWorker(reply, request);
+}
+
+void VerifyResponder::HandleOnWorker(const std::string& reply, const nlohmann::json& request) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReapWorkers();
+    if (workers_.size() < kMaxWorkers) {
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers_.push_back({std::thread([this, reply, request, done] {
+                            Handle(reply, request);
+                            done->store(true);
+                          }),
+                          done});
+      return;
+    }
+  }
+  Reply(reply, {{"error", "this node is busy with " + std::to_string(kMaxWorkers) +
+                              " verify requests; run one verify at a time"}});
+}
+
+void VerifyResponder::ReapWorkers() {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (!it->done->load()) {
+      ++it;
+      continue;
+    }
+    it->thread.join();  // it has returned from Handle: the join is immediate
+    it = workers_.erase(it);
+  }
+}
+
+int VerifyResponder::Interrupted(void* closure) {
+  return static_cast<VerifyResponder*>(closure)->stopping_.load() ? 1 : 0;
+}
+
+void VerifyResponder::WatchForStop(Database& db) {
+  sqlite3_progress_handler(db.get(), 10000, &Interrupted, this);
 }
 
 void VerifyResponder::Reply(const std::string& reply, nlohmann::json answer) {
@@ -141,8 +192,7 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
   if (op == "prepare") {
     answer = Prepare(session, Millis(request, "hold_ms", 60000));
     if (answer.ok()) (*answer)["op"] = "prepared";
-  } else if (op == "digest") {
-    Reply(reply, {{"op", "hello"}});
+  } else if (op == "digest") {  // its "hello" went out already (OnMessage)
     answer = OpenSession(session, Millis(request, "wait_ms", 60000));
     if (answer.ok()) (*answer)["op"] = "digest";
   } else if (op == "exclude") {
@@ -172,24 +222,6 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
   }
   Reply(reply, std::move(*answer));
 }
-
-// Marks `db` as the one a stop interrupts while the caller works on it.
-class VerifyResponder::ActiveDb {
- public:
-  ActiveDb(VerifyResponder* r, Database& db) : r_(r) {
-    std::lock_guard<std::mutex> lock(r_->active_mu_);
-    r_->active_db_ = db.get();
-  }
-  ~ActiveDb() {
-    std::lock_guard<std::mutex> lock(r_->active_mu_);
-    r_->active_db_ = nullptr;
-  }
-  ActiveDb(const ActiveDb&) = delete;
-  ActiveDb& operator=(const ActiveDb&) = delete;
-
- private:
-  VerifyResponder* r_;
-};
 
 Result<nlohmann::json> VerifyResponder::Prepare(const std::string& id, std::chrono::milliseconds hold) {
   if (id.empty()) return Status::InvalidArgument("a prepare request needs a session id");
@@ -283,8 +315,8 @@ Result<nlohmann::json> VerifyResponder::Digest(const std::string& id, const Prep
   ro.read_only = true;
   Result<Database> db = Database::Open(options_.db_path, ro);
   if (!db.ok()) return db.status();
-  auto session = std::make_unique<VerifySession>(std::move(*db));
-  ActiveDb active(this, session->db);
+  auto session = std::make_shared<VerifySession>(std::move(*db));
+  WatchForStop(session->db);
   session->read = std::make_unique<Transaction>(&session->db);
   MARMOT_RETURN_IF_ERROR(session->read->Begin(/*immediate=*/false));
 
@@ -338,24 +370,26 @@ Result<nlohmann::json> VerifyResponder::Digest(const std::string& id, const Prep
   answer["schema"] = TableDigests(*objects);
   session->last_used = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(mu_);
+  // An "end" that came while the digests were computed ended the session (DropPrepared).
+  if (!prepared_.count(id)) return Status::Unavailable("verify session " + id + " ended during its digest");
   sessions_[id] = std::move(session);
   return answer;
 }
 
-Result<VerifySession*> VerifyResponder::FindSession(const std::string& id) {
+Result<std::shared_ptr<VerifySession>> VerifyResponder::FindSession(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end())
     return Status::NotFound("verify session " + id + " is not open here (it ended, or timed out)");
   it->second->last_used = std::chrono::steady_clock::now();
-  return it->second.get();
+  return it->second;
 }
 
 Result<nlohmann::json> VerifyResponder::Exclude(const std::string& id, const nlohmann::json& keys) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Result<VerifySession*> found = FindSession(id);
+  Result<std::shared_ptr<VerifySession>> found = FindSession(id);
   if (!found.ok()) return found.status();
   VerifySession& session = **found;
-  ActiveDb active(this, session.db);
+  std::lock_guard<std::mutex> lock(session.mu);
   if (!keys.is_object()) return Status::InvalidArgument("exclude: keys must be an object of tables");
   for (const auto& [table, list] : keys.items()) {
     auto schema = session.schemas.find(table);
@@ -384,9 +418,9 @@ Result<nlohmann::json> VerifyResponder::Exclude(const std::string& id, const nlo
 }
 
 Result<nlohmann::json> VerifyResponder::Buckets(const std::string& id, const std::string& table) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Result<VerifySession*> session = FindSession(id);
+  Result<std::shared_ptr<VerifySession>> session = FindSession(id);
   if (!session.ok()) return session.status();
+  std::lock_guard<std::mutex> lock((*session)->mu);
   auto digest = (*session)->digests.find(table);
   if (digest == (*session)->digests.end()) return Status::NotFound("no table " + table + " here");
   nlohmann::json buckets = nlohmann::json::array();
@@ -399,17 +433,16 @@ Result<nlohmann::json> VerifyResponder::Buckets(const std::string& id, const std
 
 Result<nlohmann::json> VerifyResponder::Rows(const std::string& id, const std::string& table,
                                              const nlohmann::json& buckets) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Result<VerifySession*> found = FindSession(id);
+  Result<std::shared_ptr<VerifySession>> found = FindSession(id);
   if (!found.ok()) return found.status();
   VerifySession& session = **found;
+  std::lock_guard<std::mutex> lock(session.mu);
   auto schema = session.schemas.find(table);
   if (schema == session.schemas.end()) return Status::NotFound("no table " + table + " here");
   std::vector<uint32_t> wanted;
   for (const nlohmann::json& b : buckets) {
     if (b.is_number_unsigned()) wanted.push_back(b.get<uint32_t>());
   }
-  ActiveDb active(this, session.db);
   Result<std::vector<KeyedRow>> rows = RowsInBuckets(session.db, schema->second, wanted);
   if (!rows.ok()) return rows.status();
   if (rows->size() > kMaxRowsPerAnswer) {
@@ -429,6 +462,7 @@ Result<nlohmann::json> VerifyResponder::Rows(const std::string& id, const std::s
 Result<nlohmann::json> VerifyResponder::Repair(const std::string& table, const nlohmann::json& keys) {
   Result<Database> db = Database::Open(options_.db_path);
   if (!db.ok()) return db.status();
+  WatchForStop(*db);
   Transaction write(&*db);
   MARMOT_RETURN_IF_ERROR(write.Begin(/*immediate=*/true));
   Result<std::optional<TableSchema>> schema = ReadTableSchema(*db, table);
@@ -475,6 +509,7 @@ void VerifyResponder::JanitorLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!janitor_stop_) {
     cv_.wait_for(lock, std::chrono::seconds(5));
+    ReapWorkers();
     auto now = std::chrono::steady_clock::now();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       it = (now - it->second->last_used > kVerifySessionIdle) ? sessions_.erase(it) : std::next(it);

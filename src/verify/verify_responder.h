@@ -13,16 +13,21 @@
 // lets them go on, and names the rows this node wrote that are not surely before the barriers;
 // "exclude" takes rows (those of every node) out of the session's digests.
 //
-// Thread safety: nats.c delivers requests on one thread; a janitor thread ends idle sessions.
+// Threads: nats.c delivers requests on one thread, which answers the quick ones (whois, prepare,
+// end, and the "hello" of a digest request) itself and hands the others (digest, exclude,
+// buckets, rows, repair) to a worker thread each, at most kMaxWorkers at a time. So a node that
+// is digesting a large database for one verify still answers another verify at once, and two
+// sessions are served side by side, each on its own connection (one mutex per session). A
+// janitor thread ends idle sessions and joins finished workers.
 #pragma once
 
 #include <nats/nats.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +42,7 @@
 namespace marmot {
 
 class ChangeLogHold;
+class Database;
 class VerifyBarriers;
 struct VerifySession;
 
@@ -53,6 +59,9 @@ struct VerifyResponderOptions {
 
 class VerifyResponder {
  public:
+  // How many requests may be worked on at once; one more is answered with an error at once.
+  static constexpr size_t kMaxWorkers = 8;
+
   static Result<std::unique_ptr<VerifyResponder>> Start(natsConnection* connection,
                                                         VerifyResponderOptions options);
   ~VerifyResponder();
@@ -63,6 +72,13 @@ class VerifyResponder {
   VerifyResponder(natsConnection* connection, VerifyResponderOptions options);
   static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
   static void OnComplete(void* closure);
+  // sqlite3 progress handler of every connection the responder opens: a stop ends the work.
+  static int Interrupted(void* closure);
+  void WatchForStop(Database& db);
+  // Runs Handle on a worker thread (or answers that too many are busy).
+  void HandleOnWorker(const std::string& reply, const nlohmann::json& request);
+  // Joins the workers that finished. REQUIRES: mu_ held.
+  void ReapWorkers();
   void Handle(const std::string& reply, const nlohmann::json& request);
   void Reply(const std::string& reply, nlohmann::json answer);
   Result<nlohmann::json> Prepare(const std::string& id, std::chrono::milliseconds hold);
@@ -81,26 +97,29 @@ class VerifyResponder {
   Result<nlohmann::json> Exclude(const std::string& id, const nlohmann::json& keys);
   // Ends a prepared session that will not open (releases its hold and barriers).
   void DropPrepared(const std::string& id);
-  // The open session `id`, marked as used now. REQUIRES: mu_ held.
-  Result<VerifySession*> FindSession(const std::string& id);
+  // The open session `id`, marked as used now. The caller locks its mutex to work in it.
+  Result<std::shared_ptr<VerifySession>> FindSession(const std::string& id);
   Result<nlohmann::json> Buckets(const std::string& id, const std::string& table);
   Result<nlohmann::json> Rows(const std::string& id, const std::string& table, const nlohmann::json& buckets);
   Result<nlohmann::json> Repair(const std::string& table, const nlohmann::json& keys);
   void JanitorLoop();
-  class ActiveDb;
+
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
 
   natsConnection* connection_;
   VerifyResponderOptions options_;
   NatsSubscriptionPtr subscription_;
-  std::atomic<bool> stopping_{false};
-  std::mutex active_mu_;
-  sqlite3* active_db_ = nullptr;  // the connection a request works on now; a stop interrupts it
-  std::mutex mu_;                 // guards sessions_, janitor_stop_, subscription_closed_
+  std::atomic<bool> stopping_{false};  // set first when stopping: database work and new requests end
+  std::mutex mu_;                      // guards everything below
   std::condition_variable cv_;
   bool janitor_stop_ = false;
   bool subscription_closed_ = false;
-  std::map<std::string, std::unique_ptr<VerifySession>> sessions_;
+  std::map<std::string, std::shared_ptr<VerifySession>> sessions_;
   std::map<std::string, Prepared> prepared_;
+  std::list<Worker> workers_;
   std::thread janitor_;
 };
 
