@@ -12,15 +12,7 @@ wait_for 10 "nats-server" /usr/bin/python3 "$NATS_TOOL" create-stream "$NATS_URL
 
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-cleanup_interval = 60000
-[nats]
-urls = ["$NATS_URL"]
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n" 'cleanup_interval = 60000'
 done
 start_node() { start_marmot "$1" "$WORK/node$1.toml"; }
 start_node 1

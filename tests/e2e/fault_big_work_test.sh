@@ -12,16 +12,7 @@ for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL;
     CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB);
     CREATE TABLE many (id INTEGER PRIMARY KEY, v TEXT, n REAL);" >/dev/null
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-[nats]
-urls = ["$NATS_URL"]
-[replication_log]
-max_entries = 1000000
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n" '[replication_log]' 'max_entries = 1000000'
   start_marmot "$n" "$WORK/node$n.toml"
 done
 sql "$WORK/node1.db" "INSERT INTO blobs VALUES (1, randomblob(50 * 1024 * 1024))"

@@ -7,14 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_nats
 for n in 1 2; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-[nats]
-urls = ["$NATS_URL"]
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n"
 done
 start_marmot 1 "$WORK/node1.toml"
 start_marmot 2 "$WORK/node2.toml"

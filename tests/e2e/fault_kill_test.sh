@@ -8,17 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
 setup_nats
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE log_rows (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-cleanup_interval = 1000
-[nats]
-urls = ["$NATS_URL"]
-[replication_log]
-max_entries = 1000000
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n" 'cleanup_interval = 1000' '[replication_log]' 'max_entries = 1000000'
 done
 declare -A STARTS
 start_node() {  # start_node N: a new process, its own log file; waits until it runs

@@ -12,14 +12,7 @@ for n in 1 2; do
   check=""
   [ "$n" = 2 ] && check="CHECK (v <> 'forbidden on node 2')"  # a constraint only node 2 has
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT $check);" >/dev/null
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-[nats]
-urls = ["$NATS_URL"]
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n"
 done
 for n in 1 2; do start_marmot "$n" "$WORK/node$n.toml"; done
 

@@ -167,12 +167,14 @@ start_cluster_node() {
 }
 
 # write_node_config N [LINE...]: $WORK/nodeN.toml for node N on $NATS_URL (setup_nats), database
-# $WORK/nodeN.db, snapshots off; each LINE is appended as it is (more keys, more sections).
+# $WORK/nodeN.db, snapshots off. The LINEs before the first "[section]" line are top-level keys
+# (e.g. 'cleanup_interval = 500'); that line and the rest are appended as they are (more sections).
 write_node_config() {
   local n="$1"; shift
   {
-    printf 'db_path = "%s"\nnode_id = %s\n[nats]\nurls = ["%s"]\n[snapshot]\nenabled = false\n' \
-      "$WORK/node$n.db" "$n" "$NATS_URL"
+    printf 'db_path = "%s"\nnode_id = %s\n' "$WORK/node$n.db" "$n"
+    while [ $# -gt 0 ] && [ "${1#[}" = "$1" ]; do printf '%s\n' "$1"; shift; done
+    printf '[nats]\nurls = ["%s"]\n[snapshot]\nenabled = false\n' "$NATS_URL"
     local line
     for line in "$@"; do printf '%s\n' "$line"; done
   } >"$WORK/node$n.toml"

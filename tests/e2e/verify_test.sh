@@ -14,15 +14,7 @@ CREATE TABLE notes (msg TEXT);
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL;" >/dev/null
   sql "$WORK/node$n.db" "$SCHEMA"
-  cat >"$WORK/node$n.toml" <<TOML
-db_path = "$WORK/node$n.db"
-node_id = $n
-cleanup_interval = 500
-[nats]
-urls = ["$NATS_URL"]
-[snapshot]
-enabled = false
-TOML
+  write_node_config "$n" 'cleanup_interval = 500'
 done
 for n in 1 2 3; do start_marmot "$n" "$WORK/node$n.toml"; done
 
