@@ -1,14 +1,10 @@
 #include "bench_util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
+
+#include "loopback_ports.h"
 
 namespace marmot::bench {
 
@@ -19,38 +15,13 @@ void Check(const Status& s, const std::string& what) {
   }
 }
 
-namespace {
-
-bool LoopbackPortFree(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return free;
-}
-
-}  // namespace
-
 int FreeLoopbackPorts(int count) {
-  int low = 32768, high = 60999;
-  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
-    if (std::fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
-    std::fclose(f);
+  int port = test::FreeLoopbackPorts(count);
+  if (port < 0) {
+    std::fprintf(stderr, "marmot_bench: found no %d free loopback port(s) in 1,000 tries\n", count);
+    std::exit(1);
   }
-  int first = low > 11000 ? 10000 : high + 1, last = (low > 11000 ? low - 1 : 65535) - count;
-  std::random_device random;
-  std::uniform_int_distribution<int> pick(first, last);
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    int port = pick(random), free = 0;
-    while (free < count && LoopbackPortFree(port + free)) ++free;
-    if (free == count) return port;
-  }
-  std::fprintf(stderr, "marmot_bench: no free loopback ports between %d and %d\n", first, last);
-  std::exit(1);
+  return port;
 }
 
 double Median(std::vector<double> v) {

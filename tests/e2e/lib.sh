@@ -30,7 +30,7 @@ pass() { FAILED=0; echo "PASS: $*"; }
 # a port the kernel handed out for a moment can go to any outgoing connection of a test running in
 # parallel before our server binds it; a random port below that range can only collide with another
 # test's random pick. free_port: one such port, free now; free_port_pair: two consecutive ones
-# (cluster port and its leaf-node port + 1).
+# (cluster port and its leaf-node port + 1). tests/common/loopback_ports.h is the same rule in C++.
 free_port() { free_ports 1; }
 free_port_pair() { free_ports 2; }
 free_ports() {

@@ -13,37 +13,16 @@
 
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "loopback_ports.h"
+
 namespace marmot::test {
 
-// A loopback TCP port that is free now, picked at random below the kernel's ephemeral range
-// (ip_local_port_range): a port from inside that range can go to an outgoing connection of a test
-// running in parallel before our server binds it.
-inline int FreeLoopbackPort() {
-  int low = 32768, high = 60999;
-  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
-    if (std::fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
-    std::fclose(f);
-  }
-  int first = low > 11000 ? 10000 : high + 1, last = low > 11000 ? low - 1 : 65535;
-  std::random_device random;
-  std::uniform_int_distribution<int> pick(first, last);
-  for (;;) {
-    int port = pick(random);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-}
+// A loopback TCP port that is free now (loopback_ports.h).
+inline int FreeLoopbackPort() { return FreeLoopbackPorts(1); }
 
 // True once something accepts connections on 127.0.0.1:port, waiting up to `timeout`.
 inline bool WaitForPort(int port, std::chrono::milliseconds timeout) {
