@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "snapshot/snapshot_store.h"
+#include "util/local_file.h"
 #include "util/status.h"
 
 namespace marmot {
@@ -32,11 +33,6 @@ using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 struct CurlEasyDeleter {
   void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
 };
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 class CurlEasy {
  public:

@@ -14,6 +14,7 @@
 #include "stream/nats_client.h"
 #include "stream/nats_handles.h"
 #include "telemetry/logging.h"
+#include "util/local_file.h"
 #include "util/sha256.h"
 
 namespace marmot {
@@ -24,11 +25,6 @@ constexpr int64_t kChunksInFlight = 16;            // unacknowledged chunks duri
 constexpr int64_t kRequestWaitMs = 5000;           // one JetStream API request or publish acknowledgment
 constexpr int64_t kChunkWaitMs = 30000;            // the next chunk of a download
 constexpr jsErrCode kNoJsError = static_cast<jsErrCode>(0);
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 // A fresh NUID from nats.c, whose only public NUID source is a new inbox "_INBOX.<nuid>".
 std::string NewNuid() {
@@ -207,8 +203,9 @@ Result<SubjectCounts> NatsObjectStore::Subjects(const std::string& filter, const
 
 Status NatsObjectStore::Put(const std::string& name, const std::string& local_path, ProgressSink* progress) {
   const std::string what = Describe() + ": uploading object \"" + name + "\" from " + local_path;
-  FilePtr file(std::fopen(local_path.c_str(), "rb"));
-  if (!file) return Status::IoError(what + ": cannot open the file: " + std::strerror(errno));
+  Result<FilePtr> opened = OpenLocalFile(local_path, what);
+  if (!opened.ok()) return opened.status();
+  FilePtr file = std::move(*opened);
   Result<std::optional<ObjectInfo>> previous = ReadInfo(MetaSubject(name), what);
   if (previous.status().Is(StatusCode::kCorruption)) {  // replaced below; its chunks are unknown
     spdlog::warn("{}", previous.status().message());
@@ -334,12 +331,11 @@ Status NatsObjectStore::Get(const std::string& name, const std::string& local_pa
   if (!expected)
     return Status::Corruption(what + ": the meta has no valid SHA-256 digest (\"" + (*info)->digest + "\")");
 
-  FilePtr file(std::fopen(local_path.c_str(), "wb"));
-  if (!file) return Status::IoError(what + ": cannot create the file: " + std::strerror(errno));
+  Result<FilePtr> file = CreateLocalFile(local_path, what);
+  if (!file.ok()) return file.status();
   Sha256 sha;
-  MARMOT_RETURN_IF_ERROR(ReceiveChunks(**info, file.get(), &sha, progress, what));
-  if (std::fclose(file.release()) != 0)
-    return Status::IoError(what + ": writing the file: " + std::strerror(errno));
+  MARMOT_RETURN_IF_ERROR(ReceiveChunks(**info, file->get(), &sha, progress, what));
+  MARMOT_RETURN_IF_ERROR(CloseLocalFile(std::move(*file), local_path, what));
   if (sha.Digest() != *expected) {
     return Status::Corruption(what + ": SHA-256 digest mismatch: the object is damaged (meta says " +
                               (*info)->digest + ")");

@@ -169,15 +169,11 @@ class S3Store final : public SnapshotStore {
   Status Get(const std::string& name, const std::string& local_path, ProgressSink* progress) override {
     std::string what = Describe() + ": downloading " + name;
     MARMOT_RETURN_IF_ERROR(CheckName(name, what));
-    FilePtr file(std::fopen(local_path.c_str(), "wb"));
-    if (!file) return Status::IoError(what + ": cannot create " + local_path + ": " + std::strerror(errno));
-    Request req{.method = "GET", .key = Key(name), .download = file.get(), .progress = progress};
+    Result<FilePtr> file = CreateLocalFile(local_path, what);
+    if (!file.ok()) return file.status();
+    Request req{.method = "GET", .key = Key(name), .download = file->get(), .progress = progress};
     MARMOT_RETURN_IF_ERROR(Check(Send(req, what), what));
-    if (std::fflush(file.get()) != 0 || std::fclose(file.release()) != 0) {
-      return Status::IoError(what + ": writing " + local_path +
-                             " failed (disk full?): " + std::strerror(errno));
-    }
-    return Status();
+    return CloseLocalFile(std::move(*file), local_path, what);
   }
 
   Result<std::vector<StoredObject>> List() override {

@@ -89,15 +89,14 @@ class SftpStore : public SnapshotStore {
     std::error_code ec;
     uint64_t size = std::filesystem::file_size(local_path, ec);
     if (ec) return Status::IoError(what + ": cannot read local file " + local_path + ": " + ec.message());
-    FilePtr file(std::fopen(local_path.c_str(), "rb"));
-    if (!file)
-      return Status::IoError(what + ": cannot open local file " + local_path + ": " + std::strerror(errno));
+    Result<FilePtr> file = OpenLocalFile(local_path, what);
+    if (!file.ok()) return file.status();
 
     std::string partial = name + ".partial";
     CurlEasy put;
     Prepare(put, dir_url_ + UrlEncode(partial));
     put.Set(CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
-    put.UploadFrom(file.get(), size, progress);
+    put.UploadFrom(file->get(), size, progress);
     // After the upload: drop an existing object ('*': a missing one is fine), then rename.
     CurlSlistPtr commands(curl_slist_append(nullptr, ("*rm " + QuotePath(ObjectPath(name))).c_str()));
     curl_slist_append(
@@ -111,17 +110,13 @@ class SftpStore : public SnapshotStore {
 
   Status Get(const std::string& name, const std::string& local_path, ProgressSink* progress) override {
     std::string what = Describe() + ": downloading " + name;
-    FilePtr file(std::fopen(local_path.c_str(), "wb"));
-    if (!file)
-      return Status::IoError(what + ": cannot create local file " + local_path + ": " + std::strerror(errno));
+    Result<FilePtr> file = CreateLocalFile(local_path, what);
+    if (!file.ok()) return file.status();
     CurlEasy get;
     Prepare(get, dir_url_ + UrlEncode(name));
-    get.DownloadTo(file.get(), progress);
+    get.DownloadTo(file->get(), progress);
     MARMOT_RETURN_IF_ERROR(Explain(get.Perform(what).status(), what));
-    if (std::fflush(file.get()) != 0 || std::ferror(file.get())) {
-      return Status::IoError(what + ": writing local file " + local_path +
-                             " failed: " + std::strerror(errno));
-    }
+    MARMOT_RETURN_IF_ERROR(CloseLocalFile(std::move(*file), local_path, what));
     return Status();
   }
 

@@ -14,7 +14,7 @@
 #include "db/marmot_tables.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
-#include "snapshot/curl_easy.h"
+#include "util/local_file.h"
 #include "util/sha256.h"
 
 namespace marmot {

@@ -111,15 +111,14 @@ class WebDavStore : public SnapshotStore {
     std::error_code ec;
     uint64_t size = std::filesystem::file_size(local_path, ec);
     if (ec) return Status::IoError(what + ": cannot read local file " + local_path + ": " + ec.message());
-    FilePtr file(std::fopen(local_path.c_str(), "rb"));
-    if (!file)
-      return Status::IoError(what + ": cannot open local file " + local_path + ": " + std::strerror(errno));
+    Result<FilePtr> file = OpenLocalFile(local_path, what);
+    if (!file.ok()) return file.status();
     MARMOT_RETURN_IF_ERROR(MakeCollection(what));
 
     std::string partial = name + ".partial";
     CurlEasy put;
     Prepare(put, "PUT", ObjectUrl(partial));
-    put.UploadFrom(file.get(), size, progress);
+    put.UploadFrom(file->get(), size, progress);
     Status uploaded = Judge(put.Perform(what), what, "the directory does not exist");
     if (uploaded.ok()) {
       // Overwrite: T replaces an object of that name in one step on the server.
@@ -136,18 +135,14 @@ class WebDavStore : public SnapshotStore {
 
   Status Get(const std::string& name, const std::string& local_path, ProgressSink* progress) override {
     std::string what = Describe() + ": downloading " + name;
-    FilePtr file(std::fopen(local_path.c_str(), "wb"));
-    if (!file)
-      return Status::IoError(what + ": cannot create local file " + local_path + ": " + std::strerror(errno));
+    Result<FilePtr> file = CreateLocalFile(local_path, what);
+    if (!file.ok()) return file.status();
     CurlEasy get;
     Prepare(get, "GET", ObjectUrl(name));
     get.Set(CURLOPT_FAILONERROR, 1L);  // an error page must not land in the local file
-    get.DownloadTo(file.get(), progress);
+    get.DownloadTo(file->get(), progress);
     MARMOT_RETURN_IF_ERROR(Judge(get.Perform(what), what, "no such object", &get));
-    if (std::fflush(file.get()) != 0 || std::ferror(file.get())) {
-      return Status::IoError(what + ": writing local file " + local_path +
-                             " failed: " + std::strerror(errno));
-    }
+    MARMOT_RETURN_IF_ERROR(CloseLocalFile(std::move(*file), local_path, what));
     return Status();
   }
 
