@@ -89,6 +89,36 @@ void NatsClient::OnClosed(natsConnection*, void* closure) {
 
 namespace {
 
+// What to check when connecting failed, by what the failure says.
+std::string ConnectHint(natsStatus s, const std::string& error) {
+  if (s == NATS_CONNECTION_AUTH_FAILED || error.find("Authorization Violation") != std::string::npos ||
+      error.find("uthentication") != std::string::npos) {
+    return "the server refused the credentials: check [nats] user_name/user_password (or seed_file, or the "
+           "user:password in the URL) against the server's";
+  }
+  if (s == NATS_SECURE_CONNECTION_REQUIRED) {
+    return "the server requires TLS: set [nats] ca_file to the CA that signed its certificate (and "
+           "cert_file, "
+           "key_file when it verifies clients)";
+  }
+  if (s == NATS_SSL_ERROR || error.find("SSL") != std::string::npos ||
+      error.find("TLS") != std::string::npos) {
+    return "TLS failed: check that [nats] ca_file is set, to the CA that signed the server's certificate, "
+           "and "
+           "that the certificate names the address dialled (the certificate named may be another server of "
+           "the "
+           "cluster: the client tries every server the first one told it of)";
+  }
+  if (s == NATS_PROTOCOL_ERROR && error.find("PONG") != std::string::npos) {
+    return "the server closed the connection during the handshake; a server with a CA (TLS verify) requires "
+           "a "
+           "client certificate: set [nats] cert_file and key_file to one its CA signed. The server's log "
+           "says "
+           "why";
+  }
+  return "check [nats] urls and that the servers are running";
+}
+
 void OnReconnected(natsConnection* nc, void*) {
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
@@ -176,8 +206,9 @@ Result<std::unique_ptr<NatsClient>> NatsClient::Connect(const NatsClientOptions&
     if (attempt < o.connect_retries) std::this_thread::sleep_for(o.reconnect_wait);
   }
   if (s != NATS_OK) {
-    return Status::Error("cannot connect to NATS at " + urls_for_log + ": " + NatsError(s) +
-                         "; check [nats] urls and that the servers are running");
+    std::string error = NatsError(s);
+    return Status::Error("cannot connect to NATS at " + urls_for_log + ": " + error + "; " +
+                         ConnectHint(s, error));
   }
   jsCtx* js = nullptr;
   MARMOT_RETURN_IF_ERROR(check(natsConnection_JetStream(&js, client->conn_, nullptr), "JetStream context"));

@@ -353,6 +353,12 @@ void EmbeddedNatsServer::ForwardOutput(UniqueFd fd) {
         error = false;
         warn = std::atoi(line.c_str() + attempt + 26) > 10;
       }
+      // A client connection refused (bad password, certificate, TLS) is the client's fault, and
+      // the client is told; on this node it is worth a warning, not its "last error".
+      if (error && line.find(" - cid:") != std::string::npos) {
+        error = false;
+        warn = true;
+      }
       if (error)
         log->error("{}", line);
       else if (warn)

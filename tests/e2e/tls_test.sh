@@ -3,8 +3,8 @@
 # and one certificate per node made with the openssl CLI, three clustered nodes with [nats]
 # user_name/user_password and cert_file/key_file/ca_file. Clients, cluster routes and marmot's
 # own connections then use TLS with certificates the CA signed, and a password. Rows replicate;
-# a client trusting another CA is refused, so is one without TLS, so is one without the password;
-# the generated server configs are mode 0600 and no log holds the password.
+# a client trusting another CA is refused, so is one without TLS, one without the password and one
+# without a client certificate, each with the cause and what to check; the generated server configs are mode 0600 and no log holds the password.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is missing"
 SECRET="Tls-Cluster-Pw-91"
@@ -71,11 +71,20 @@ refused() {  # refused NAME WHY NATS_KEYS...: a node with these [nats] keys exit
   [ "$rc" = 1 ] || fail "$name: expected exit 1, got $rc"
   grep -qiE "$why" "$WORK/$name.log" || fail "$name: the log does not say why: $(tail -3 "$WORK/$name.log")"
 }
-refused wrong-ca "ssl|tls|certificate" 'user_name = "marmot"' "user_password = \"$SECRET\"" \
-  "ca_file = \"$PKI/other-ca.pem\"" "cert_file = \"$PKI/node1.pem\"" "key_file = \"$PKI/node1.key\""
-refused no-tls "tls|secure|ssl" 'user_name = "marmot"' "user_password = \"$SECRET\""
-refused no-password "authorization" "ca_file = \"$PKI/ca.pem\"" "cert_file = \"$PKI/node1.pem\"" \
+# Each refusal names its cause and what to check (src/stream/nats_client.cpp ConnectHint).
+refused wrong-ca "ssl.*TLS failed: check that \[nats\] ca_file" 'user_name = "marmot"' \
+  "user_password = \"$SECRET\"" "ca_file = \"$PKI/other-ca.pem\"" "cert_file = \"$PKI/node1.pem\"" \
   "key_file = \"$PKI/node1.key\""
+refused no-tls "TLS failed: check that \[nats\] ca_file is set" 'user_name = "marmot"' "user_password = \"$SECRET\""
+refused no-password "Authorization Violation.*the server refused the credentials" "ca_file = \"$PKI/ca.pem\"" \
+  "cert_file = \"$PKI/node1.pem\"" "key_file = \"$PKI/node1.key\""
+refused no-client-cert "requires a client certificate: set \[nats\] cert_file and key_file" \
+  'user_name = "marmot"' "user_password = \"$SECRET\"" "ca_file = \"$PKI/ca.pem\""
+# Node 1's server logged those refusals as warnings: a refused client is not this node's error
+# (the last error `marmot status` and the status page show).
+grep -qE "warning \[nats\].* - cid:.*(authentication|TLS|certificate)" "$WORK/node1.log" ||
+  fail "node 1's log does not mention the refused clients"
+if grep -E "error \[nats\].* - cid:" "$WORK/node1.log"; then fail "a refused client is an error on node 1 (above)"; fi
 
 for n in 1 2 3; do stop_pid "${NODE_PID[$n]}"; done
 if grep -l -- "$SECRET" "$WORK"/*.log "$WORK"/*.out; then fail "the password appears in the files above"; fi
