@@ -326,8 +326,8 @@ Status ChangeReader::ReadEntries(uint64_t after, uint64_t upto, size_t max_entri
   }
   if (dropped > 0) {
     spdlog::warn(
-        "{} change-log entr{} of table(s) dropped here since were skipped (other nodes keep those "
-        "tables and rows: schema changes are not replicated)",
+        "{} change-log entr{} of table(s) dropped here since were skipped (the drop reaches the other "
+        "nodes as a schema change)",
         dropped, dropped == 1 ? "y" : "ies");
   }
   return read_txn.Commit().WithContext("reading change log");

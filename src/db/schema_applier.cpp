@@ -13,6 +13,8 @@ namespace {
 
 constexpr char kPublishedSeqKey[] = "schema_published_seq";
 constexpr char kAppliedSeqKey[] = "schema_applied_seq";
+// How often a schema that stays different from the cluster's is reported again at error level.
+constexpr std::chrono::minutes kRepeatNotesAfter{10};
 
 Result<int64_t> StateInt(Database& db, const char* key) {
   return db.QueryInt("SELECT ifnull((SELECT value FROM " + QuoteIdent(kStateTable) + " WHERE name = '" + key +
@@ -173,9 +175,21 @@ Status SchemaApplier::CatchUp(uint64_t applied_seq) {
   }
   Result<std::vector<std::string>> notes = ReconcileSchema(db_, *canon, renames);
   if (!notes.ok()) return notes.status();
+  std::string joined;
+  for (const std::string& note : *notes) joined += note + "\n";
+  const auto now = std::chrono::steady_clock::now();
+  const bool report = joined != reported_notes_ || now - notes_reported_at_ >= kRepeatNotesAfter;
   for (const std::string& note : *notes) {
-    spdlog::error("schema: this node's schema differs from the cluster's: {}", note);
+    if (report) {
+      spdlog::error("schema: this node's schema differs from the cluster's: {}", note);
+    } else {
+      spdlog::debug("schema: this node's schema still differs from the cluster's: {}", note);
+    }
   }
+  if (report) notes_reported_at_ = now;
+  if (notes->empty() && !reported_notes_.empty())
+    spdlog::info("schema: this node's schema now equals the cluster's");
+  reported_notes_ = std::move(joined);
   settled_ = notes->empty();
   Result<std::vector<TableSchema>> tables = ReadSchema(db_);
   if (!tables.ok()) return tables.status();
@@ -183,7 +197,8 @@ Status SchemaApplier::CatchUp(uint64_t applied_seq) {
   live = ReadLiveSchema(db_);
   if (!live.ok()) return live.status();
   MARMOT_RETURN_IF_ERROR(StoreSchemaRecord(db_, kLocalRecord, *live));
-  spdlog::info("schema: applied the cluster's schema changes to {}", db_.path());
+  if (report || notes->empty())
+    spdlog::info("schema: applied the cluster's schema changes to {}", db_.path());
   return db_.Exec("DELETE FROM " + QuoteIdent(kSchemaRenamesTable));
 }
 

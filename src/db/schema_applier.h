@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ class SchemaApplier {
   bool publishing_;
   uint64_t applied_seq_ = 0;
   std::atomic<bool> settled_{true};
+  // What CatchUp last reported as still different, and when: Retry runs every half second while
+  // the schema differs, and says the same again only every kRepeatNotesAfter.
+  std::string reported_notes_;
+  std::chrono::steady_clock::time_point notes_reported_at_;
 };
 
 // True while this node has a schema change of its own that the schema stream has not brought

@@ -378,6 +378,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
   if (position.seq == last_seq) position.msg_hash = last_hash;
   auto apply_start = clock_->Now();
   auto backoff = std::chrono::milliseconds(100);
+  RetriedFailure failure(clock_);  // a lock held for a moment is a warning; a lasting failure an error
   while (true) {
     Result<ApplyStats> stats =
         applier_->Apply(changes, position, local_cursor_ ? local_cursor_() : std::nullopt);
@@ -401,7 +402,7 @@ Status ShardConsumer::ApplyBatch(RowChangeList& changes, uint64_t messages, uint
     // The transaction failed (disk full, lock timeout, ...): nothing was applied; retry the
     // same batch so no change is skipped. A stop request still ends the loop: the position was
     // not advanced, so the next start re-reads these messages.
-    spdlog::error("{}; retrying in {} ms", stats.status().message(), backoff.count());
+    failure.Log(stats.status().message() + "; retrying in " + std::to_string(backoff.count()) + " ms");
     ReportError(stats.status().message());
     if (stop.load()) return stats.status();
     clock_->SleepFor(backoff);

@@ -2,29 +2,17 @@
 #include "snapshot/progress_log.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <sstream>
 #include <thread>
 
+#include "test_util.h"
+
 namespace marmot {
 namespace {
 
-// Sends the default logger's lines to `out` while alive.
-class CapturedLog {
- public:
-  explicit CapturedLog(std::ostringstream* out) : previous_(spdlog::default_logger()) {
-    auto logger =
-        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
-    logger->set_pattern("%v");
-    spdlog::set_default_logger(logger);
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous_); }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-};
+using test::CapturedLog;
 
 TEST(LoggedProgressTest, LinesSayDoneTotalRateAndTimeLeft) {
   std::ostringstream out;

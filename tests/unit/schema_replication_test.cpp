@@ -1,6 +1,8 @@
 // Schema replication pieces on real SQLite databases: the diff a node publishes, the reconcile
 // that brings another node's schema to it with the data kept, and the canon every node computes
 // from the same stream (identical migrations run everywhere end as one schema).
+#include <sstream>
+
 #include "codec/schema_message.h"
 #include "db/capture.h"
 #include "db/schema.h"
@@ -207,6 +209,58 @@ TEST(SchemaApplierTest, AnUndecodableMessageIsDeadLetteredAndPassed) {
   Result<StreamPosition> at = (*applier)->LoadPosition("marmot-changes-schema");
   ASSERT_TRUE(at.ok());
   EXPECT_EQ(at->seq, 7u);
+}
+
+// A migration that cannot be applied here (a UNIQUE index meets duplicates) is reported as an error
+// once, not at every retry (the schema consumer retries every half second), and the retry
+// succeeds once the data allows it.
+TEST(SchemaApplierTest, AMigrationThatFailsHereIsReportedOnceAndAppliedOnceItCan) {
+  TempDir dir;
+  SchemaChange change;
+  {
+    Database a = OpenDb(dir.File("a.db"));
+    Exec(a, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+    SchemaObjects s0 = Live(a);
+    Exec(a, "CREATE UNIQUE INDEX t_v ON t(v)");
+    change = DiffSchemas(s0, Live(a), {});
+    change.origin_node = 2;
+  }
+  std::string path = dir.File("n.db");
+  {
+    Database n = OpenDb(path);
+    Exec(n, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'x')");
+  }
+  Result<std::unique_ptr<SchemaApplier>> applier = SchemaApplier::Open(path);
+  ASSERT_TRUE(applier.ok()) << applier.status().message();
+  std::ostringstream log;
+  {
+    test::CapturedLog capture(&log, /*levels=*/true);
+    ASSERT_TRUE((*applier)->Apply(change, StreamPosition{"schema", 1, 0}).ok());
+    EXPECT_FALSE((*applier)->settled());
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE((*applier)->Retry().ok());
+    EXPECT_FALSE((*applier)->settled());
+  }
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(log.str(), "error schema: this node's schema differs from the cluster's"), 1u) << log.str();
+  EXPECT_EQ(count(log.str(), "debug schema: this node's schema still differs"), 5u) << log.str();
+  {
+    Database n = OpenDb(path);
+    Exec(n, "DELETE FROM t WHERE id = 2");
+  }
+  log.str("");
+  {
+    test::CapturedLog capture(&log, /*levels=*/true);
+    ASSERT_TRUE((*applier)->Retry().ok());
+  }
+  EXPECT_TRUE((*applier)->settled());
+  EXPECT_NE(log.str().find("info schema: this node's schema now equals the cluster's"), std::string::npos)
+      << log.str();
+  Database n = OpenDb(path);
+  EXPECT_EQ(QueryInt(n, "SELECT count(*) FROM sqlite_schema WHERE name = 't_v'"), 1);
 }
 
 TEST(TableSelectionTest, GlobsIgnoreCaseAndExcludeWins) {

@@ -1,11 +1,15 @@
-// Helpers shared by the unit tests: a temp directory removed on exit, and quick SQL helpers that
-// fail the test with SQLite's message.
+// Helpers shared by the unit tests: a temp directory removed on exit, quick SQL helpers that
+// fail the test with SQLite's message, and a capture of the log lines.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -93,5 +97,24 @@ inline int64_t QueryInt(Database& db, const std::string& sql) {
   if (!v.ok()) ADD_FAILURE() << v.status().message();
   return v.ok() ? *v : -1;
 }
+
+// Sends the default logger's lines to `out` while alive, as "<level> <message>" with `levels`, else
+// just the message.
+class CapturedLog {
+ public:
+  explicit CapturedLog(std::ostringstream* out, bool levels = false) : previous_(spdlog::default_logger()) {
+    auto logger =
+        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    logger->set_pattern(levels ? "%l %v" : "%v");
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+};
 
 }  // namespace marmot::test
