@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The exit status of the child when it cannot execute nats-server (as a shell's 127).
+constexpr int kCannotRun = 127;
+
 std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -321,8 +324,9 @@ Status EmbeddedNatsServer::Spawn() {
     setpgid(0, 0);  // a Ctrl-C in marmot's terminal reaches marmot only; marmot stops the server
     execlp(options_.server_binary.c_str(), options_.server_binary.c_str(), "-c", config_path_.c_str(),
            nullptr);
-    std::fprintf(stderr, "cannot run %s: %s\n", options_.server_binary.c_str(), std::strerror(errno));
-    _exit(127);
+    // "[ERR]": forwarded at error level (ForwardOutput), like nats-server's own errors.
+    std::fprintf(stderr, "[ERR] cannot run %s: %s\n", options_.server_binary.c_str(), std::strerror(errno));
+    _exit(kCannotRun);
   }
   write_end.Reset();  // the child holds it now; the reader sees EOF when the child exits
   pid_.store(child);
@@ -385,7 +389,11 @@ Status EmbeddedNatsServer::WaitUntilListening() {
   std::unique_lock<std::mutex> lock(mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!listening_) {
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    // Woken when the server listens; every 100 ms it also looks whether the server exited.
+    cv_.wait_until(lock,
+                   std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+    if (listening_) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
       return Status::Error(
           "nats-server did not become ready within 30 s (see the [nats] log lines above; config " +
           config_path_ + ")");
@@ -393,6 +401,11 @@ Status EmbeddedNatsServer::WaitUntilListening() {
     int status = 0;
     if (waitpid(pid_.load(), &status, WNOHANG) == pid_.load()) {
       pid_.store(-1);
+      if (WIFEXITED(status) && WEXITSTATUS(status) == kCannotRun) {
+        return Status::Error("cannot run " + options_.server_binary +
+                             " (see the [nats] log line above): install nats-server (Debian: apt install "
+                             "nats-server) or put it on PATH");
+      }
       return Status::Error("nats-server exited at start (see the [nats] log lines above; config " +
                            config_path_ + ")");
     }

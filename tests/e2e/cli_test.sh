@@ -2,7 +2,7 @@
 # The binary as a user meets it: bad flags and config (exit 2, key named), a non-WAL database
 # (switched when marmot is alone, refused when another process holds it), a file that is not a
 # database, -cleanup leaving schema and rows exactly as before, the embedded nats-server dying with
-# marmot even on SIGKILL, and JSON logs.
+# marmot even on SIGKILL, JSON logs, and no nats-server installed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 expect_exit() {  # expect_exit CODE PATTERN CMD...: runs CMD, checks exit code and output
@@ -98,4 +98,12 @@ wait_for 10 "the holder to open its read transaction" grep -q "holding the lock"
 expect_exit 1 "could not be switched to WAL.*Stop the applications" "$MARMOT" -config "$WORK/other.toml"
 kill "$holder" 2>/dev/null || true
 
-pass "flags, config errors, WAL handling, non-databases, -cleanup, child process on SIGKILL, JSON logs"
+# No nats-server on PATH: exit 1 at once (not after the 30-s readiness wait), saying what to do.
+mkdir -p "$WORK/nopath"
+sql "$WORK/nopath/app.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY);" >/dev/null
+printf 'db_path = "%s/nopath/app.db"\n[snapshot]\nenabled = false\n' "$WORK" >"$WORK/nopath.toml"
+started=$SECONDS
+expect_exit 1 "cannot run nats-server .*install nats-server" env PATH=/nonexistent "$MARMOT" -config "$WORK/nopath.toml"
+[ $((SECONDS - started)) -lt 15 ] || fail "a missing nats-server took $((SECONDS - started)) s to report"
+
+pass "flags, config errors, WAL handling, non-databases, -cleanup, child process on SIGKILL, JSON logs, no nats-server"
