@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
 
@@ -11,6 +12,33 @@
 
 namespace marmot {
 namespace {
+
+constexpr char kUnpublishedRenamesKey[] = "unpublished_table_renames";
+
+using Renames = std::vector<std::pair<std::string, std::string>>;
+
+// Adds `from` -> `to` to the recorded renames, chained onto a recorded one that ends at `from`.
+Status RecordUnpublishedRename(Database& db, const std::string& from, const std::string& to) {
+  Result<Renames> renames = UnpublishedTableRenames(db);
+  if (!renames.ok()) return renames.status();
+  bool chained = false;
+  for (auto& [old_name, new_name] : *renames) {
+    if (new_name != from) continue;
+    new_name = to;
+    chained = true;
+  }
+  if (!chained) renames->emplace_back(from, to);
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [old_name, new_name] : *renames) {
+    if (old_name != new_name) list.push_back({old_name, new_name});  // renamed back: nothing to publish
+  }
+  Result<Statement> store =
+      db.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + " (name, value) VALUES (?1, ?2)");
+  if (!store.ok()) return store.status();
+  store->BindText(1, kUnpublishedRenamesKey);
+  store->BindText(2, list.dump());
+  return store->Run();
+}
 
 // Looks up (or assigns) the id a table is logged under; `is_new` tells whether it was assigned now.
 Result<int64_t> TableId(Database& db, const std::string& table, bool* is_new) {
@@ -111,7 +139,11 @@ Status FollowRenamedTables(Database& db) {
   Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
   if (!moved.ok()) return moved.status();
   std::vector<std::pair<int64_t, std::string>> renames;
-  for (const auto& [id, from, to] : *moved) renames.emplace_back(id, to);
+  for (const auto& [id, from, to] : *moved) {
+    renames.emplace_back(id, to);
+    MARMOT_RETURN_IF_ERROR(
+        RecordUnpublishedRename(db, from, to).WithContext("recording the rename of " + from));
+  }
   if (renames.empty()) return Status();
   auto run = [&db](const std::string& sql, const std::string& text) -> Status {
     Result<Statement> stmt = db.Prepare(sql);
@@ -142,12 +174,29 @@ Status FollowRenamedTables(Database& db) {
 
 }  // namespace
 
-Result<std::vector<std::pair<std::string, std::string>>> RenamedTables(Database& db) {
-  Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
-  if (!moved.ok()) return moved.status();
-  std::vector<std::pair<std::string, std::string>> renames;
-  for (const auto& [id, from, to] : *moved) renames.emplace_back(from, to);
+Result<std::vector<std::pair<std::string, std::string>>> UnpublishedTableRenames(Database& db) {
+  Renames renames;
+  Result<int64_t> installed =
+      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kStateTable + "'");
+  if (!installed.ok()) return installed.status();
+  if (*installed == 0) return renames;
+  Result<Statement> read = db.Prepare("SELECT value FROM " + QuoteIdent(kStateTable) + " WHERE name = '" +
+                                      kUnpublishedRenamesKey + "'");
+  if (!read.ok()) return read.status();
+  Result<bool> row = read->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return renames;
+  nlohmann::json list = nlohmann::json::parse(read->ColumnText(0), nullptr, /*allow_exceptions=*/false);
+  if (!list.is_array()) return renames;  // unreadable: the renames go out as drop and create
+  for (const nlohmann::json& pair : list) {
+    if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string())
+      renames.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+  }
   return renames;
+}
+
+Status ForgetUnpublishedTableRenames(Database& db) {
+  return db.Exec("DELETE FROM " + QuoteIdent(kStateTable) + " WHERE name = '" + kUnpublishedRenamesKey + "'");
 }
 
 Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>& tables,

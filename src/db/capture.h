@@ -32,9 +32,15 @@ Status InstallCapture(Database& db, const std::vector<TableSchema>& tables,
 Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>& tables,
                                    bool log_rows_of_new_tables);
 
-// Tables renamed since capture was installed, as (old name, new name): their capture triggers
-// moved with them (SQLite renames a table's triggers along).
-Result<std::vector<std::pair<std::string, std::string>>> RenamedTables(Database& db);
+// The tables renamed since the change reader last published the schema, as (old name, new name).
+// Capture installation finds a renamed table by its triggers (SQLite moves them with the table)
+// and records the rename here (in __marmot__state, chained: a -> b then b -> c is a -> c), so that
+// the rename is published as a rename even when it happened while marmot was stopped, or when
+// NATS was away at the time: published as a drop and a create, it would cost the other nodes
+// the table's rows.
+Result<std::vector<std::pair<std::string, std::string>>> UnpublishedTableRenames(Database& db);
+// After the schema was published (or found unchanged): forgets them.
+Status ForgetUnpublishedTableRenames(Database& db);
 
 // Removes every trigger and table marmot created (the -cleanup flag), in one transaction.
 Status RemoveCapture(Database& db);

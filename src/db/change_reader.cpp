@@ -51,15 +51,11 @@ Result<bool> ChangeReader::RefreshIfSchemaChanged() {
   if (*version == known_schema_version_) {
     // The first read: a schema change made while marmot was stopped goes out now (capture was
     // installed at start, so a table renamed meanwhile shows as dropped and created).
-    MARMOT_RETURN_IF_ERROR(
-        PublishSchemaChange({}).WithContext("publishing a schema change of " + db_.path()));
+    MARMOT_RETURN_IF_ERROR(PublishSchemaChange().WithContext("publishing a schema change of " + db_.path()));
     schema_compared_ = true;
     return false;
   }
   spdlog::info("the schema of {} changed; re-installing capture", db_.path());
-  // Before the installation follows them: the tables renamed since (their triggers moved along).
-  Result<std::vector<std::pair<std::string, std::string>>> renamed = RenamedTables(db_);
-  if (!renamed.ok()) return renamed.status();
   tables_.clear();
   key_columns_.clear();
   {
@@ -81,8 +77,7 @@ Result<bool> ChangeReader::RefreshIfSchemaChanged() {
   // Compared after the cookie was taken: a change committed later moves the cookie again, so it is
   // published by a later call, and never read past. Published before any row is read under it.
   if (publish_schema_) {
-    MARMOT_RETURN_IF_ERROR(
-        PublishSchemaChange(*renamed).WithContext("publishing a schema change of " + db_.path()));
+    MARMOT_RETURN_IF_ERROR(PublishSchemaChange().WithContext("publishing a schema change of " + db_.path()));
     schema_compared_ = true;
   }
   MARMOT_RETURN_IF_ERROR(PrepareLogRead().WithContext("re-reading the change log's columns"));
@@ -90,7 +85,7 @@ Result<bool> ChangeReader::RefreshIfSchemaChanged() {
   return true;
 }
 
-Status ChangeReader::PublishSchemaChange(const std::vector<std::pair<std::string, std::string>>& renamed) {
+Status ChangeReader::PublishSchemaChange() {
   Result<bool> recorded = HasSchemaRecord(db_, kLocalRecord);
   if (!recorded.ok()) return recorded.status();
   if (!*recorded) {
@@ -98,14 +93,18 @@ Status ChangeReader::PublishSchemaChange(const std::vector<std::pair<std::string
     Transaction txn(&db_);
     MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
     MARMOT_RETURN_IF_ERROR(InitSchemaRecords(db_));
+    MARMOT_RETURN_IF_ERROR(ForgetUnpublishedTableRenames(db_));
     return txn.Commit();
   }
   Result<SchemaObjects> local = LoadSchemaRecord(db_, kLocalRecord);
   if (!local.ok()) return local.status();
   Result<SchemaObjects> live = ReadLiveSchema(db_);
   if (!live.ok()) return live.status();
-  if (*live == *local) return Status();
-  SchemaChange change = DiffSchemas(*local, *live, renamed);
+  if (*live == *local) return ForgetUnpublishedTableRenames(db_);
+  // The renames found when capture was installed, since the last publish (capture.h).
+  Result<std::vector<std::pair<std::string, std::string>>> renamed = UnpublishedTableRenames(db_);
+  if (!renamed.ok()) return renamed.status();
+  SchemaChange change = DiffSchemas(*local, *live, *renamed);
   change.origin_node = node_id_;
   for (const ObjectTransition& t : change.objects) {
     spdlog::info("schema: publishing {} {} ({})", t.type, QuoteIdent(t.name),
@@ -113,12 +112,18 @@ Status ChangeReader::PublishSchemaChange(const std::vector<std::pair<std::string
                  : !t.after ? "dropped"
                             : "changed");
   }
+  for (const SchemaRename& r : change.renames) {
+    spdlog::info("schema: publishing the rename of {} {} to {}", r.column ? "column" : "table",
+                 r.column ? QuoteIdent(r.table) + "." + QuoteIdent(r.from) : QuoteIdent(r.from),
+                 QuoteIdent(r.to));
+  }
   Result<uint64_t> seq = publish_schema_(EncodeSchemaChange(change));
   if (!seq.ok()) return seq.status();
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
   MARMOT_RETURN_IF_ERROR(StoreSchemaRecord(db_, kLocalRecord, *live));
   MARMOT_RETURN_IF_ERROR(RecordRenames(db_, change));
+  MARMOT_RETURN_IF_ERROR(ForgetUnpublishedTableRenames(db_));
   MARMOT_RETURN_IF_ERROR(db_.Exec("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) +
                                   " (name, value) VALUES ('schema_published_seq', max(" +
                                   std::to_string(*seq) + ", ifnull((SELECT value FROM " +

@@ -140,9 +140,10 @@ class ChangeReader final : public ChangeSource {
   Result<TableReader*> Table(int64_t id);
   Status PrepareLogRead();
   Result<int64_t> SchemaVersion();
-  // The schema-change half of RefreshIfSchemaChanged (see set_schema_publisher); `renamed` are
-  // the tables renamed since capture was installed, as (old, new).
-  Status PublishSchemaChange(const std::vector<std::pair<std::string, std::string>>& renamed);
+  // The schema-change half of RefreshIfSchemaChanged (see set_schema_publisher): publishes the
+  // difference between the local record and the live schema, tables renamed since the last
+  // publish as renames (UnpublishedTableRenames, capture.h).
+  Status PublishSchemaChange();
 
   Database db_;
   int key_width_ = 0;

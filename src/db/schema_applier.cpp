@@ -197,6 +197,9 @@ Status SchemaApplier::CatchUp(uint64_t applied_seq) {
   live = ReadLiveSchema(db_);
   if (!live.ok()) return live.status();
   MARMOT_RETURN_IF_ERROR(StoreSchemaRecord(db_, kLocalRecord, *live));
+  // Renames the installation just followed were the cluster's (the live schema is the local record
+  // now): nothing of this node's to publish (capture.h).
+  MARMOT_RETURN_IF_ERROR(ForgetUnpublishedTableRenames(db_));
   if (report || notes->empty())
     spdlog::info("schema: applied the cluster's schema changes to {}", db_.path());
   return db_.Exec("DELETE FROM " + QuoteIdent(kSchemaRenamesTable));

@@ -263,6 +263,28 @@ TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sqlite_schema WHERE type='trigger'"), 4);
 }
 
+// A table renamed before the change reader published the schema (marmot stopped, NATS away) is
+// recorded at the next installation, chained across installations, until it is published.
+TEST_F(CaptureTest, RenamesFoundAtInstallationAreKeptChainedUntilPublished) {
+  using Renames = std::vector<std::pair<std::string, std::string>>;
+  Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE x(id INTEGER PRIMARY KEY);");
+  Install();
+  auto unpublished = [this] {
+    Result<Renames> renames = UnpublishedTableRenames(db_);
+    EXPECT_TRUE(renames.ok()) << renames.status().message();
+    return renames.ok() ? *renames : Renames();
+  };
+  EXPECT_EQ(unpublished(), Renames());
+  Exec(db_, "ALTER TABLE a RENAME TO b; ALTER TABLE x RENAME TO y");
+  Install();
+  EXPECT_EQ(unpublished(), (Renames{{"a", "b"}, {"x", "y"}}));
+  Exec(db_, "ALTER TABLE b RENAME TO c; ALTER TABLE y RENAME TO x");  // x is back to its name
+  Install();
+  EXPECT_EQ(unpublished(), (Renames{{"a", "c"}}));
+  ASSERT_TRUE(ForgetUnpublishedTableRenames(db_).ok());
+  EXPECT_EQ(unpublished(), Renames());
+}
+
 TEST_F(CaptureTest, WiderKeysAddChangeLogColumns) {
   Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY)");
   Install();
