@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -134,6 +135,26 @@ Result<std::vector<std::tuple<int64_t, std::string, std::string>>> MovedTriggers
   return renames;
 }
 
+// The ids of registered tables that exist but lost their insert trigger: dropped and created again,
+// or rebuilt (SQLite's 12-step ALTER), since capture was installed. Writes to them since then were
+// not captured. Call after FollowRenamedTables, before the triggers are re-created.
+Result<std::set<int64_t>> ReplacedTables(Database& db) {
+  Result<Statement> lost = db.Prepare(
+      "SELECT t.id FROM " + QuoteIdent(kTablesTable) +
+      " AS t WHERE EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = t.name) "
+      "AND NOT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = '__marmot__' || "
+      "t.id || '_insert')");
+  if (!lost.ok()) return lost.status();
+  std::set<int64_t> ids;
+  while (true) {
+    Result<bool> row = lost->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ids.insert(lost->ColumnInt(0));
+  }
+  return ids;
+}
+
 Status FollowRenamedTables(Database& db) {
   std::string tables = QuoteIdent(kTablesTable);
   Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
@@ -209,6 +230,12 @@ Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>&
   // The first installation: the rows already there are the starting point, not changes.
   log_rows_of_new_tables = log_rows_of_new_tables && *registered > 0;
   MARMOT_RETURN_IF_ERROR(FollowRenamedTables(db).WithContext("following renamed tables"));
+  std::set<int64_t> replaced;
+  if (log_rows_of_new_tables) {
+    Result<std::set<int64_t>> found = ReplacedTables(db);
+    if (!found.ok()) return found.status().WithContext("looking for tables replaced since capture");
+    replaced = std::move(*found);
+  }
   MARMOT_RETURN_IF_ERROR(
       DropMarmotObjects(db, MarmotObjects::kTriggers).WithContext("removing old capture triggers"));
   for (const TableSchema& table : tables) {
@@ -217,8 +244,15 @@ Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>&
     Result<int64_t> id = TableId(db, table.name, &is_new);
     if (!id.ok()) return id.status().WithContext(what);
     MARMOT_RETURN_IF_ERROR(CreateTriggers(db, *id, table).WithContext(what));
-    if (is_new && log_rows_of_new_tables)
-      MARMOT_RETURN_IF_ERROR(LogExistingRows(db, *id, table).WithContext(what));
+    if (!log_rows_of_new_tables || (!is_new && replaced.count(*id) == 0)) continue;
+    MARMOT_RETURN_IF_ERROR(LogExistingRows(db, *id, table).WithContext(what));
+    if (!is_new) {
+      spdlog::warn(
+          "table {} was dropped and created again, or rebuilt, where marmot could not capture it: all its "
+          "rows are published again, so that writes made meanwhile reach the other nodes. Rows it lost "
+          "meanwhile are not deleted there: check with `marmot verify` (docs/SCHEMA.md, replaced tables)",
+          QuoteIdent(table.name));
+    }
   }
   return Status();
 }
