@@ -18,26 +18,54 @@ constexpr char kUnpublishedRenamesKey[] = "unpublished_table_renames";
 
 using Renames = std::vector<std::pair<std::string, std::string>>;
 
-// Adds `from` -> `to` to the recorded renames, chained onto a recorded one that ends at `from`.
-Status RecordUnpublishedRename(Database& db, const std::string& from, const std::string& to) {
-  Result<Renames> renames = UnpublishedTableRenames(db);
-  if (!renames.ok()) return renames.status();
-  bool chained = false;
-  for (auto& [old_name, new_name] : *renames) {
-    if (new_name != from) continue;
-    new_name = to;
-    chained = true;
+// Brings the recorded renames (UnpublishedTableRenames) up to date after an installation
+// followed `moved` (id, old name, new name). Recorded renames whose new table is gone, or lost its
+// capture trigger (dropped, perhaps created again), and was not renamed again now, are dropped:
+// that table is no longer the one renamed. The renames of this installation all happened before it, so each
+// is chained onto a recorded one (a -> b recorded, b -> c now: a -> c), never onto another of the same pass
+// (in a swap a -> b, b -> a both stand). A rename back to the old name cancels out.
+Status UpdateUnpublishedRenames(Database& db,
+                                const std::vector<std::tuple<int64_t, std::string, std::string>>& moved) {
+  Result<Renames> recorded = UnpublishedTableRenames(db);
+  if (!recorded.ok()) return recorded.status();
+  Result<Statement> captured =
+      db.Prepare("SELECT count(*) FROM " + QuoteIdent(kTablesTable) +
+                 " AS t JOIN sqlite_schema AS s ON s.type = 'trigger' AND s.name = '__marmot__' || t.id || "
+                 "'_insert' AND s.tbl_name = t.name WHERE t.name = ?1");
+  if (!captured.ok()) return captured.status();
+  std::set<std::string> moved_now;  // a recorded rename's table renamed again is chained below
+  for (const auto& [id, from, to] : moved) moved_now.insert(from);
+  Renames kept;
+  for (const auto& [old_name, new_name] : *recorded) {
+    if (moved_now.count(new_name) > 0) {
+      kept.emplace_back(old_name, new_name);
+      continue;
+    }
+    captured->Reset();
+    captured->BindText(1, new_name);
+    Result<bool> row = captured->Step();
+    if (!row.ok()) return row.status();
+    if (captured->ColumnInt(0) > 0) kept.emplace_back(old_name, new_name);
   }
-  if (!chained) renames->emplace_back(from, to);
+  Renames updated = kept;
+  for (const auto& [id, from, to] : moved) {
+    bool chained = false;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      if (kept[i].second != from) continue;
+      updated[i].second = to;
+      chained = true;
+    }
+    if (!chained) updated.emplace_back(from, to);
+  }
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& [old_name, new_name] : *renames) {
-    if (old_name != new_name) list.push_back({old_name, new_name});  // renamed back: nothing to publish
+  for (const auto& [old_name, new_name] : updated) {
+    if (old_name != new_name) list.push_back({old_name, new_name});
   }
   Result<Statement> store =
       db.Prepare("INSERT OR REPLACE INTO " + QuoteIdent(kStateTable) + " (name, value) VALUES (?1, ?2)");
   if (!store.ok()) return store.status();
   store->BindText(1, kUnpublishedRenamesKey);
-  store->BindText(2, list.dump());
+  store->BindText(2, list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return store->Run();
 }
 
@@ -155,16 +183,11 @@ Result<std::set<int64_t>> ReplacedTables(Database& db) {
   return ids;
 }
 
-Status FollowRenamedTables(Database& db) {
+Status FollowRenamedTables(Database& db,
+                           const std::vector<std::tuple<int64_t, std::string, std::string>>& moved) {
   std::string tables = QuoteIdent(kTablesTable);
-  Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
-  if (!moved.ok()) return moved.status();
   std::vector<std::pair<int64_t, std::string>> renames;
-  for (const auto& [id, from, to] : *moved) {
-    renames.emplace_back(id, to);
-    MARMOT_RETURN_IF_ERROR(
-        RecordUnpublishedRename(db, from, to).WithContext("recording the rename of " + from));
-  }
+  for (const auto& [id, from, to] : moved) renames.emplace_back(id, to);
   if (renames.empty()) return Status();
   auto run = [&db](const std::string& sql, const std::string& text) -> Status {
     Result<Statement> stmt = db.Prepare(sql);
@@ -229,7 +252,10 @@ Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>&
   if (!registered.ok()) return registered.status();
   // The first installation: the rows already there are the starting point, not changes.
   log_rows_of_new_tables = log_rows_of_new_tables && *registered > 0;
-  MARMOT_RETURN_IF_ERROR(FollowRenamedTables(db).WithContext("following renamed tables"));
+  Result<std::vector<std::tuple<int64_t, std::string, std::string>>> moved = MovedTriggers(db);
+  if (!moved.ok()) return moved.status().WithContext("looking for renamed tables");
+  MARMOT_RETURN_IF_ERROR(FollowRenamedTables(db, *moved).WithContext("following renamed tables"));
+  MARMOT_RETURN_IF_ERROR(UpdateUnpublishedRenames(db, *moved).WithContext("recording renamed tables"));
   std::set<int64_t> replaced;
   if (log_rows_of_new_tables) {
     Result<std::set<int64_t>> found = ReplacedTables(db);

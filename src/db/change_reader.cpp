@@ -112,6 +112,19 @@ Status ChangeReader::PublishSchemaChange() {
                  : !t.after ? "dropped"
                             : "changed");
   }
+  std::string reused;  // table renames onto names that stay or were taken: the others cannot repeat them
+  for (const SchemaRename& r : change.renames) {
+    if (!r.column && (local->count(ObjectKey(r.to)) > 0 || live->count(ObjectKey(r.from)) > 0))
+      reused += (reused.empty() ? "" : ", ") + QuoteIdent(r.from) + " -> " + QuoteIdent(r.to);
+  }
+  if (!reused.empty()) {
+    spdlog::error(
+        "schema: tables were renamed onto each other's names ({}) where marmot could not follow them one "
+        "by one (a swap or a chain, while marmot was stopped or NATS away): the other nodes cannot repeat "
+        "that and keep the rows under the old names. Run `marmot verify`, then `marmot verify -repair "
+        "-from {}`",
+        reused, node_id_);
+  }
   for (const SchemaRename& r : change.renames) {
     spdlog::info("schema: publishing the rename of {} {} to {}", r.column ? "column" : "table",
                  r.column ? QuoteIdent(r.table) + "." + QuoteIdent(r.from) : QuoteIdent(r.from),

@@ -159,6 +159,8 @@ Status SchemaApplier::CatchUp(uint64_t applied_seq) {
   Result<SchemaObjects> canon = LoadSchemaRecord(db_, kCanonRecord);
   if (!canon.ok()) return canon.status();
   if (*live == *canon) {
+    if (!reported_notes_.empty()) spdlog::info("schema: this node's schema now equals the cluster's");
+    reported_notes_.clear();
     settled_ = true;
     return db_.Exec("DELETE FROM " + QuoteIdent(kSchemaRenamesTable));
   }

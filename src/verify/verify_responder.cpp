@@ -43,6 +43,12 @@ constexpr size_t kMaxLocalKeys = 20000;
 // A prepared session's hold and barriers outlast the verifier's wait by this much.
 constexpr std::chrono::seconds kPrepareMargin{10};
 
+// The string `name` of a request, or "" when it is missing or not a string.
+std::string StringField(const nlohmann::json& request, const char* name) {
+  auto it = request.find(name);
+  return it != request.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::chrono::milliseconds Millis(const nlohmann::json& request, const char* name, int64_t fallback) {
   int64_t ms = fallback;
   if (request.contains(name) && request[name].is_number_unsigned()) ms = request[name].get<int64_t>();
@@ -116,8 +122,10 @@ void VerifyResponder::OnMessage(natsConnection*, natsSubscription*, natsMsg* raw
     return;
   }
   const std::string op = request["op"].get<std::string>();
+  // A repair names the one node that repairs; the others have nothing to do.
+  if (op == "repair" && StringField(request, "instance") != self->options_.instance) return;
   if (op == "whois" || op == "prepare" || op == "end") {
-    self->Handle(reply, request);  // quick: answered on this thread, in the order they came
+    self->HandleSafely(reply, request);  // quick: answered on this thread, in the order they came
     return;
   }
   // verify counts the nodes by this answer, so it goes out now, before the digests are computed.
@@ -128,11 +136,12 @@ void VerifyResponder::OnMessage(natsConnection*, natsSubscription*, natsMsg* raw
 void VerifyResponder::HandleOnWorker(const std::string& reply, const nlohmann::json& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_.load()) return;  // the destructor joins the workers it has; no new one after
     ReapWorkers();
     if (workers_.size() < kMaxWorkers) {
       auto done = std::make_shared<std::atomic<bool>>(false);
       workers_.push_back({std::thread([this, reply, request, done] {
-                            Handle(reply, request);
+                            HandleSafely(reply, request);
                             done->store(true);
                           }),
                           done});
@@ -141,6 +150,15 @@ void VerifyResponder::HandleOnWorker(const std::string& reply, const nlohmann::j
   }
   Reply(reply, {{"error", "this node is busy with " + std::to_string(kMaxWorkers) +
                               " verify requests; run one verify at a time"}});
+}
+
+void VerifyResponder::HandleSafely(const std::string& reply, const nlohmann::json& request) {
+  try {
+    Handle(reply, request);
+  } catch (const std::exception& e) {  // a malformed request (nlohmann::json type errors)
+    spdlog::warn("verify: a request failed: {}", e.what());
+    Reply(reply, {{"error", std::string("bad verify request: ") + e.what()}});
+  }
 }
 
 void VerifyResponder::ReapWorkers() {
@@ -165,7 +183,9 @@ void VerifyResponder::WatchForStop(Database& db) {
 void VerifyResponder::Reply(const std::string& reply, nlohmann::json answer) {
   answer["node"] = options_.node_id;
   answer["instance"] = options_.instance;
-  std::string data = answer.dump();
+  // Keys are the application's values: TEXT that is not UTF-8 is sent with U+FFFD in its place
+  // (it is compared by row hash, not by this text).
+  std::string data = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   natsStatus s =
       natsConnection_Publish(connection_, reply.c_str(), data.data(), static_cast<int>(data.size()));
   if (s == NATS_OK) return;
@@ -182,8 +202,8 @@ void VerifyResponder::Reply(const std::string& reply, nlohmann::json answer) {
 
 void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& request) {
   const std::string op = request["op"].get<std::string>();
-  const std::string session = request.value("session", "");
-  const std::string table = request.value("table", "");
+  const std::string session = StringField(request, "session");
+  const std::string table = StringField(request, "table");
   Result<nlohmann::json> answer = nlohmann::json::object();
   if (op == "whois") {  // node_id_check.h
     Reply(reply, {{"op", "whois"}, {"db_path", options_.db_path}, {"host", LocalHostName()}});
@@ -206,8 +226,7 @@ void VerifyResponder::Handle(const std::string& reply, const nlohmann::json& req
     std::lock_guard<std::mutex> lock(mu_);
     sessions_.erase(session);
     return;
-  } else if (op == "repair") {
-    if (request.value("instance", std::string()) != options_.instance) return;
+  } else if (op == "repair") {  // for this node (OnMessage)
     answer = Repair(table, request.value("keys", nlohmann::json::array()));
     if (answer.ok())
       spdlog::info("verify --repair: logged {} row(s) of table {} to publish again",
@@ -298,6 +317,17 @@ Result<nlohmann::json> VerifyResponder::OpenSession(const std::string& id, std::
       return Status::NotFound("verify session " + id + " was not prepared here (or its hold passed)");
     it->second.opening = true;
     prepared = it->second;
+  }
+  // One digest at a time: two sessions waiting for their barriers at once can each hold a
+  // consumer the other needs (in stream 1 A's barrier comes first, in stream 2 B's). The second
+  // waits here; meanwhile its barriers pass after VerifyBarriers::kClaimWait, and it fails (exit
+  // 2, "went on before the snapshot") instead of both failing after their whole wait.
+  std::unique_lock<std::timed_mutex> one_digest(digest_mu_, std::defer_lock);
+  if (!one_digest.try_lock_for(wait)) {
+    DropPrepared(id);
+    return Status::Unavailable(
+        "this node was computing another verify's digests for the whole wait; run "
+        "one verify at a time");
   }
   Result<std::map<std::string, uint64_t>> reached = options_.barriers->WaitAll(id, options_.streams, wait);
   if (!reached.ok()) {

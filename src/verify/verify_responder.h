@@ -16,9 +16,11 @@
 // Threads: nats.c delivers requests on one thread, which answers the quick ones (whois, prepare,
 // end, and the "hello" of a digest request) itself and hands the others (digest, exclude,
 // buckets, rows, repair) to a worker thread each, at most kMaxWorkers at a time. So a node that
-// is digesting a large database for one verify still answers another verify at once, and two
-// sessions are served side by side, each on its own connection (one mutex per session). A
-// janitor thread ends idle sessions and joins finished workers.
+// is digesting a large database for one verify still answers another verify's discovery at once.
+// Digests are taken one session at a time (two sessions waiting for their barriers at once could
+// each hold a consumer the other needs); the rest of a session's requests run beside another
+// session's, each on its own connection (one mutex per session). A janitor thread ends idle
+// sessions and joins finished workers.
 #pragma once
 
 #include <nats/nats.h>
@@ -75,6 +77,8 @@ class VerifyResponder {
   // sqlite3 progress handler of every connection the responder opens: a stop ends the work.
   static int Interrupted(void* closure);
   void WatchForStop(Database& db);
+  // Handle, answering an error instead of throwing.
+  void HandleSafely(const std::string& reply, const nlohmann::json& request);
   // Runs Handle on a worker thread (or answers that too many are busy).
   void HandleOnWorker(const std::string& reply, const nlohmann::json& request);
   // Joins the workers that finished. REQUIRES: mu_ held.
@@ -113,7 +117,8 @@ class VerifyResponder {
   VerifyResponderOptions options_;
   NatsSubscriptionPtr subscription_;
   std::atomic<bool> stopping_{false};  // set first when stopping: database work and new requests end
-  std::mutex mu_;                      // guards everything below
+  std::timed_mutex digest_mu_;  // held while a session waits for its barriers and digests (OpenSession)
+  std::mutex mu_;               // guards everything below
   std::condition_variable cv_;
   bool janitor_stop_ = false;
   bool subscription_closed_ = false;

@@ -283,6 +283,23 @@ TEST_F(CaptureTest, RenamesFoundAtInstallationAreKeptChainedUntilPublished) {
   EXPECT_EQ(unpublished(), (Renames{{"a", "c"}}));
   ASSERT_TRUE(ForgetUnpublishedTableRenames(db_).ok());
   EXPECT_EQ(unpublished(), Renames());
+  // Renames of one installation stand side by side, also when they reuse names (a swap).
+  Exec(db_, "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE q(id INTEGER PRIMARY KEY);");
+  Install();
+  ASSERT_TRUE(ForgetUnpublishedTableRenames(db_).ok());
+  Exec(db_, "ALTER TABLE p RENAME TO tmp; ALTER TABLE q RENAME TO p; ALTER TABLE tmp RENAME TO q");
+  Install();
+  Renames swap = unpublished();
+  std::sort(swap.begin(), swap.end());
+  EXPECT_EQ(swap, (Renames{{"p", "q"}, {"q", "p"}}));
+  ASSERT_TRUE(ForgetUnpublishedTableRenames(db_).ok());
+  // A recorded rename whose table was dropped and created again no longer stands.
+  Exec(db_, "ALTER TABLE c RENAME TO d");
+  Install();
+  EXPECT_EQ(unpublished(), (Renames{{"c", "d"}}));
+  Exec(db_, "DROP TABLE d; CREATE TABLE d(id INTEGER PRIMARY KEY, other TEXT)");
+  Install();
+  EXPECT_EQ(unpublished(), Renames());
 }
 
 TEST_F(CaptureTest, WiderKeysAddChangeLogColumns) {
