@@ -19,8 +19,9 @@ Result<FilePtr> CreateLocalFile(const std::string& path, const std::string& what
 }
 
 Status CloseLocalFile(FilePtr file, const std::string& path, const std::string& what) {
+  errno = 0;
   bool failed = std::fflush(file.get()) != 0 || std::ferror(file.get()) != 0;
-  int error = errno;
+  int error = errno != 0 ? errno : EIO;  // an earlier write failed: its errno is gone
   if (std::fclose(file.release()) != 0 && !failed) {
     failed = true;
     error = errno;
