@@ -5,11 +5,7 @@
 # every row, and the row the application wrote inside its long transaction reaches node 1.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_nats
-for n in 1 2; do
-  sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
-  write_node_config "$n"
-  start_marmot "$n" "$WORK/node$n.toml"
-done
+start_nodes 2 "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT);"
 /usr/bin/python3 - "$WORK/node2.db" >"$WORK/holder.log" 2>&1 <<'PY' &
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)

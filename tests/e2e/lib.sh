@@ -180,6 +180,18 @@ write_node_config() {
   } >"$WORK/node$n.toml"
 }
 
+# start_nodes COUNT SQL [LINE...]: nodes 1..COUNT on $NATS_URL (setup_nats), each database made in
+# WAL mode with SQL, configured by write_node_config with the LINEs, started in turn (start_marmot).
+start_nodes() {
+  local count="$1" schema="$2" n
+  shift 2
+  for n in $(seq 1 "$count"); do
+    sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; $schema" >/dev/null
+    write_node_config "$n" "$@"
+    start_marmot "$n" "$WORK/node$n.toml"
+  done
+}
+
 # snapshot_covers SEQ [LOG...]: some node's log ($WORK/node*.log unless given) says it saved a
 # snapshot whose position in stream marmot-changes-c-1 is at least SEQ.
 snapshot_covers() {

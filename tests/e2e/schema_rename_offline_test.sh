@@ -6,11 +6,7 @@
 # found rename is recorded with capture (capture.h UnpublishedTableRenames) until published.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_nats
-for n in 1 2; do
-  sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);" >/dev/null
-  write_node_config "$n"
-  start_marmot "$n" "$WORK/node$n.toml"
-done
+start_nodes 2 "CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);"
 sql "$WORK/node1.db" "INSERT INTO books VALUES (1, 'a'), (2, 'b'), (3, 'c')"
 seen_within 30 "$WORK/node2.db" "SELECT count(*) FROM books" 3 || fail "the first rows did not reach node 2"
 
