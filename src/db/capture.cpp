@@ -187,6 +187,7 @@ Status FollowRenamedTables(Database& db,
                            const std::vector<std::tuple<int64_t, std::string, std::string>>& moved) {
   std::string tables = QuoteIdent(kTablesTable);
   std::vector<std::pair<int64_t, std::string>> renames;
+  renames.reserve(moved.size());
   for (const auto& [id, from, to] : moved) renames.emplace_back(id, to);
   if (renames.empty()) return Status();
   auto run = [&db](const std::string& sql, const std::string& text) -> Status {
