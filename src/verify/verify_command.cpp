@@ -207,12 +207,33 @@ Result<std::map<std::string, uint64_t>> Verifier::PublishBarriers() {
 }
 
 Result<Answers> Verifier::DigestAtBarriers(std::map<std::string, std::set<std::string>>* left_out) {
-  session_ = NewSessionId();
   const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.wait).count();
-  Result<Answers> prepared =
-      Ask({{"op", "prepare"}, {"session", session_}, {"hold_ms", wait_ms}}, {}, kAnswerTimeout);
-  if (!prepared.ok()) return prepared.status();
-  SetNodes(*prepared);
+  // With -nodes N, fewer answers are asked again for up to -wait: a node whose NATS routes are
+  // still coming back (after a restart or a partition) is not reachable for a moment.
+  const auto discover_deadline = Clock::now() + options_.wait;
+  bool told = false;
+  while (true) {
+    session_ = NewSessionId();
+    Result<Answers> prepared =
+        Ask({{"op", "prepare"}, {"session", session_}, {"hold_ms", wait_ms}}, {}, kAnswerTimeout);
+    if (!prepared.ok()) return prepared.status();
+    SetNodes(*prepared);
+    if (options_.expected_nodes == 0 || nodes_.size() >= options_.expected_nodes ||
+        Clock::now() >= discover_deadline)
+      break;
+    EndSession();
+    if (!told) {
+      std::fprintf(stderr, "marmot verify: %zu of %zu node(s) answered; asking again for up to %lld s\n",
+                   nodes_.size(), options_.expected_nodes, static_cast<long long>(options_.wait.count()));
+      told = true;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (options_.expected_nodes > 0 && nodes_.size() < options_.expected_nodes) {
+    EndSession();
+    return Status::Unavailable(std::to_string(nodes_.size()) + " node(s) answered, " +
+                               std::to_string(options_.expected_nodes) + " expected");
+  }
   Result<std::map<std::string, uint64_t>> barriers = PublishBarriers();
   if (!barriers.ok()) {
     EndSession();

@@ -3,7 +3,8 @@
 # nodes agree (exit 0). Rows changed on node 2 behind marmot's back (triggers off, so nothing is
 # captured) make verify exit 1 and name exactly those keys. `verify -repair -from 1` makes node 1
 # publish its rows again; every node ends identical to node 1 and the verify after it agrees.
-# Fewer nodes than -nodes, and a NATS nobody listens on, are exit 2.
+# A node that starts while verify -nodes 3 waits is waited for; fewer nodes than -nodes after
+# -wait, and a NATS nobody listens on, are exit 2.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_nats
 SCHEMA="
@@ -60,7 +61,19 @@ wait_for 30 "the three nodes to be identical after the repair" same_dbs "$WORK/n
 verify -nodes 3
 [ "$RC" = 0 ] || fail "verify after the repair exited $RC: $(cat "$WORK/verify.out" "$WORK/verify.err")"
 
-verify -nodes 4
+# A node that is not there yet when verify starts is waited for (up to -wait) with -nodes N.
+stop_pid "${NODE_PID[3]}"
+(verify -nodes 3; echo "$RC" >"$WORK/late.rc") &
+verifier=$!
+sleep 3
+start_marmot 3 "$WORK/node3.toml"
+wait "$verifier"
+[ "$(cat "$WORK/late.rc")" = 0 ] ||
+  fail "verify -nodes 3 with node 3 starting late exited $(cat "$WORK/late.rc"): $(cat "$WORK/verify.out" "$WORK/verify.err")"
+grep -q "2 of 3 node(s) answered; asking again" "$WORK/verify.err" || fail "verify did not wait for node 3: $(cat "$WORK/verify.err")"
+grep -q "all 3 table(s) agree on 3 node(s)" "$WORK/verify.out" || fail "no agreement with node 3 late: $(cat "$WORK/verify.out")"
+
+verify -nodes 4 -wait 5
 [ "$RC" = 2 ] || fail "verify -nodes 4 with 3 nodes exited $RC"
 grep -q "3 node(s) answered, 4 expected" "$WORK/verify.err" || fail "no reason for exit 2: $(cat "$WORK/verify.err")"
 verify -nats-url "nats://127.0.0.1:$(free_port)"
