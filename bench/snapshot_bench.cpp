@@ -1,10 +1,7 @@
 #include "snapshot_bench.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +19,7 @@
 #include "db/marmot_tables.h"
 #include "db/schema.h"
 #include "db/sqlite.h"
+#include "loopback_ports.h"
 #include "snapshot/live_restore.h"
 #include "snapshot/snapshot_file.h"
 
@@ -85,17 +83,6 @@ bool LogContains(const std::string& path, const std::string& text) {
   return all.find(text) != std::string::npos;
 }
 
-bool Accepts(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  if (fd >= 0) close(fd);
-  return ok;
-}
-
 // A JetStream nats-server on a free loopback port, its store in `dir`.
 class NatsServer {
  public:
@@ -106,7 +93,7 @@ class NatsServer {
     pid_ = Spawn({binary, "-js", "-a", "127.0.0.1", "-p", std::to_string(port_), "-sd", dir + "/nats-store"},
                  dir + "/nats-server.log");
     auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!Accepts(port_)) {
+    while (!test::LoopbackAccepts(port_)) {
       if (Clock::now() > deadline || waitpid(pid_, nullptr, WNOHANG) == pid_)
         Fail("nats-server did not start; see " + dir + "/nats-server.log");
       std::this_thread::sleep_for(std::chrono::milliseconds(20));

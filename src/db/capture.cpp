@@ -144,11 +144,10 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
 // this id. Tables that swapped names (a -> tmp, b -> a, tmp -> b) keep their own ids and entries.
 // (id, old name, new name) of every table whose insert trigger now sits on another table.
 Result<std::vector<std::tuple<int64_t, std::string, std::string>>> MovedTriggers(Database& db) {
-  Result<int64_t> installed =
-      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kTablesTable + "'");
+  Result<bool> installed = db.HasTable(kTablesTable);
   if (!installed.ok()) return installed.status();
   std::vector<std::tuple<int64_t, std::string, std::string>> renames;
-  if (*installed == 0) return renames;
+  if (!*installed) return renames;
   Result<Statement> moved =
       db.Prepare("SELECT t.id, t.name, s.tbl_name FROM sqlite_schema AS s JOIN " + QuoteIdent(kTablesTable) +
                  " AS t ON s.name = '__marmot__' || t.id || '_insert' WHERE s.type = "
@@ -221,10 +220,9 @@ Status FollowRenamedTables(Database& db,
 
 Result<std::vector<std::pair<std::string, std::string>>> UnpublishedTableRenames(Database& db) {
   Renames renames;
-  Result<int64_t> installed =
-      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kStateTable + "'");
+  Result<bool> installed = db.HasTable(kStateTable);
   if (!installed.ok()) return installed.status();
-  if (*installed == 0) return renames;
+  if (!*installed) return renames;
   Result<Statement> read = db.Prepare("SELECT value FROM " + QuoteIdent(kStateTable) + " WHERE name = '" +
                                       kUnpublishedRenamesKey + "'");
   if (!read.ok()) return read.status();

@@ -71,10 +71,9 @@ Result<TableSelection> TableSelection::FromJson(std::string_view json) {
 }
 
 Result<TableSelection> LoadTableSelection(Database& db) {
-  Result<int64_t> has_state =
-      db.QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kStateTable + "'");
+  Result<bool> has_state = db.HasTable(kStateTable);
   if (!has_state.ok()) return has_state.status();
-  if (*has_state == 0) return TableSelection();
+  if (!*has_state) return TableSelection();
   Result<Statement> stmt =
       db.Prepare("SELECT value FROM " + QuoteIdent(kStateTable) + " WHERE name = '" + kSelectionKey + "'");
   if (!stmt.ok()) return stmt.status();

@@ -282,6 +282,13 @@ Result<std::string> Database::QueryText(const std::string& sql) {
   return *row ? stmt->ColumnText(0) : std::string();
 }
 
+Result<bool> Database::HasTable(const std::string& name) {
+  Result<Statement> stmt = Prepare("SELECT 1 FROM main.sqlite_schema WHERE name = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, name);
+  return stmt->Step();
+}
+
 Status Database::DisableTriggersAndForeignKeys() {
   int enabled = 1;
   if (sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &enabled) != SQLITE_OK ||

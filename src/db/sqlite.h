@@ -123,6 +123,8 @@ class Database {
   // Runs a query expected to return one integer (first column of the first row; 0 when no rows).
   Result<int64_t> QueryInt(const std::string& sql);
   Result<std::string> QueryText(const std::string& sql);
+  // Whether the main database has a table (or other schema object) named `name`.
+  Result<bool> HasTable(const std::string& name);
 
   // Switches the application's triggers and foreign keys off for this connection: the applier
   // uses this so replicated rows neither re-fire capture nor the application's own triggers.

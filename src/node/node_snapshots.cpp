@@ -37,10 +37,9 @@ Result<std::map<std::string, uint64_t>> RecordedGaps(const std::string& db_path)
   Result<Database> db = Database::Open(db_path);
   if (!db.ok()) return db.status();
   std::map<std::string, uint64_t> gaps;
-  Result<int64_t> exists =
-      db->QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") + kGapsTable + "'");
+  Result<bool> exists = db->HasTable(kGapsTable);
   if (!exists.ok()) return exists.status();
-  if (*exists == 0) return gaps;
+  if (!*exists) return gaps;
   Result<Statement> q =
       db->Prepare("SELECT stream, min(first_missing) FROM " + QuoteIdent(kGapsTable) + " GROUP BY stream");
   if (!q.ok()) return q.status();

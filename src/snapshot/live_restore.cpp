@@ -113,10 +113,9 @@ Status PrepareSnapshotForRestore(const std::string& snapshot_db, const std::stri
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
   Result<Database> live = Database::Open(live_db);
   if (!live.ok()) return live.status();
-  Result<int64_t> has_dead = live->QueryInt(std::string("SELECT count(*) FROM sqlite_schema WHERE name = '") +
-                                            kDeadLetterTable + "'");
+  Result<bool> has_dead = live->HasTable(kDeadLetterTable);
   if (!has_dead.ok()) return has_dead.status();
-  if (*has_dead > 0) {
+  if (*has_dead) {
     Result<Statement> read = live->Prepare("SELECT at, stream, stream_seq, tbl, op, reason, statement FROM " +
                                            QuoteIdent(kDeadLetterTable) + " ORDER BY id");
     if (!read.ok()) return read.status();

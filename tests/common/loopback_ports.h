@@ -1,5 +1,6 @@
 // FreeLoopbackPorts: ports for the servers that tests and the benchmark start, picked at random
 // (never fixed ports: tests run in parallel). tests/e2e/lib.sh `free_port` follows the same rule.
+// LoopbackAccepts: whether such a server is up yet.
 #pragma once
 
 #include <arpa/inet.h>
@@ -12,17 +13,33 @@
 
 namespace marmot::test {
 
-// True when nothing is bound to 127.0.0.1:port now.
-inline bool LoopbackPortFree(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
+// 127.0.0.1:port.
+inline sockaddr_in LoopbackAddress(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<uint16_t>(port));
+  return addr;
+}
+
+// True when nothing is bound to 127.0.0.1:port now.
+inline bool LoopbackPortFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr = LoopbackAddress(port);
   bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return free;
+}
+
+// True when something accepts connections on 127.0.0.1:port now.
+inline bool LoopbackAccepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr = LoopbackAddress(port);
+  bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return up;
 }
 
 // The first of `count` consecutive loopback TCP ports that are free now, picked at random below
