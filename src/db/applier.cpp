@@ -145,6 +145,8 @@ void Applier::ForgetCaches() {
   statements_.Clear();
   key_positions_.Clear();
   key_columns_.clear();
+  replaces_other_rows_.clear();
+  local_row_readers_.clear();
   matcher_.Clear();
 }
 
@@ -349,6 +351,55 @@ Result<const std::vector<std::string>*> Applier::KeyColumns(const std::string& t
   return &key_columns_.emplace(table, std::move(keys)).first->second;
 }
 
+Result<bool> Applier::ReplacesOtherRows(const std::string& table) {
+  auto found = replaces_other_rows_.find(table);
+  if (found != replaces_other_rows_.end()) return found->second;
+  Result<std::vector<std::string>> unique = UniqueIndexesBesidesKey(db_, table);
+  if (!unique.ok()) return unique.status();
+  return replaces_other_rows_.emplace(table, !unique->empty()).first->second;
+}
+
+Result<RowChange> Applier::LocalRowAsChange(const RowChange& change) {
+  auto found = local_row_readers_.find(change.table);
+  if (found == local_row_readers_.end()) {
+    Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
+    if (!schema.ok()) return schema.status();
+    if (!*schema) return Status::NotFound("no table " + QuoteIdent(change.table) + " here");
+    LocalRowReader reader;
+    reader.stored_columns = std::make_shared<const std::vector<std::string>>((*schema)->StoredColumns());
+    reader.key_columns = std::make_shared<const std::vector<std::string>>((*schema)->KeyColumns());
+    Result<Statement> lookup = db_.Prepare(SelectRowByKeySql(**schema));
+    if (!lookup.ok()) return lookup.status();
+    reader.lookup = std::move(*lookup);
+    found = local_row_readers_.emplace(change.table, std::move(reader)).first;
+  }
+  LocalRowReader& reader = found->second;
+  Result<KeyPositions*> positions =
+      key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
+  if (!positions.ok()) return positions.status();
+  if (!(*positions)->known || (*positions)->at.size() != reader.key_columns->size())
+    return Status::NotFound("the key of a change to table " + QuoteIdent(change.table) +
+                            " is not known here");
+  const std::vector<size_t>& at = (*positions)->at;
+  for (size_t k = 0; k < at.size(); ++k) reader.lookup.Bind(static_cast<int>(k + 1), change.values[at[k]]);
+  Result<bool> row = reader.lookup.Step();
+  RowChange local;
+  local.table = change.table;
+  if (row.ok() && *row) {
+    local.op = RowChange::Op::kUpsert;
+    local.columns = reader.stored_columns;
+    for (size_t c = 0; c < reader.stored_columns->size(); ++c)
+      local.values.push_back(reader.lookup.ColumnValue(static_cast<int>(c)));
+  } else {
+    local.op = RowChange::Op::kDelete;
+    local.columns = reader.key_columns;
+    for (size_t k : at) local.values.push_back(change.values[k]);
+  }
+  reader.lookup.Reset();
+  if (!row.ok()) return row.status().WithContext("reading a row of table " + QuoteIdent(change.table));
+  return local;
+}
+
 Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change) {
   Result<KeyPositions*> positions =
       key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
@@ -464,11 +515,21 @@ Status Applier::FindUnchangedEchoes(std::span<const RowChange> changes, std::vec
   // Rows that an earlier change of this batch will write: a later echo of the same row must be
   // compared with that change's values, not with the row as it is now, so it is applied. (A hash
   // collision with another row only makes an echo be written again, which is harmless.)
+  // Likewise a row that an earlier upsert of the batch can remove by REPLACE (it takes a value of
+  // another UNIQUE index of the row's table): the echo must write the row again, as on every node.
   rows_seen_.Clear();
+  replacing_tables_.clear();
+  bool unknown_upsert = false;  // an upsert of a table not known here (renamed?): any row may go
   for (size_t i = 0; i < changes.size(); ++i) {
-    if (!row_keys_[i].known) continue;  // unknown here: applying it will dead-letter it
-    if (changes[i].echo && !rows_seen_.Contains(row_keys_[i].hash)) {
-      Result<bool> holds = matcher_.AlreadyHolds(changes[i]);
+    const RowChange& change = changes[i];
+    if (!row_keys_[i].known) {
+      unknown_upsert = unknown_upsert || change.op == RowChange::Op::kUpsert;
+      continue;
+    }
+    bool may_be_replaced = unknown_upsert || std::find(replacing_tables_.begin(), replacing_tables_.end(),
+                                                       change.table) != replacing_tables_.end();
+    if (change.echo && !may_be_replaced && !rows_seen_.Contains(row_keys_[i].hash)) {
+      Result<bool> holds = matcher_.AlreadyHolds(change);
       if (!holds.ok()) return holds.status();
       if (*holds) {
         (*unchanged)[i] = 1;
@@ -476,6 +537,11 @@ Status Applier::FindUnchangedEchoes(std::span<const RowChange> changes, std::vec
       }
     }
     rows_seen_.Insert(row_keys_[i].hash);
+    if (change.op == RowChange::Op::kUpsert && !may_be_replaced) {
+      Result<bool> replaces = ReplacesOtherRows(change.table);
+      if (!replaces.ok()) return replaces.status();
+      if (*replaces) replacing_tables_.push_back(change.table);
+    }
   }
   return read.Commit();
 }
@@ -504,8 +570,17 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   const auto locked_at = std::chrono::steady_clock::now();
-  // Writes the queued records and `at` (if any) and commits; counts the transaction.
+  local_rows_to_restore_.clear();
+  // Puts back the local rows superseded upserts were written over, writes the queued records and
+  // `at` (if any) and commits; counts the transaction.
   auto commit = [&](const std::optional<StreamPosition>& at) -> Status {
+    // After every change of the transaction, as the local writes will come after them on every
+    // other node.
+    for (const LocalRow& local : local_rows_to_restore_) {
+      MARMOT_RETURN_IF_ERROR(RunChange(local.row).WithContext(
+          "putting back the local row of table " + QuoteIdent(local.row.table) + " in " + db_.path()));
+    }
+    local_rows_to_restore_.clear();
     MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
     if (at) MARMOT_RETURN_IF_ERROR(WritePosition(*at));
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
@@ -578,6 +653,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
     if (!superseded_.empty() && superseded_[i]) {
       ++stats.superseded;
       MARMOT_RETURN_IF_ERROR(later_change_to(i));
+      if (change.op == RowChange::Op::kUpsert) MARMOT_RETURN_IF_ERROR(WriteSupersededUpsert(change));
       continue;
     }
     Status applied = RunChange(change);
@@ -617,6 +693,29 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   }
   MARMOT_RETURN_IF_ERROR(commit(position));
   return stats;
+}
+
+Status Applier::WriteSupersededUpsert(const RowChange& change) {
+  Result<bool> replaces = ReplacesOtherRows(change.table);
+  if (!replaces.ok()) return replaces.status();
+  if (!*replaces) return Status();  // skipping it skips nothing else
+  const char* what = "writing a superseded change for the rows it replaces";
+  // The first of the transaction's changes to the row finds the local row (a later one finds the
+  // first one's values).
+  Result<std::optional<std::string>> identity = RowIdentity(change);
+  if (!identity.ok()) return identity.status().WithContext(what);
+  if (!*identity) return Status::Error(std::string(what) + ": its key is not known here");
+  bool saved = std::any_of(local_rows_to_restore_.begin(), local_rows_to_restore_.end(),
+                           [&](const LocalRow& local) { return local.identity == **identity; });
+  if (!saved) {
+    Result<RowChange> local = LocalRowAsChange(change);
+    if (!local.ok()) return local.status().WithContext(what);
+    local_rows_to_restore_.push_back(LocalRow{std::move(**identity), std::move(*local)});
+  }
+  Status written = RunChange(change);
+  // Not written (it would have been dead-lettered): it replaced nothing either.
+  if (!written.ok() && sqlite3_get_autocommit(db_.get())) return written.WithContext(what);
+  return Status();
 }
 
 Status Applier::RunChange(const RowChange& change) {

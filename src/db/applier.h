@@ -83,11 +83,15 @@ class Applier {
   // writes. A row whose local change-log entries after that cursor are not read yet was written
   // here after everything now in the stream, so its local write will be published later and win;
   // applying the incoming change would overwrite the values the reader is about to publish. Such
-  // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument.
+  // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument. In a table
+  // with a UNIQUE index besides its key, a skipped upsert would also skip the rows its REPLACE
+  // removes on every other node: there it is written, and the local row put back before the
+  // transaction commits, as the local write will do everywhere when it is published.
   //
   // Changes marked `echo` (this node's own, back from the stream) are first compared with the
   // local rows in a read transaction, which does not block the application's writers; those the
-  // database already holds are skipped (counted as unchanged).
+  // database already holds are skipped (counted as unchanged), unless an earlier upsert of the
+  // batch can remove the row first (REPLACE on another UNIQUE index of the same table).
   Result<ApplyStats> Apply(std::span<const RowChange> changes, const std::optional<StreamPosition>& position,
                            std::optional<uint64_t> local_unread_after = std::nullopt);
 
@@ -196,9 +200,18 @@ class Applier {
   Result<std::optional<std::string>> RowIdentity(const RowChange& change);
   // The key columns of `table` (cached); empty when the table does not exist here.
   Result<const std::vector<std::string>*> KeyColumns(const std::string& table);
+  // True when `table` has a UNIQUE index besides its key here (cached): an upsert's REPLACE can
+  // then remove other rows of the table.
+  Result<bool> ReplacesOtherRows(const std::string& table);
+  // The row `change` touches as it is here, as the change that writes it back: an upsert of every
+  // stored column, or a delete when the row is not here. The change's key must be known here.
+  Result<RowChange> LocalRowAsChange(const RowChange& change);
   Result<KeyPositions> MakeKeyPositions(const RowChange& change);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
+  // A superseded upsert (see Apply) in a table where REPLACE can remove other rows: written, the
+  // local row saved first in local_rows_to_restore_ (the transaction's commit puts it back).
+  Status WriteSupersededUpsert(const RowChange& change);
   // Writes one change with its prepared statement; fails when its shape does not fit the table
   // here or SQLite refuses it (the caller dead-letters it, or rolls back when SQLite did).
   Status RunChange(const RowChange& change);
@@ -230,6 +243,21 @@ class Applier {
   ShapeCache<PreparedShape> statements_;
   ShapeCache<KeyPositions> key_positions_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
+  std::unordered_map<std::string, bool> replaces_other_rows_;
+  // Per table, what LocalRowAsChange reads: the lookup and the column lists its changes point to.
+  struct LocalRowReader {
+    Statement lookup;
+    std::shared_ptr<const std::vector<std::string>> stored_columns, key_columns;
+  };
+  std::unordered_map<std::string, LocalRowReader> local_row_readers_;
+  // Local rows that superseded upserts were written over in the open transaction, to be put back
+  // before it commits (see Apply), with their identities (RowIdentity).
+  struct LocalRow {
+    std::string identity;
+    RowChange row;
+  };
+  std::vector<LocalRow> local_rows_to_restore_;
+  std::vector<std::string> replacing_tables_;  // FindUnchangedEchoes: tables an upsert may replace rows in
   // Per-batch scratch space, kept so that applying allocates nothing per row.
   std::vector<RowKey> row_keys_;
   std::vector<char> unchanged_;

@@ -189,13 +189,7 @@ Result<ChangeReader::TableReader*> ChangeReader::Table(int64_t id) {
   table->schema = std::move(**schema);
   auto stored = std::make_shared<std::vector<std::string>>(table->schema.StoredColumns());
   auto keys = std::make_shared<std::vector<std::string>>(table->schema.KeyColumns());
-  std::string sql = "SELECT ";
-  for (size_t i = 0; i < stored->size(); ++i) sql += (i ? ", " : "") + QuoteIdent((*stored)[i]);
-  sql += " FROM " + QuoteIdent(table->schema.name) + " WHERE ";
-  for (size_t i = 0; i < keys->size(); ++i) {
-    sql += (i ? " AND " : "") + QuoteIdent((*keys)[i]) + " IS ?" + std::to_string(i + 1);
-  }
-  Result<Statement> lookup = db_.Prepare(sql);
+  Result<Statement> lookup = db_.Prepare(SelectRowByKeySql(table->schema));
   if (!lookup.ok()) return lookup.status().WithContext("reading rows of table " + QuoteIdent(name->second));
   table->lookup = std::move(*lookup);
   table->stored_columns = std::move(stored);

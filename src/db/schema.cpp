@@ -198,4 +198,28 @@ Result<std::optional<TableSchema>> ReadTableSchema(Database& db, const std::stri
   return std::optional<TableSchema>(std::move(tables->front()));
 }
 
+std::string SelectRowByKeySql(const TableSchema& table) {
+  std::vector<std::string> stored = table.StoredColumns(), keys = table.KeyColumns();
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < stored.size(); ++i) sql += (i ? ", " : "") + QuoteIdent(stored[i]);
+  sql += " FROM " + QuoteIdent(table.name) + " WHERE ";
+  for (size_t i = 0; i < keys.size(); ++i)
+    sql += (i ? " AND " : "") + QuoteIdent(keys[i]) + " IS ?" + std::to_string(i + 1);
+  return sql;
+}
+
+Result<std::vector<std::string>> UniqueIndexesBesidesKey(Database& db, const std::string& table) {
+  Result<Statement> list =
+      db.Prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk' ORDER BY name");
+  if (!list.ok()) return list.status();
+  list->BindText(1, table);
+  std::vector<std::string> names;
+  while (true) {
+    Result<bool> row = list->Step();
+    if (!row.ok()) return row.status().WithContext("listing the indexes of table " + QuoteIdent(table));
+    if (!*row) return names;
+    names.push_back(list->ColumnText(0));
+  }
+}
+
 }  // namespace marmot

@@ -74,4 +74,13 @@ Result<std::vector<TableSchema>> ReadSchema(Database& db);
 // Reads one table; nullopt when it does not exist or is not replicated.
 Result<std::optional<TableSchema>> ReadTableSchema(Database& db, const std::string& table);
 
+// "SELECT <stored columns> FROM <table> WHERE <key 1> IS ?1 AND ...": one row by its key, its
+// values in StoredColumns() order.
+std::string SelectRowByKeySql(const TableSchema& table);
+
+// The names of `table`'s UNIQUE indexes and constraints other than its primary key (SQLite's
+// autoindex names for constraints). An upsert's INSERT OR REPLACE removes the rows that hold one
+// of its values in such an index.
+Result<std::vector<std::string>> UniqueIndexesBesidesKey(Database& db, const std::string& table);
+
 }  // namespace marmot

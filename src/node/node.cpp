@@ -31,6 +31,31 @@
 #include "verify/verify_responder.h"
 
 namespace marmot {
+namespace {
+
+// With more than one shard the rows of a table travel in several streams, which a node may apply
+// in another order than they were written (each stream is read at its own pace, e.g. while
+// catching up). With a UNIQUE index besides the key, an older row that takes a unique value can
+// then remove, by REPLACE, a newer row on that node only (docs/CLUSTER.md, "Shards and UNIQUE
+// indexes").
+void WarnOfUniqueIndexesAcrossShards(Database& db, const std::vector<TableSchema>& tables, int shards) {
+  std::string names;
+  for (const TableSchema& table : tables) {
+    Result<std::vector<std::string>> unique = UniqueIndexesBesidesKey(db, table.name);
+    if (unique.ok() && !unique->empty()) names += (names.empty() ? "" : ", ") + QuoteIdent(table.name);
+  }
+  if (names.empty()) return;
+  spdlog::warn(
+      "[replication_log] shards = {} and table(s) {} have a UNIQUE index besides the primary key: rows of "
+      "one "
+      "table travel in several streams, a node can apply them in another order than they were written, and a "
+      "row that takes another's unique value can then remove it on that node only. Nodes may differ (marmot "
+      "verify finds it, -repair mends it); use shards = 1 with such tables (docs/CLUSTER.md, \"Shards and "
+      "UNIQUE indexes\")",
+      shards, names);
+}
+
+}  // namespace
 
 Node::Node(NodeOptions options)
     : options_(std::move(options)),
@@ -107,6 +132,7 @@ Status Node::PrepareDatabase() {
     spdlog::warn("{} has no tables yet; tables created later are captured when marmot sees them",
                  options_.db_path);
   MARMOT_RETURN_IF_ERROR(InstallCapture(*db, *tables, /*log_rows_of_new_tables=*/true));
+  if (options_.layout.shards > 1) WarnOfUniqueIndexesAcrossShards(*db, *tables, options_.layout.shards);
   {
     Transaction txn(&*db);
     MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));

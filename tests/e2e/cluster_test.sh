@@ -16,6 +16,7 @@ CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author TEXT, ye
 CREATE TABLE \"odd \"\"table\"\" name\" (\"key col\" TEXT PRIMARY KEY, \"select\" ANY, \"ü\" REAL);
 CREATE TABLE kv (k BLOB PRIMARY KEY, v ANY) WITHOUT ROWID;
 CREATE TABLE log (msg TEXT);  -- keyed by rowid: each node writes its own rowid range
+CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT UNIQUE);  -- not written: see the start warning
 "
 
 for n in 1 2 3; do
@@ -43,6 +44,12 @@ node_running() { grep -q "node $1 running" "$WORK/node$1.log"; }
 
 for n in 1 2 3; do start_node "$n"; done
 for n in 1 2 3; do wait_for 90 "node $n to start" node_running "$n"; done
+# With several shards, a UNIQUE index besides the key is named at start (docs/CLUSTER.md).
+unique_warning() { grep -q 'shards = [0-9]* and table(s) "tags" have a UNIQUE index' "$WORK/node$1.log"; }
+for n in 1 2 3; do
+  if [ "$SHARDS" -gt 1 ]; then unique_warning "$n" || fail "node $n did not warn of table tags with shards = $SHARDS"
+  elif unique_warning "$n"; then fail "node $n warned of UNIQUE indexes with one shard"; fi
+done
 
 # Writes on all three nodes at once.
 write_load() {

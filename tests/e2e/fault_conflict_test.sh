@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fault suite, conflict torture (issue 10): three nodes with embedded, clustered nats-servers.
 # On every node two real clients write at once for FAULT_SECONDS (default 20): Python's sqlite3
-# module and the sqlite3 CLI, on the same 40 keys of two tables as every other node: inserts,
-# updates, deletes, primary-key changes, every value type. After the writers stop, `marmot verify`
+# module and the sqlite3 CLI, on the same 40 keys of three tables as every other node: inserts,
+# updates, deletes, primary-key changes, every value type, and rows that take each other's value of
+# a UNIQUE column (REPLACE removes the row that held it). After the writers stop, `marmot verify`
 # must agree within 120 s, and the dumps of the three databases must be identical.
 # With CONFLICT_LEAF=1 (fault_leaf_conflict_test.sh) node 3 joins only as a NATS leaf of node 1:
 # two hub nodes (replicas 2) and a leaf that uses their JetStream must end just as identical.
@@ -11,7 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
 for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL;
     CREATE TABLE items (id INTEGER PRIMARY KEY, v, n INTEGER);
-    CREATE TABLE pairs (k TEXT, j INTEGER, v BLOB, PRIMARY KEY (k, j)) WITHOUT ROWID;" >/dev/null
+    CREATE TABLE pairs (k TEXT, j INTEGER, v BLOB, PRIMARY KEY (k, j)) WITHOUT ROWID;
+    CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER);" >/dev/null
   CLUSTER_PORT[$n]=$(free_port_pair)
   cat >"$WORK/node$n.toml" <<TOML
 db_path = "$WORK/node$n.db"

@@ -340,6 +340,24 @@ TEST_F(ApplierTest, AnEchoAfterAnotherChangeToItsRowInTheBatchIsApplied) {
   EXPECT_EQ(Rows(db_, "SELECT title FROM books"), (std::vector<std::string>{"3:'v2'"}));
 }
 
+TEST_F(ApplierTest, AnEchoWhoseRowAnEarlierChangeOfTheBatchReplacesIsApplied) {
+  // This node wrote book 2 with isbn x; another node wrote book 1 with isbn x just before, so the
+  // stream holds 1 and then 2. Every node applies 1 (its REPLACE removes book 2, which holds the
+  // UNIQUE isbn) and then 2 (which removes book 1): book 2 stays. Here 2 is an echo that the row
+  // still holds before the batch, but not after book 1 went in: it must be written.
+  Exec(db_, "INSERT INTO books(id, title, isbn, pages) VALUES (2, 'B', 'x', 1)");
+  ApplyStats stats = Apply({Book(1, Value::Text("A"), Value::Integer(1), Value::Text("x")),
+                            Echo(Book(2, Value::Text("B"), Value::Integer(1), Value::Text("x")))});
+  EXPECT_EQ(stats.applied, 2u);
+  EXPECT_EQ(Rows(db_, "SELECT id FROM books"), (std::vector<std::string>{"1:2"}));
+  // Without another UNIQUE index in the table nothing can be replaced: the echo is skipped.
+  Exec(db_, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (2, 'x')");
+  stats = Apply({Upsert("notes", {"id", "body"}, {Value::Integer(1), Value::Text("x")}),
+                 Echo(Upsert("notes", {"id", "body"}, {Value::Integer(2), Value::Text("x")}))});
+  EXPECT_EQ(stats.applied, 1u);
+  EXPECT_EQ(stats.unchanged, 1u);
+}
+
 TEST_F(ApplierTest, AnEchoOfFewerColumnsThanTheTableIsComparedOnItsColumns) {
   // The table gained a column here since this node wrote the change: the row holds what the change
   // wrote, so it is left alone (writing it would have to reset the new column).

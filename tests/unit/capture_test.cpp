@@ -253,6 +253,34 @@ TEST_F(CaptureTest, IncomingChangesDoNotOverwriteLocalWritesTheReaderHasNotRead)
   EXPECT_EQ(stats->applied, 1u);
 }
 
+// An incoming row that a newer local write supersedes is not written, but its REPLACE removed the
+// rows it conflicts with on another UNIQUE index on every node that applied it: here too.
+TEST_F(CaptureTest, ASupersededIncomingRowStillRemovesTheRowsItReplacesEverywhere) {
+  Exec(db_, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT)");
+  Install();
+  Result<std::unique_ptr<Applier>> applier = Applier::Open(path_);
+  ASSERT_TRUE(applier.ok());
+  Exec(db_, "INSERT INTO users VALUES (1, 'b', 'one'), (5, 'a', 'five'), (7, 'c', 'seven')");
+  ChangeBatch first = Read();
+  ASSERT_EQ(first.changes.size(), 3u);
+  // A newer local write to rows 1 and 7 that the reader has not read yet (7 is deleted).
+  Exec(db_, "UPDATE users SET name = 'newer local' WHERE id = 1; DELETE FROM users WHERE id = 7");
+  // Another node wrote row 1 with email a: its REPLACE removed row 5 there and on every node that
+  // applied it; and row 7 with email b (row 1's email here).
+  RowChange remote = first.changes[0];
+  remote.values = {Value::Integer(1), Value::Text("a"), Value::Text("remote")};
+  RowChange remote7 = first.changes[2];
+  remote7.values = {Value::Integer(7), Value::Text("b"), Value::Text("remote")};
+  Result<ApplyStats> stats =
+      (*applier)->Apply(std::vector<RowChange>{remote, remote7}, StreamPosition{"s", 1}, reader_->cursor());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->superseded, 2u);
+  // Row 1 keeps the local write (it goes out next and wins), row 5 is gone as everywhere, and row
+  // 7 stays deleted; row 1 is not removed by row 7's email, since row 1 itself goes out next.
+  EXPECT_EQ(test::Rows(db_, "SELECT id, email, name FROM users ORDER BY id"),
+            (std::vector<std::string>{"1:1|3:'b'|3:'newer local'"}));
+}
+
 TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
   Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(id INTEGER PRIMARY KEY);");
   Install();
