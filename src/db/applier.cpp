@@ -359,7 +359,7 @@ Result<bool> Applier::ReplacesOtherRows(const std::string& table) {
   return replaces_other_rows_.emplace(table, !unique->empty()).first->second;
 }
 
-Result<RowChange> Applier::LocalRowAsChange(const RowChange& change) {
+Result<Applier::LocalRow> Applier::ReadLocalRow(const RowChange& change) {
   auto found = local_row_readers_.find(change.table);
   if (found == local_row_readers_.end()) {
     Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
@@ -380,24 +380,54 @@ Result<RowChange> Applier::LocalRowAsChange(const RowChange& change) {
   if (!(*positions)->known || (*positions)->at.size() != reader.key_columns->size())
     return Status::NotFound("the key of a change to table " + QuoteIdent(change.table) +
                             " is not known here");
-  const std::vector<size_t>& at = (*positions)->at;
-  for (size_t k = 0; k < at.size(); ++k) reader.lookup.Bind(static_cast<int>(k + 1), change.values[at[k]]);
-  Result<bool> row = reader.lookup.Step();
-  RowChange local;
-  local.table = change.table;
-  if (row.ok() && *row) {
-    local.op = RowChange::Op::kUpsert;
-    local.columns = reader.stored_columns;
+  LocalRow local;
+  local.key.table = change.table;
+  local.key.op = RowChange::Op::kDelete;
+  local.key.columns = reader.key_columns;
+  for (size_t at : (*positions)->at) local.key.values.push_back(change.values[at]);
+  for (size_t k = 0; k < local.key.values.size(); ++k)
+    reader.lookup.Bind(static_cast<int>(k + 1), local.key.values[k]);
+  Result<bool> found_row = reader.lookup.Step();
+  if (found_row.ok() && *found_row) {
+    RowChange row;
+    row.table = change.table;
+    row.op = RowChange::Op::kUpsert;
+    row.columns = reader.stored_columns;
     for (size_t c = 0; c < reader.stored_columns->size(); ++c)
-      local.values.push_back(reader.lookup.ColumnValue(static_cast<int>(c)));
-  } else {
-    local.op = RowChange::Op::kDelete;
-    local.columns = reader.key_columns;
-    for (size_t k : at) local.values.push_back(change.values[k]);
+      row.values.push_back(reader.lookup.ColumnValue(static_cast<int>(c)));
+    local.row = std::move(row);
   }
   reader.lookup.Reset();
-  if (!row.ok()) return row.status().WithContext("reading a row of table " + QuoteIdent(change.table));
+  if (!found_row.ok())
+    return found_row.status().WithContext("reading a row of table " + QuoteIdent(change.table));
   return local;
+}
+
+Status Applier::RestoreLocalRows() {
+  for (const LocalRow& local : local_rows_to_restore_) MARMOT_RETURN_IF_ERROR(RunChange(local.key));
+  for (const LocalRow& local : local_rows_to_restore_) {
+    if (!local.row) continue;
+    const RowChange& row = *local.row;
+    std::string names, values;
+    for (size_t i = 0; i < row.columns->size(); ++i) {
+      names += (i ? ", " : "") + QuoteIdent((*row.columns)[i]);
+      values += (i ? ", ?" : "?") + std::to_string(i + 1);
+    }
+    Result<Statement> insert = db_.Prepare("INSERT OR IGNORE INTO " + QuoteIdent(row.table) + " (" + names +
+                                           ") VALUES (" + values + ")");
+    if (!insert.ok()) return insert.status();
+    for (size_t i = 0; i < row.values.size(); ++i) insert->Bind(static_cast<int>(i + 1), row.values[i]);
+    MARMOT_RETURN_IF_ERROR(insert->Run());
+    if (sqlite3_changes(db_.get()) == 0) {
+      spdlog::debug(
+          "a row of table {} lost a unique value to an incoming row: it stays removed here, and its "
+          "change-log entry publishes that",
+          QuoteIdent(row.table));
+    }
+  }
+  local_rows_to_restore_.clear();
+  local_rows_saved_.clear();
+  return Status();
 }
 
 Result<std::optional<std::string>> Applier::RowIdentity(const RowChange& change) {
@@ -571,19 +601,20 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   const auto locked_at = std::chrono::steady_clock::now();
   local_rows_to_restore_.clear();
+  local_rows_saved_.clear();
+  dead_rows_marked_.clear();
   // Puts back the local rows superseded upserts were written over, writes the queued records and
   // `at` (if any) and commits; counts the transaction.
   auto commit = [&](const std::optional<StreamPosition>& at) -> Status {
     // After every change of the transaction, as the local writes will come after them on every
     // other node.
-    for (const LocalRow& local : local_rows_to_restore_) {
-      MARMOT_RETURN_IF_ERROR(RunChange(local.row).WithContext(
-          "putting back the local row of table " + QuoteIdent(local.row.table) + " in " + db_.path()));
-    }
-    local_rows_to_restore_.clear();
+    MARMOT_RETURN_IF_ERROR(RestoreLocalRows().WithContext(
+        "putting back local rows that superseded changes were written over in " + db_.path()));
     MARMOT_RETURN_IF_ERROR(WriteQueuedRecords());
     if (at) MARMOT_RETURN_IF_ERROR(WritePosition(*at));
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext("applying batch to " + db_.path()));
+    for (uint64_t hash : dead_rows_marked_) dead_rows_.erase(hash);
+    dead_rows_marked_.clear();
     queued_gaps_.clear();
     queued_messages_.clear();
     ++stats.transactions;
@@ -650,14 +681,15 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
       MARMOT_RETURN_IF_ERROR(later_change_to(i));
       continue;
     }
-    if (!superseded_.empty() && superseded_[i]) {
+    const bool superseded = !superseded_.empty() && superseded_[i];
+    if (superseded) {
       ++stats.superseded;
       MARMOT_RETURN_IF_ERROR(later_change_to(i));
-      if (change.op == RowChange::Op::kUpsert) MARMOT_RETURN_IF_ERROR(WriteSupersededUpsert(change));
-      continue;
+      if (change.op != RowChange::Op::kUpsert) continue;
     }
-    Status applied = RunChange(change);
+    Status applied = superseded ? WriteSupersededUpsert(change) : RunChange(change);
     if (applied.ok()) {
+      if (superseded) continue;
       ++stats.applied;
       MARMOT_RETURN_IF_ERROR(later_change_to(i));
       continue;
@@ -688,6 +720,15 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
       schema_waited_ = false;
       return again;
     }
+    if (superseded) {
+      // The local write wins anyway; but the rows this change removes elsewhere stay here.
+      spdlog::warn(
+          "a change to table {} (stream message {}) that a newer local write supersedes could not be "
+          "written here, so rows its REPLACE removes on other nodes may stay on this one: {}; run "
+          "marmot verify",
+          QuoteIdent(change.table), change.stream_seq, applied.message());
+      continue;
+    }
     MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
     ++stats.dead_lettered;
   }
@@ -700,22 +741,19 @@ Status Applier::WriteSupersededUpsert(const RowChange& change) {
   if (!replaces.ok()) return replaces.status();
   if (!*replaces) return Status();  // skipping it skips nothing else
   const char* what = "writing a superseded change for the rows it replaces";
-  // The first of the transaction's changes to the row finds the local row (a later one finds the
-  // first one's values).
+  // Read when the transaction first writes a superseded change to the row, as the batch's earlier
+  // changes left it (a later change to it finds the first one's values instead).
   Result<std::optional<std::string>> identity = RowIdentity(change);
   if (!identity.ok()) return identity.status().WithContext(what);
   if (!*identity) return Status::Error(std::string(what) + ": its key is not known here");
-  bool saved = std::any_of(local_rows_to_restore_.begin(), local_rows_to_restore_.end(),
-                           [&](const LocalRow& local) { return local.identity == **identity; });
-  if (!saved) {
-    Result<RowChange> local = LocalRowAsChange(change);
+  if (local_rows_saved_.insert(std::move(**identity)).second) {
+    Result<LocalRow> local = ReadLocalRow(change);
     if (!local.ok()) return local.status().WithContext(what);
-    local_rows_to_restore_.push_back(LocalRow{std::move(**identity), std::move(*local)});
+    local_rows_to_restore_.push_back(std::move(*local));
   }
-  Status written = RunChange(change);
-  // Not written (it would have been dead-lettered): it replaced nothing either.
-  if (!written.ok() && sqlite3_get_autocommit(db_.get())) return written.WithContext(what);
-  return Status();
+  // Not written (a table or column not here, a constraint): it replaced nothing either; the row
+  // saved above goes back as it was.
+  return RunChange(change);
 }
 
 Status Applier::RunChange(const RowChange& change) {
@@ -769,7 +807,7 @@ Status Applier::MarkDeadLettersSuperseded(uint64_t hash, uint64_t seq) {
   mark_superseded_.BindInt(2, static_cast<int64_t>(seq));
   Status s = mark_superseded_.Run();
   mark_superseded_.Reset();
-  if (s.ok()) dead_rows_.erase(hash);
+  if (s.ok()) dead_rows_marked_.push_back(hash);
   return s.WithContext("marking dead letters superseded in " + std::string(kDeadLetterTable));
 }
 

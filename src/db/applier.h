@@ -86,7 +86,8 @@ class Applier {
   // changes are skipped (counted as superseded). docs/CAPTURE.md has the full argument. In a table
   // with a UNIQUE index besides its key, a skipped upsert would also skip the rows its REPLACE
   // removes on every other node: there it is written, and the local row put back before the
-  // transaction commits, as the local write will do everywhere when it is published.
+  // transaction commits (RestoreLocalRows), as the local write will do everywhere when it is
+  // published.
   //
   // Changes marked `echo` (this node's own, back from the stream) are first compared with the
   // local rows in a read transaction, which does not block the application's writers; those the
@@ -203,14 +204,24 @@ class Applier {
   // True when `table` has a UNIQUE index besides its key here (cached): an upsert's REPLACE can
   // then remove other rows of the table.
   Result<bool> ReplacesOtherRows(const std::string& table);
-  // The row `change` touches as it is here, as the change that writes it back: an upsert of every
-  // stored column, or a delete when the row is not here. The change's key must be known here.
-  Result<RowChange> LocalRowAsChange(const RowChange& change);
+  // The row `change` touches as it is here (its key must be known here).
+  struct LocalRow {
+    RowChange key;                 // a delete of the row (its key columns)
+    std::optional<RowChange> row;  // an upsert of every stored column; none when the row is not here
+  };
+  Result<LocalRow> ReadLocalRow(const RowChange& change);
+  // Puts the rows of local_rows_to_restore_ back: deletes them all, then inserts the local values
+  // of those that were here, except where a unique value is now another row's: that row came in
+  // with a change of this transaction which, without the superseded upsert written before it,
+  // would have removed the local row by REPLACE; the row then stays deleted, and its own
+  // change-log entry publishes that.
+  Status RestoreLocalRows();
   Result<KeyPositions> MakeKeyPositions(const RowChange& change);
   Status DeadLetter(const RowChange& change, const std::string& reason,
                     const std::optional<StreamPosition>& position);
   // A superseded upsert (see Apply) in a table where REPLACE can remove other rows: written, the
-  // local row saved first in local_rows_to_restore_ (the transaction's commit puts it back).
+  // local row saved first in local_rows_to_restore_ (the transaction's commit puts it back). The
+  // status of writing it, as RunChange's.
   Status WriteSupersededUpsert(const RowChange& change);
   // Writes one change with its prepared statement; fails when its shape does not fit the table
   // here or SQLite refuses it (the caller dead-letters it, or rolls back when SQLite did).
@@ -251,12 +262,12 @@ class Applier {
   };
   std::unordered_map<std::string, LocalRowReader> local_row_readers_;
   // Local rows that superseded upserts were written over in the open transaction, to be put back
-  // before it commits (see Apply), with their identities (RowIdentity).
-  struct LocalRow {
-    std::string identity;
-    RowChange row;
-  };
+  // before it commits (see Apply), and their identities (RowIdentity).
   std::vector<LocalRow> local_rows_to_restore_;
+  std::unordered_set<std::string> local_rows_saved_;
+  // Row hashes whose dead letters the open transaction marks superseded: they leave dead_rows_
+  // when it commits (a rollback undoes the marks).
+  std::vector<uint64_t> dead_rows_marked_;
   std::vector<std::string> replacing_tables_;  // FindUnchangedEchoes: tables an upsert may replace rows in
   // Per-batch scratch space, kept so that applying allocates nothing per row.
   std::vector<RowKey> row_keys_;

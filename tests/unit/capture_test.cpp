@@ -281,6 +281,35 @@ TEST_F(CaptureTest, ASupersededIncomingRowStillRemovesTheRowsItReplacesEverywher
             (std::vector<std::string>{"1:1|3:'b'|3:'newer local'"}));
 }
 
+// The local row goes back after the batch, but not over a row that an incoming change of the
+// batch gave one of its unique values: without the superseded change written first, that change's
+// REPLACE would have removed the local row, as the old applier did. Putting it back with REPLACE
+// would remove the incoming row here only (a later local write to row 1 would publish no email f).
+TEST_F(CaptureTest, ALocalRowPutBackAfterASupersededChangeGivesWayToANewerUniqueValue) {
+  Exec(db_, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT)");
+  Install();
+  Result<std::unique_ptr<Applier>> applier = Applier::Open(path_);
+  ASSERT_TRUE(applier.ok());
+  Exec(db_, "INSERT INTO users VALUES (1, 'x', 'one')");
+  ChangeBatch first = Read();
+  ASSERT_EQ(first.changes.size(), 1u);
+  Exec(db_, "UPDATE users SET email = 'f' WHERE id = 1");  // not read yet
+  RowChange remote1 = first.changes[0];
+  remote1.values = {Value::Integer(1), Value::Text("e"), Value::Text("remote")};
+  RowChange remote2 = first.changes[0];
+  remote2.values = {Value::Integer(2), Value::Text("f"), Value::Text("two")};
+  Result<ApplyStats> stats =
+      (*applier)->Apply(std::vector<RowChange>{remote1, remote2}, StreamPosition{"s", 1}, reader_->cursor());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->superseded, 1u);
+  EXPECT_EQ(test::Rows(db_, "SELECT id, email FROM users ORDER BY id"),
+            (std::vector<std::string>{"1:2|3:'f'"}));
+  // Row 1's own entry publishes its removal.
+  ChangeBatch second = Read();
+  ASSERT_EQ(second.changes.size(), 1u);
+  EXPECT_EQ(second.changes[0].op, RowChange::Op::kDelete);
+}
+
 TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
   Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(id INTEGER PRIMARY KEY);");
   Install();
