@@ -426,7 +426,7 @@ Status Applier::RestoreLocalRows() {
     }
   }
   local_rows_to_restore_.clear();
-  local_rows_saved_.clear();
+  if (!local_rows_saved_.empty()) local_rows_saved_.clear();  // clear() visits every bucket
   return Status();
 }
 
@@ -601,7 +601,7 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   const auto locked_at = std::chrono::steady_clock::now();
   local_rows_to_restore_.clear();
-  local_rows_saved_.clear();
+  if (!local_rows_saved_.empty()) local_rows_saved_.clear();
   dead_rows_marked_.clear();
   // Puts back the local rows superseded upserts were written over, writes the queued records and
   // `at` (if any) and commits; counts the transaction.
@@ -746,10 +746,11 @@ Status Applier::WriteSupersededUpsert(const RowChange& change) {
   Result<std::optional<std::string>> identity = RowIdentity(change);
   if (!identity.ok()) return identity.status().WithContext(what);
   if (!*identity) return Status::Error(std::string(what) + ": its key is not known here");
-  if (local_rows_saved_.insert(std::move(**identity)).second) {
+  if (!local_rows_saved_.count(**identity)) {
     Result<LocalRow> local = ReadLocalRow(change);
     if (!local.ok()) return local.status().WithContext(what);
     local_rows_to_restore_.push_back(std::move(*local));
+    local_rows_saved_.insert(std::move(**identity));
   }
   // Not written (a table or column not here, a constraint): it replaced nothing either; the row
   // saved above goes back as it was.

@@ -255,14 +255,14 @@ class Applier {
   ShapeCache<KeyPositions> key_positions_;
   std::unordered_map<std::string, std::vector<std::string>> key_columns_;
   std::unordered_map<std::string, bool> replaces_other_rows_;
-  // Per table, what LocalRowAsChange reads: the lookup and the column lists its changes point to.
+  // Per table, what ReadLocalRow reads: the lookup and the column lists its changes point to.
   struct LocalRowReader {
     Statement lookup;
     std::shared_ptr<const std::vector<std::string>> stored_columns, key_columns;
   };
   std::unordered_map<std::string, LocalRowReader> local_row_readers_;
   // Local rows that superseded upserts were written over in the open transaction, to be put back
-  // before it commits (see Apply), and their identities (RowIdentity).
+  // before it commits (see Apply); local_rows_saved_ holds their identities (RowIdentity).
   std::vector<LocalRow> local_rows_to_restore_;
   std::unordered_set<std::string> local_rows_saved_;
   // Row hashes whose dead letters the open transaction marks superseded: they leave dead_rows_
