@@ -93,6 +93,12 @@ void VerifyBarriers::Release(const std::string& session) {
   cv_.notify_all();
 }
 
+bool VerifyBarriers::Claimed(const std::string& session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  return it != sessions_.end() && it->second.claimed;
+}
+
 void VerifyBarriers::Cancel() {
   std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;

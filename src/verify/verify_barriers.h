@@ -57,6 +57,10 @@ class VerifyBarriers {
   // The node stops: every wait ends now, and nothing waits from now on.
   void Cancel();
 
+  // True while a WaitAll for `session` has begun and the session is not released (tests use it
+  // to know that a digest has started).
+  bool Claimed(const std::string& session);
+
  private:
   struct Session {
     std::chrono::steady_clock::time_point expected_at;

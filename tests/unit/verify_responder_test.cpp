@@ -102,6 +102,13 @@ TEST_F(VerifyResponderTest, AnswersAnotherVerifyWhileADigestWaitsForItsBarriers)
   ASSERT_TRUE(hello.ok()) << hello.status().message();
   EXPECT_EQ(hello->value("op", ""), "hello");
 
+  // Its digest holds the node's one digest slot once it waits for the barriers (under load the
+  // worker may start late; B's digest must not take the slot first).
+  auto started = Clock::now();
+  while (!barriers_.Claimed("A") && Clock::now() - started < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(barriers_.Claimed("A")) << "session A's digest did not start waiting for its barriers";
+
   // Meanwhile a second verify finds the node and prepares at once.
   auto asked = Clock::now();
   Result<nlohmann::json> whois = Ask({{"op", "whois"}}, std::chrono::milliseconds(1000));
