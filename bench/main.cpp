@@ -85,13 +85,16 @@ enum class Capture { kNone, kMarmot, kFloor };
 // A fresh WAL database with the benchmark table and, depending on `capture`: nothing, marmot's
 // capture, or the cheapest trigger SQLite allows (one INSERT of the key into a bare table: the
 // floor any trigger-based capture pays).
-Database MakeDb(const std::string& path, Capture capture) {
+// With `unique_name`, items.name also gets a UNIQUE index (capture then also notes the rows a
+// REPLACE would remove: docs/CAPTURE.md).
+Database MakeDb(const std::string& path, Capture capture, bool unique_name) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   Database::Options options;
   options.create = true;
   Result<Database> db = Database::Open(path, options);
   Check(db.status(), "opening database");
   Check(db->Exec(std::string("PRAGMA journal_mode=WAL;") + kItemsSchema), "creating table");
+  if (unique_name) Check(db->Exec("CREATE UNIQUE INDEX items_name ON items(name)"), "creating index");
   if (capture == Capture::kFloor) {
     Check(db->Exec("CREATE TABLE floor_log(k); CREATE TRIGGER floor AFTER INSERT ON items BEGIN "
                    "INSERT INTO floor_log VALUES (NEW.id); END;"),
@@ -126,7 +129,7 @@ double InsertRows(Database& db, int rows, InsertForm form) {
 }
 
 void CaptureOverhead(const Options& o, const std::string& name, int rows, InsertForm form,
-                     std::vector<Figure>* out) {
+                     std::vector<Figure>* out, bool unique_name = false) {
   Scratch scratch;
   const Capture kSides[] = {Capture::kNone, Capture::kMarmot, Capture::kFloor};
   std::vector<double> seconds[3];
@@ -134,7 +137,7 @@ void CaptureOverhead(const Options& o, const std::string& name, int rows, Insert
     // Rotate the order so drift on a shared machine hits every side alike.
     for (int k = 0; k < 3; ++k) {
       int side = (k + run) % 3;
-      Database db = MakeDb(scratch.File("side" + std::to_string(side) + ".db"), kSides[side]);
+      Database db = MakeDb(scratch.File("side" + std::to_string(side) + ".db"), kSides[side], unique_name);
       seconds[side].push_back(InsertRows(db, rows, form));
     }
   }
@@ -169,7 +172,7 @@ int Main(int argc, char** argv) {
       std::printf(
           "usage: marmot_bench [--quick] [--runs N] [--rows N] [--seconds N] [--snapshot-mb N] [--json FILE] "
           "[--marmot PATH] "
-          "[capture_bulk] "
+          "[capture_bulk] [capture_bulk_unique] "
           "[capture_bulk_one_statement] [capture_autocommit] [replication] [catch_up] [latency] "
           "[mixed_load] [metrics_cost] [snapshot] [verify]\n");
       return 0;
@@ -188,6 +191,10 @@ int Main(int argc, char** argv) {
   int bulk_rows = o.quick ? 20000 : 200000;
   if (wanted("capture_bulk"))
     CaptureOverhead(o, "capture_bulk", bulk_rows, InsertForm::kStatementPerRowInOneTransaction, &figures);
+  if (wanted("capture_bulk_unique"))
+    CaptureOverhead(o, "capture_bulk_unique", bulk_rows, InsertForm::kStatementPerRowInOneTransaction,
+                    &figures,
+                    /*unique_name=*/true);
   if (wanted("capture_bulk_one_statement"))
     CaptureOverhead(o, "capture_bulk_one_statement", bulk_rows, InsertForm::kOneStatement, &figures);
   if (wanted("capture_autocommit"))

@@ -107,12 +107,15 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
   std::string dead_letters = QuoteIdent(kDeadLetterTable);
   Result<Statement> dead = d.Prepare(
       "INSERT INTO " + dead_letters +
-      "(stream, stream_seq, tbl, op, reason, statement, row_hash, change) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-      "?8 "
+      "(stream, stream_seq, tbl, op, reason, statement, row_hash, change, superseded_seq) "
+      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
       "WHERE NOT EXISTS (SELECT 1 FROM " +
       dead_letters + " WHERE stream IS ?1 AND stream_seq IS ?2 AND tbl = ?3 AND op = ?4 AND statement = ?6)");
   if (!dead.ok()) return dead.status().WithContext(what);
   applier->dead_letter_ = std::move(*dead);
+  Result<Statement> clear_notes = d.Prepare("DELETE FROM " + QuoteIdent(kReplacedRowsTable));
+  if (!clear_notes.ok()) return clear_notes.status().WithContext(what);
+  applier->clear_replace_notes_ = std::move(*clear_notes);
   Result<Statement> mark = d.Prepare(
       "UPDATE " + dead_letters + " SET superseded_seq = ?2 WHERE row_hash = ?1 AND superseded_seq IS NULL");
   if (!mark.ok()) return mark.status().WithContext(what);
@@ -304,7 +307,7 @@ Result<Applier::PreparedShape*> Applier::ShapeFor(const RowChange& change) {
 }
 
 Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
-                           const std::optional<StreamPosition>& position) {
+                           const std::optional<StreamPosition>& position, bool superseded_here) {
   ++dead_lettered_total_;
   std::string statement = ChangeToSql(change, kMaxDeadLetterStatement);
   std::string why = reason.substr(0, kMaxDeadLetterReason);
@@ -324,8 +327,9 @@ Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
   Result<std::optional<uint64_t>> hash = RowHashOf(change);
   if (hash.ok() && *hash) {
     dead_letter_.BindInt(7, static_cast<int64_t>(**hash));
-    dead_rows_.insert(**hash);
+    if (!superseded_here) dead_rows_.insert(**hash);
   }
+  if (superseded_here) dead_letter_.BindInt(9, 0);  // 0: by a local write, not a stream message
   // The change itself, for replay, unless it is huge: a dead letter stays small (the 50 MB row of
   // tests/e2e/bounds_test.sh is recorded as an SQL excerpt only, and cannot be replayed).
   size_t bytes = 0;
@@ -600,6 +604,12 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
   Transaction txn(&db_);
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext("applying batch to " + db_.path()));
   const auto locked_at = std::chrono::steady_clock::now();
+  // Notes that capture's REPLACE triggers left for a row an OR IGNORE kept (docs/CAPTURE.md) are
+  // dropped before this transaction may remove that row: otherwise a later local insert would
+  // take the removal for its own.
+  Status cleared = clear_replace_notes_.Run();
+  clear_replace_notes_.Reset();
+  MARMOT_RETURN_IF_ERROR(cleared.WithContext("applying batch to " + db_.path()));
   local_rows_to_restore_.clear();
   if (!local_rows_saved_.empty()) local_rows_saved_.clear();
   dead_rows_marked_.clear();
@@ -721,12 +731,15 @@ Result<ApplyStats> Applier::Apply(std::span<const RowChange> changes,
       return again;
     }
     if (superseded) {
-      // The local write wins anyway; but the rows this change removes elsewhere stay here.
-      spdlog::warn(
-          "a change to table {} (stream message {}) that a newer local write supersedes could not be "
-          "written here, so rows its REPLACE removes on other nodes may stay on this one: {}; run "
-          "marmot verify",
-          QuoteIdent(change.table), change.stream_seq, applied.message());
+      // The local write wins anyway, but the rows this change's REPLACE removed on the other nodes
+      // may stay here: recorded, already superseded, so that health and metrics show it.
+      MARMOT_RETURN_IF_ERROR(DeadLetter(change,
+                                        "superseded by a newer local write to the row, but not written for "
+                                        "the rows its REPLACE removes on other nodes (they may stay here; "
+                                        "run marmot verify): " +
+                                            applied.message(),
+                                        position, /*superseded_here=*/true));
+      ++stats.dead_lettered;
       continue;
     }
     MARMOT_RETURN_IF_ERROR(DeadLetter(change, applied.message(), position));
@@ -830,6 +843,7 @@ Result<Applier::ReplayOutcome> Applier::ReplayDeadLetter(int64_t id) {
   ReplayOutcome outcome;
   bool superseded = !read->ColumnIsNull(0);
   int64_t superseded_seq = superseded ? read->ColumnInt(0) : 0;
+  bool superseded_by_local_write = superseded && superseded_seq == 0;  // see DeadLetter
   std::string blob = read->ColumnIsNull(1) ? std::string() : std::string(read->ColumnBlob(1));
   read->Reset();
   auto remove = [&]() -> Status {
@@ -839,8 +853,10 @@ Result<Applier::ReplayOutcome> Applier::ReplayDeadLetter(int64_t id) {
     MARMOT_RETURN_IF_ERROR(remove().WithContext(what));
     MARMOT_RETURN_IF_ERROR(txn.Commit().WithContext(what));
     outcome.result = ReplayResult::kSuperseded;
-    outcome.detail = "a later change to the row arrived (stream message " + std::to_string(superseded_seq) +
-                     "); dropped without applying";
+    outcome.detail = superseded_by_local_write
+                         ? "a newer local write to the row superseded it; dropped without applying"
+                         : "a later change to the row arrived (stream message " +
+                               std::to_string(superseded_seq) + "); dropped without applying";
     return outcome;
   }
   if (blob.empty()) {

@@ -217,8 +217,10 @@ class Applier {
   // change-log entry publishes that.
   Status RestoreLocalRows();
   Result<KeyPositions> MakeKeyPositions(const RowChange& change);
+  // `superseded_here`: the row's newer local write supersedes the change, so the record is written
+  // already superseded (a replay drops it instead of undoing that write) and leaves dead_rows_ alone.
   Status DeadLetter(const RowChange& change, const std::string& reason,
-                    const std::optional<StreamPosition>& position);
+                    const std::optional<StreamPosition>& position, bool superseded_here = false);
   // A superseded upsert (see Apply) in a table where REPLACE can remove other rows: written, the
   // local row saved first in local_rows_to_restore_ (the transaction's commit puts it back). The
   // status of writing it, as RunChange's.
@@ -281,6 +283,7 @@ class Applier {
   Statement save_position_;
   Statement dead_letter_;
   Statement mark_superseded_;
+  Statement clear_replace_notes_;  // empties __marmot__replaced
   // Row hashes of dead letters not yet superseded; empty (the usual case) costs nothing per change.
   std::unordered_set<uint64_t> dead_rows_;
   uint64_t dead_lettered_total_ = 0;

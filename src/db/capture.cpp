@@ -119,6 +119,85 @@ std::string TriggerName(int64_t id, const char* what) {
   return QuoteIdent(std::string(kMarmotPrefix) + std::to_string(id) + "_" + what);
 }
 
+// The triggers that log the rows an INSERT OR REPLACE / UPDATE OR REPLACE removes because another
+// UNIQUE index meets the new values: SQLite fires no delete trigger for them. Before a row whose
+// unique values another row holds is written, the keys of those rows are noted in
+// __marmot__replaced; after it was written, the noted rows that are gone were removed by REPLACE,
+// and are logged (they read as deletes). A plain INSERT that fails takes its notes back with the
+// statement. Notes left by an OR IGNORE that skipped the row name rows that are still there: the
+// table's next note replaces them, a later insert finds the rows and logs nothing, and the applier
+// drops them before it removes any row. "" for tables without such an index. Partial and
+// expression indexes are not followed (docs/CAPTURE.md).
+Result<std::string> ReplaceTriggersSql(Database& db, int64_t id, const TableSchema& table) {
+  Result<std::vector<UniqueIndex>> indexes = DescribeUniqueIndexesBesidesKey(db, table.name);
+  if (!indexes.ok()) return indexes.status();
+  const std::vector<std::string> keys = table.KeyColumns();
+  const std::string ids = std::to_string(id);
+  const std::string t = QuoteIdent(table.name);
+  const std::string noted = QuoteIdent(kReplacedRowsTable);
+  std::string key_list, not_this_row, same_key;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string k = QuoteIdent(keys[i]);
+    std::string kn = "k" + std::to_string(i + 1);
+    key_list += "," + kn;
+    not_this_row += (i ? " AND " : "") + k + " IS NEW." + k;
+    same_key += (i ? " AND " : "") + k + " IS r." + kn;
+  }
+  std::string note = "DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
+  std::string conflicts;  // true when a row holds one of the new unique values
+  std::set<std::string> unique_columns;
+  bool followed = false;
+  for (const UniqueIndex& index : *indexes) {
+    // A generated column has no value yet when BEFORE triggers run.
+    bool on_generated =
+        std::any_of(index.columns.begin(), index.columns.end(), [&](const UniqueIndex::Column& c) {
+          return std::any_of(table.columns.begin(), table.columns.end(),
+                             [&](const ColumnSchema& col) { return col.generated && col.name == c.name; });
+        });
+    if (index.partial || index.on_expression || on_generated || index.columns.empty()) {
+      spdlog::warn(
+          "table {}: rows removed by REPLACE through its {} UNIQUE index {} are not captured "
+          "(docs/CAPTURE.md)",
+          t,
+          index.partial  ? "partial"
+          : on_generated ? "generated-column"
+                         : "expression",
+          QuoteIdent(index.name));
+      continue;
+    }
+    std::string holds;
+    for (const UniqueIndex::Column& c : index.columns) {
+      std::string col = QuoteIdent(c.name);
+      holds += (holds.empty() ? "" : " AND ") + col + " = NEW." + col + " COLLATE " + QuoteIdent(c.collation);
+      unique_columns.insert(c.name);
+    }
+    note += "INSERT INTO " + noted + "(tbl" + key_list + ") SELECT " + ids + ",";
+    for (size_t i = 0; i < keys.size(); ++i) note += (i ? "," : "") + QuoteIdent(keys[i]);
+    note += " FROM " + t + " WHERE " + holds + " AND NOT (" + not_this_row + ");";
+    conflicts += (conflicts.empty() ? "" : " OR ") + std::string("EXISTS (SELECT 1 FROM ") + t + " WHERE " +
+                 holds + " AND NOT (" + not_this_row + "))";
+    followed = true;
+  }
+  if (!followed) return std::string();
+  std::string changed;
+  for (const std::string& c : unique_columns)
+    changed += (changed.empty() ? "" : " OR ") + std::string("NEW.") + QuoteIdent(c) + " IS NOT OLD." +
+               QuoteIdent(c);
+  const std::string has_notes = "EXISTS (SELECT 1 FROM " + noted + " WHERE tbl = " + ids + ")";
+  const std::string log_removed =
+      "INSERT INTO " + QuoteIdent(kChangeLogTable) + "(tbl" + key_list + ") SELECT DISTINCT tbl" + key_list +
+      " FROM " + noted + " AS r WHERE tbl = " + ids + " AND NOT EXISTS (SELECT 1 FROM " + t + " WHERE " +
+      same_key + "); DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
+  const std::string on = " ON " + t;
+  return "CREATE TRIGGER " + TriggerName(id, "replace_insert") + " BEFORE INSERT" + on + " WHEN " +
+         conflicts + " BEGIN " + note + " END;" + "CREATE TRIGGER " + TriggerName(id, "replace_update") +
+         " BEFORE UPDATE" + on + " WHEN (" + changed + ") AND (" + conflicts + ") BEGIN " + note + " END;" +
+         "CREATE TRIGGER " + TriggerName(id, "replaced_insert") + " AFTER INSERT" + on + " WHEN " +
+         has_notes + " BEGIN " + log_removed + " END;" + "CREATE TRIGGER " +
+         TriggerName(id, "replaced_update") + " AFTER UPDATE" + on + " WHEN (" + changed + ") AND " +
+         has_notes + " BEGIN " + log_removed + " END;";
+}
+
 Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
   std::vector<std::string> keys = table.KeyColumns();
   std::string on = " ON " + QuoteIdent(table.name);
@@ -134,7 +213,9 @@ Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
                     key_changed + " BEGIN " + LogInsert(id, keys, "OLD") + " END;" + "CREATE TRIGGER " +
                     TriggerName(id, "delete") + " AFTER DELETE" + on + " BEGIN " +
                     LogInsert(id, keys, "OLD") + " END;";
-  return db.Exec(sql);
+  Result<std::string> replace = ReplaceTriggersSql(db, id, table);
+  if (!replace.ok()) return replace.status();
+  return db.Exec(sql + *replace);
 }
 
 // A table renamed since capture was installed keeps its triggers (SQLite moves them with it), and

@@ -7,12 +7,19 @@
 
 namespace marmot {
 
-Result<int> ChangeLogKeyColumns(Database& db) {
-  Result<int64_t> n = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") + kChangeLogTable +
+namespace {
+
+// Number of key columns (k1..kN) of a marmot table; 0 when it does not exist.
+Result<int> KeyColumnsOf(Database& db, const char* table) {
+  Result<int64_t> n = db.QueryInt(std::string("SELECT count(*) FROM pragma_table_info('") + table +
                                   "') WHERE name GLOB 'k[0-9]*'");
   if (!n.ok()) return n.status();
   return static_cast<int>(*n);
 }
+
+}  // namespace
+
+Result<int> ChangeLogKeyColumns(Database& db) { return KeyColumnsOf(db, kChangeLogTable); }
 
 Status EnsureMarmotTables(Database& db, int key_columns) {
   std::string q_log = QuoteIdent(kChangeLogTable);
@@ -22,6 +29,9 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
       "CREATE TABLE IF NOT EXISTS " +
       q_log +
       " (seq INTEGER PRIMARY KEY, tbl INTEGER);"
+      "CREATE TABLE IF NOT EXISTS " +
+      QuoteIdent(kReplacedRowsTable) +
+      " (tbl INTEGER);"
       "CREATE TABLE IF NOT EXISTS " +
       QuoteIdent(kStateTable) +
       " (name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -79,10 +89,13 @@ Status EnsureMarmotTables(Database& db, int key_columns) {
                                      std::string(column) + " INTEGER"));
     }
   }
-  Result<int> have = ChangeLogKeyColumns(db);
-  if (!have.ok()) return have.status();
-  for (int k = *have + 1; k <= key_columns; ++k) {
-    MARMOT_RETURN_IF_ERROR(db.Exec("ALTER TABLE " + q_log + " ADD COLUMN k" + std::to_string(k)));
+  for (const char* table : {kChangeLogTable, kReplacedRowsTable}) {
+    Result<int> have = KeyColumnsOf(db, table);
+    if (!have.ok()) return have.status();
+    for (int k = *have + 1; k <= key_columns; ++k) {
+      MARMOT_RETURN_IF_ERROR(
+          db.Exec("ALTER TABLE " + QuoteIdent(table) + " ADD COLUMN k" + std::to_string(k)));
+    }
   }
   return Status();
 }

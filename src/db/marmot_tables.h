@@ -4,6 +4,9 @@
 //   __marmot__change_log   one row per captured row change: (seq, tbl, k1..kN) = the key of the
 //                          row that changed. seq is an INTEGER PRIMARY KEY, so it follows commit
 //                          order. The row's values are read when the change is read (docs/CAPTURE.md).
+//   __marmot__replaced     scratch of the capture triggers of tables with a UNIQUE index besides
+//                          their key: (tbl, k1..kN) of rows an INSERT or UPDATE is about to remove
+//                          by REPLACE; empty between statements (docs/CAPTURE.md).
 //   __marmot__state        name -> value; the reader's confirmed change-log position lives here.
 //   __marmot__positions    stream -> last applied sequence (with the stream's creation time, to
 //                          notice a re-created stream, and a hash of that message, to notice a
@@ -34,6 +37,7 @@ class Database;
 
 inline constexpr char kTablesTable[] = "__marmot__tables";
 inline constexpr char kChangeLogTable[] = "__marmot__change_log";
+inline constexpr char kReplacedRowsTable[] = "__marmot__replaced";
 inline constexpr char kStateTable[] = "__marmot__state";
 inline constexpr char kPositionsTable[] = "__marmot__positions";
 // Columns: id, at, stream, stream_seq, tbl, op, reason, statement (the change as SQL, for people),
@@ -47,8 +51,9 @@ inline constexpr char kSchemaSeenTable[] = "__marmot__schema_seen";
 inline constexpr char kSchemaRenamesTable[] = "__marmot__schema_renames";
 inline constexpr char kRenamedColumnsTable[] = "__marmot__renamed";
 
-// Creates marmot's tables when missing. The change log gets at least `key_columns` key columns
-// (k1..kN), added with ALTER TABLE when a wider key appears. Call inside a write transaction.
+// Creates marmot's tables when missing. The change log (and __marmot__replaced) gets at least
+// `key_columns` key columns (k1..kN), added with ALTER TABLE when a wider key appears. Call inside a write
+// transaction.
 Status EnsureMarmotTables(Database& db, int key_columns);
 
 // Number of key columns (k1..kN) the change log has now; 0 when it does not exist.

@@ -83,4 +83,17 @@ std::string SelectRowByKeySql(const TableSchema& table);
 // of its values in such an index.
 Result<std::vector<std::string>> UniqueIndexesBesidesKey(Database& db, const std::string& table);
 
+// One of those indexes, as capture needs it to find the rows a REPLACE is about to remove.
+struct UniqueIndex {
+  struct Column {
+    std::string name;
+    std::string collation;  // the index's, e.g. "BINARY", "NOCASE"
+  };
+  std::string name;
+  std::vector<Column> columns;  // the indexed columns, in index order
+  bool partial = false;         // CREATE UNIQUE INDEX ... WHERE ...
+  bool on_expression = false;   // indexes an expression: `columns` is then incomplete
+};
+Result<std::vector<UniqueIndex>> DescribeUniqueIndexesBesidesKey(Database& db, const std::string& table);
+
 }  // namespace marmot

@@ -310,6 +310,107 @@ TEST_F(CaptureTest, ALocalRowPutBackAfterASupersededChangeGivesWayToANewerUnique
   EXPECT_EQ(second.changes[0].op, RowChange::Op::kDelete);
 }
 
+// A superseded upsert that has to be written for the rows its REPLACE removes, but cannot be
+// (here a CHECK that holds on this node only): the local write still wins, and the node records
+// the change, already superseded, instead of going on without a word.
+TEST_F(CaptureTest, ASupersededIncomingRowThatCannotBeWrittenIsRecorded) {
+  Exec(db_, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT CHECK (name <> 'bad'))");
+  Install();
+  Result<std::unique_ptr<Applier>> applier = Applier::Open(path_);
+  ASSERT_TRUE(applier.ok());
+  Exec(db_, "INSERT INTO users VALUES (1, 'b', 'one'), (5, 'a', 'five')");
+  ChangeBatch first = Read();
+  ASSERT_EQ(first.changes.size(), 2u);
+  Exec(db_, "UPDATE users SET name = 'newer local' WHERE id = 1");  // not read yet
+  RowChange remote = first.changes[0];
+  remote.values = {Value::Integer(1), Value::Text("a"), Value::Text("bad")};
+  Result<ApplyStats> stats =
+      (*applier)->Apply(std::vector<RowChange>{remote}, StreamPosition{"s", 7}, reader_->cursor());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->superseded, 1u);
+  EXPECT_EQ(stats->dead_lettered, 1u);
+  EXPECT_EQ(test::Rows(db_, "SELECT id, name FROM users ORDER BY id"),
+            (std::vector<std::string>{"1:1|3:'newer local'", "1:5|3:'five'"}));
+  EXPECT_EQ(test::Rows(db_, "SELECT stream_seq, superseded_seq, reason LIKE '%REPLACE%' FROM " +
+                                std::string(kDeadLetterTable)),
+            (std::vector<std::string>{"1:7|1:0|1:1"}));
+  // Replay drops it (applying it would undo the newer local write) and says why.
+  Result<Applier::ReplayOutcome> replay =
+      (*applier)->ReplayDeadLetter(QueryInt(db_, "SELECT id FROM " + std::string(kDeadLetterTable)));
+  ASSERT_TRUE(replay.ok()) << replay.status().message();
+  EXPECT_EQ(replay->result, Applier::ReplayResult::kSuperseded);
+  EXPECT_NE(replay->detail.find("local write"), std::string::npos) << replay->detail;
+  EXPECT_EQ(QueryInt(db_, "SELECT name = 'newer local' FROM users WHERE id = 1"), 1);
+}
+
+// A row that the application's REPLACE removes for another UNIQUE index fires no delete trigger;
+// capture logs it anyway, so its removal travels even when the writing row changes again before
+// it is read. A row that OR IGNORE or DO NOTHING kept is not logged.
+TEST_F(CaptureTest, RowsRemovedByReplaceForAnotherUniqueIndexAreLoggedAsDeletes) {
+  Exec(db_, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT)");
+  Install();
+  Exec(db_, "INSERT INTO users VALUES (5, 'a', 'five'), (6, 'b', 'six'), (7, 'c', 'seven')");
+  Read();
+  Exec(db_,
+       "INSERT OR REPLACE INTO users VALUES (1, 'a', 'one');"  // removes 5
+       "UPDATE users SET email = 'z' WHERE id = 1;"            // ... and 'a' never travels
+       "INSERT OR IGNORE INTO users VALUES (2, 'b', 'two');"
+       "INSERT INTO users VALUES (3, 'b', 'three') ON CONFLICT DO NOTHING;"
+       "UPDATE OR REPLACE users SET email = 'c' WHERE id = 6;"  // removes 7
+       "UPDATE users SET name = 'six again' WHERE id = 6;");
+  EXPECT_FALSE(db_.Exec("INSERT INTO users VALUES (4, 'z', 'four')").ok());  // fails, removes nothing
+  std::vector<std::string> seen;
+  for (const RowChange& c : Read().changes) {
+    seen.push_back((c.op == RowChange::Op::kDelete ? "delete " : "upsert ") + c.values[0].ToDebugString());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"delete 5", "delete 7", "upsert 1", "upsert 6"}));
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM " + std::string(kReplacedRowsTable)), 0);
+}
+
+// A note that an OR IGNORE left names a row that was still there; when the applier removes that row
+// later (a delete from another node), a later local insert must not publish the removal as its own.
+TEST_F(CaptureTest, NotesAnIgnoredInsertLeftDoNotClaimARowTheApplierRemoved) {
+  Exec(db_, "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT)");
+  Install();
+  Result<std::unique_ptr<Applier>> applier = Applier::Open(path_);
+  ASSERT_TRUE(applier.ok());
+  Exec(db_, "INSERT INTO users VALUES (6, 'b', 'six'), (9, 'x', 'nine'); DELETE FROM users WHERE id = 9");
+  ChangeBatch first = Read();
+  ASSERT_EQ(first.changes.size(), 2u);
+  ASSERT_EQ(first.changes[1].op, RowChange::Op::kDelete);
+  Exec(db_, "INSERT OR IGNORE INTO users VALUES (2, 'b', 'two')");  // leaves a note naming row 6
+  RowChange remote_delete = first.changes[1];
+  remote_delete.values = {Value::Integer(6)};
+  Result<ApplyStats> stats =
+      (*applier)->Apply(std::vector<RowChange>{remote_delete}, StreamPosition{"s", 1}, reader_->cursor());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  ASSERT_EQ(stats->applied, 1u);
+  Exec(db_, "INSERT INTO users VALUES (3, 'c', 'three')");
+  ChangeBatch second = Read();
+  ASSERT_EQ(second.changes.size(), 1u);
+  EXPECT_EQ(second.changes[0].op, RowChange::Op::kUpsert);
+  EXPECT_EQ(second.changes[0].values[0], Value::Integer(3));
+}
+
+// The same for a composite key and an index with its own collation.
+TEST_F(CaptureTest, ReplaceRemovalsFollowCompositeKeysAndTheIndexCollation) {
+  Exec(db_,
+       "CREATE TABLE c(a INT, b INT, label TEXT, PRIMARY KEY (a, b));"
+       "CREATE UNIQUE INDEX c_label ON c(label COLLATE NOCASE)");
+  Install();
+  Exec(db_, "INSERT INTO c VALUES (1, 1, 'X'), (1, 2, 'Y')");
+  Read();
+  Exec(db_, "INSERT OR REPLACE INTO c VALUES (2, 2, 'x'); UPDATE c SET label = 'w' WHERE a = 2");
+  std::vector<std::string> seen;
+  for (const RowChange& c : Read().changes) {
+    seen.push_back((c.op == RowChange::Op::kDelete ? "delete " : "upsert ") + c.values[0].ToDebugString() +
+                   "," + c.values[1].ToDebugString());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"delete 1,1", "upsert 2,2"}));
+}
+
 TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
   Exec(db_, "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(id INTEGER PRIMARY KEY);");
   Install();
