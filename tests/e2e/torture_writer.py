@@ -11,8 +11,7 @@ Conflict writes go to keys 1..40 of `items` (id INTEGER PRIMARY KEY, v, n INTEGE
 PRIMARY KEY, email TEXT UNIQUE, n INTEGER), which every node writes too: inserts, updates, deletes
 and primary-key changes, with every SQLite value type; in `users` rows take each other's emails
 (10 of them), so REPLACE removes the row that held one. `conflict` leaves `users` out where the
-database has no such table (verify_load_test: verify under load cannot tell a row that a REPLACE
-removed, not yet published, from a differing one; docs/VERIFY.md).
+database has no such table.
 """
 import random
 import sqlite3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `marmot verify` under write load (issue 10, docs/VERIFY.md): three nodes on one nats-server, and
 # on every node an application that never pauses: random inserts, updates, deletes and key changes
-# on 40 keys that every node writes too, and unique inserts. While they write, verify must give a
+# on 40 keys that every node writes too (also in a table whose rows take each other's UNIQUE
+# emails, so that REPLACE removes rows), and unique inserts. While they write, verify must give a
 # true answer: it agrees (exit 0) three times in a row, with the streams growing during each run;
 # rows changed behind marmot's back (one in a table nobody writes, one in a table every node keeps
 # inserting into) are named, exactly those keys; -repair -from 1 under load ends in agreement.
@@ -14,6 +15,7 @@ for n in 1 2 3; do
   sql "$WORK/node$n.db" "PRAGMA journal_mode=WAL;
     CREATE TABLE items (id INTEGER PRIMARY KEY, v, n INTEGER);
     CREATE TABLE pairs (k TEXT, j INTEGER, v BLOB, PRIMARY KEY (k, j)) WITHOUT ROWID;
+    CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER);
     CREATE TABLE log_rows (id INTEGER PRIMARY KEY, v TEXT);
     CREATE TABLE quiet (id INTEGER PRIMARY KEY, v TEXT);" >/dev/null
   write_node_config "$n" "[replication_log]" "max_entries = 1000000"
@@ -45,7 +47,7 @@ verify() {  # verify ARGS...: output in $WORK/verify.out, exit code in $RC; the 
 for round in 1 2 3; do
   verify
   [ "$RC" = 0 ] || fail "verify $round under load exited $RC: $(cat "$WORK/verify.out" "$WORK/verify.err")"
-  grep -q "all 4 table(s) agree on 3 node(s)" "$WORK/verify.out" || fail "no agreement line: $(cat "$WORK/verify.out")"
+  grep -q "all 5 table(s) agree on 3 node(s)" "$WORK/verify.out" || fail "no agreement line: $(cat "$WORK/verify.out")"
   [ "$GREW" -gt 10 ] || fail "the stream grew by only $GREW messages during verify $round: not under load"
 done
 
