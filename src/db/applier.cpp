@@ -147,9 +147,7 @@ Result<bool> Applier::ForgetCachesIfSchemaChanged() {
 void Applier::ForgetCaches() {
   statements_.Clear();
   key_positions_.Clear();
-  key_columns_.clear();
-  replaces_other_rows_.clear();
-  local_row_readers_.clear();
+  tables_.clear();
   matcher_.Clear();
 }
 
@@ -345,39 +343,64 @@ Status Applier::DeadLetter(const RowChange& change, const std::string& reason,
   return s.WithContext("writing to " + std::string(kDeadLetterTable));
 }
 
-Result<const std::vector<std::string>*> Applier::KeyColumns(const std::string& table) {
-  auto found = key_columns_.find(table);
-  if (found != key_columns_.end()) return &found->second;
+Result<Applier::TableFacts*> Applier::Facts(const std::string& table) {
+  auto found = tables_.find(table);
+  if (found != tables_.end()) return &found->second;
   Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, table);
   if (!schema.ok()) return schema.status();
-  std::vector<std::string> keys;
-  if (*schema) keys = (*schema)->KeyColumns();
-  return &key_columns_.emplace(table, std::move(keys)).first->second;
+  TableFacts facts;
+  if (*schema) facts.key_columns = (*schema)->KeyColumns();
+  facts.schema = std::move(*schema);
+  return &tables_.emplace(table, std::move(facts)).first->second;
+}
+
+Result<const std::vector<std::string>*> Applier::KeyColumns(const std::string& table) {
+  Result<TableFacts*> facts = Facts(table);
+  if (!facts.ok()) return facts.status();
+  return &(*facts)->key_columns;
 }
 
 Result<bool> Applier::ReplacesOtherRows(const std::string& table) {
-  auto found = replaces_other_rows_.find(table);
-  if (found != replaces_other_rows_.end()) return found->second;
-  Result<std::vector<std::string>> unique = UniqueIndexesBesidesKey(db_, table);
-  if (!unique.ok()) return unique.status();
-  return replaces_other_rows_.emplace(table, !unique->empty()).first->second;
+  Result<TableFacts*> facts = Facts(table);
+  if (!facts.ok()) return facts.status();
+  if (!(*facts)->replaces_other_rows) {
+    Result<std::vector<std::string>> unique = UniqueIndexesBesidesKey(db_, table);
+    if (!unique.ok()) return unique.status();
+    (*facts)->replaces_other_rows = !unique->empty();
+  }
+  return *(*facts)->replaces_other_rows;
+}
+
+Result<Applier::LocalRowReader*> Applier::LocalRows(const std::string& table) {
+  Result<TableFacts*> facts = Facts(table);
+  if (!facts.ok()) return facts.status();
+  TableFacts& f = **facts;
+  if (f.local_rows) return &*f.local_rows;
+  if (!f.schema) return Status::NotFound("no table " + QuoteIdent(table) + " here");
+  LocalRowReader reader;
+  std::vector<std::string> stored = f.schema->StoredColumns();
+  std::string names, values;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    names += (i ? ", " : "") + QuoteIdent(stored[i]);
+    values += (i ? ", ?" : "?") + std::to_string(i + 1);
+  }
+  Result<Statement> lookup = db_.Prepare(SelectRowByKeySql(*f.schema));
+  if (!lookup.ok()) return lookup.status();
+  Result<Statement> put_back =
+      db_.Prepare("INSERT OR IGNORE INTO " + QuoteIdent(table) + " (" + names + ") VALUES (" + values + ")");
+  if (!put_back.ok()) return put_back.status();
+  reader.lookup = std::move(*lookup);
+  reader.put_back = std::move(*put_back);
+  reader.stored_columns = std::make_shared<const std::vector<std::string>>(std::move(stored));
+  reader.key_columns = std::make_shared<const std::vector<std::string>>(f.key_columns);
+  f.local_rows = std::move(reader);
+  return &*f.local_rows;
 }
 
 Result<Applier::LocalRow> Applier::ReadLocalRow(const RowChange& change) {
-  auto found = local_row_readers_.find(change.table);
-  if (found == local_row_readers_.end()) {
-    Result<std::optional<TableSchema>> schema = ReadTableSchema(db_, change.table);
-    if (!schema.ok()) return schema.status();
-    if (!*schema) return Status::NotFound("no table " + QuoteIdent(change.table) + " here");
-    LocalRowReader reader;
-    reader.stored_columns = std::make_shared<const std::vector<std::string>>((*schema)->StoredColumns());
-    reader.key_columns = std::make_shared<const std::vector<std::string>>((*schema)->KeyColumns());
-    Result<Statement> lookup = db_.Prepare(SelectRowByKeySql(**schema));
-    if (!lookup.ok()) return lookup.status();
-    reader.lookup = std::move(*lookup);
-    found = local_row_readers_.emplace(change.table, std::move(reader)).first;
-  }
-  LocalRowReader& reader = found->second;
+  Result<LocalRowReader*> found = LocalRows(change.table);
+  if (!found.ok()) return found.status();
+  LocalRowReader& reader = **found;
   Result<KeyPositions*> positions =
       key_positions_.Get(change, [this](const RowChange& c) { return MakeKeyPositions(c); });
   if (!positions.ok()) return positions.status();
@@ -412,16 +435,13 @@ Status Applier::RestoreLocalRows() {
   for (const LocalRow& local : local_rows_to_restore_) {
     if (!local.row) continue;
     const RowChange& row = *local.row;
-    std::string names, values;
-    for (size_t i = 0; i < row.columns->size(); ++i) {
-      names += (i ? ", " : "") + QuoteIdent((*row.columns)[i]);
-      values += (i ? ", ?" : "?") + std::to_string(i + 1);
-    }
-    Result<Statement> insert = db_.Prepare("INSERT OR IGNORE INTO " + QuoteIdent(row.table) + " (" + names +
-                                           ") VALUES (" + values + ")");
-    if (!insert.ok()) return insert.status();
-    for (size_t i = 0; i < row.values.size(); ++i) insert->Bind(static_cast<int>(i + 1), row.values[i]);
-    MARMOT_RETURN_IF_ERROR(insert->Run());
+    Result<LocalRowReader*> reader = LocalRows(row.table);
+    if (!reader.ok()) return reader.status();
+    Statement& insert = (*reader)->put_back;
+    for (size_t i = 0; i < row.values.size(); ++i) insert.Bind(static_cast<int>(i + 1), row.values[i]);
+    Status put = insert.Run();
+    insert.Reset();
+    MARMOT_RETURN_IF_ERROR(put);
     if (sqlite3_changes(db_.get()) == 0) {
       spdlog::debug(
           "a row of table {} lost a unique value to an incoming row: it stays removed here, and its "

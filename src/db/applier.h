@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "db/row_matcher.h"
+#include "db/schema.h"
 #include "db/shape_cache.h"
 #include "db/sqlite.h"
 #include "db/value.h"
@@ -255,14 +256,22 @@ class Applier {
   int64_t known_schema_version_ = -1;
   ShapeCache<PreparedShape> statements_;
   ShapeCache<KeyPositions> key_positions_;
-  std::unordered_map<std::string, std::vector<std::string>> key_columns_;
-  std::unordered_map<std::string, bool> replaces_other_rows_;
-  // Per table, what ReadLocalRow reads: the lookup and the column lists its changes point to.
+  // What the applier knows about one table here, filled as it is needed; dropped with the other
+  // caches when the schema changes (ForgetCaches).
   struct LocalRowReader {
-    Statement lookup;
+    Statement lookup;    // the row by its key (SelectRowByKeySql)
+    Statement put_back;  // INSERT OR IGNORE of every stored column (RestoreLocalRows)
     std::shared_ptr<const std::vector<std::string>> stored_columns, key_columns;
   };
-  std::unordered_map<std::string, LocalRowReader> local_row_readers_;
+  struct TableFacts {
+    std::optional<TableSchema> schema;  // none: no such (replicated) table here
+    std::vector<std::string> key_columns;
+    std::optional<bool> replaces_other_rows;   // see ReplacesOtherRows
+    std::optional<LocalRowReader> local_rows;  // see ReadLocalRow
+  };
+  Result<TableFacts*> Facts(const std::string& table);
+  Result<LocalRowReader*> LocalRows(const std::string& table);
+  std::unordered_map<std::string, TableFacts> tables_;
   // Local rows that superseded upserts were written over in the open transaction, to be put back
   // before it commits (see Apply); local_rows_saved_ holds their identities (RowIdentity).
   std::vector<LocalRow> local_rows_to_restore_;
