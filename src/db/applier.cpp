@@ -113,7 +113,9 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& db_path) {
       dead_letters + " WHERE stream IS ?1 AND stream_seq IS ?2 AND tbl = ?3 AND op = ?4 AND statement = ?6)");
   if (!dead.ok()) return dead.status().WithContext(what);
   applier->dead_letter_ = std::move(*dead);
-  Result<Statement> clear_notes = d.Prepare("DELETE FROM " + QuoteIdent(kReplacedRowsTable));
+  // With a WHERE: a bare DELETE takes SQLite's truncate path and writes a page even when empty.
+  Result<Statement> clear_notes =
+      d.Prepare("DELETE FROM " + QuoteIdent(kReplacedRowsTable) + " WHERE tbl IS NOT NULL");
   if (!clear_notes.ok()) return clear_notes.status().WithContext(what);
   applier->clear_replace_notes_ = std::move(*clear_notes);
   Result<Statement> mark = d.Prepare(
@@ -853,6 +855,9 @@ Result<Applier::ReplayOutcome> Applier::ReplayDeadLetter(int64_t id) {
   MARMOT_RETURN_IF_ERROR(txn.Begin(/*immediate=*/true).WithContext(what));
   forgot = ForgetCachesIfSchemaChanged();
   if (!forgot.ok()) return forgot.status().WithContext(what);
+  Status cleared = clear_replace_notes_.Run();  // as in Apply
+  clear_replace_notes_.Reset();
+  MARMOT_RETURN_IF_ERROR(cleared.WithContext(what));
   Result<Statement> read =
       db_.Prepare("SELECT superseded_seq, change FROM " + QuoteIdent(kDeadLetterTable) + " WHERE id = ?1");
   if (!read.ok()) return read.status().WithContext(what);

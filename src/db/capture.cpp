@@ -119,6 +119,34 @@ std::string TriggerName(int64_t id, const char* what) {
   return QuoteIdent(std::string(kMarmotPrefix) + std::to_string(id) + "_" + what);
 }
 
+// Whether the REPLACE triggers can follow `index` of `table`, whose columns they then name; logs
+// why not.
+bool CanFollow(const UniqueIndex& index, const TableSchema& table) {
+  const std::string t = QuoteIdent(table.name);
+  if (index.created_apart) {
+    // Not its columns: DROP INDEX and then ALTER TABLE DROP COLUMN, in one migration, would fail
+    // on a trigger naming them. The column of a UNIQUE constraint cannot be dropped at all.
+    spdlog::info(
+        "table {}: rows removed by REPLACE through UNIQUE index {} (made by CREATE UNIQUE INDEX) are "
+        "captured "
+        "only with the row that removed them (docs/CAPTURE.md, \"Rows removed by REPLACE\")",
+        t, QuoteIdent(index.name));
+    return false;
+  }
+  for (const UniqueIndex::Column& c : index.columns) {
+    for (const ColumnSchema& column : table.columns) {
+      if (!column.generated || column.name != c.name) continue;
+      // A generated column has no value yet when BEFORE triggers run.
+      spdlog::warn(
+          "table {}: rows removed by REPLACE through the UNIQUE constraint on generated column {} are "
+          "captured only with the row that removed them (docs/CAPTURE.md, \"Rows removed by REPLACE\")",
+          t, QuoteIdent(c.name));
+      return false;
+    }
+  }
+  return !index.columns.empty();
+}
+
 // The triggers that log the rows an INSERT OR REPLACE / UPDATE OR REPLACE removes because another
 // UNIQUE index meets the new values: SQLite fires no delete trigger for them. Before a row whose
 // unique values another row holds is written, the keys of those rows are noted in
@@ -143,46 +171,39 @@ Result<std::string> ReplaceTriggersSql(Database& db, int64_t id, const TableSche
     not_this_row += (i ? " AND " : "") + k + " IS NEW." + k;
     same_key += (i ? " AND " : "") + k + " IS r." + kn;
   }
-  std::string note = "DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
-  std::string conflicts;  // true when a row holds one of the new unique values
+  // Notes (the rows holding one of the new unique values) and the condition that there are any.
+  std::string note_insert = "DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
+  std::string note_update = note_insert, held_insert, held_update;
   std::set<std::string> unique_columns;
   bool followed = false;
   for (const UniqueIndex& index : *indexes) {
-    // A generated column has no value yet when BEFORE triggers run.
-    bool on_generated =
-        std::any_of(index.columns.begin(), index.columns.end(), [&](const UniqueIndex::Column& c) {
-          return std::any_of(table.columns.begin(), table.columns.end(),
-                             [&](const ColumnSchema& col) { return col.generated && col.name == c.name; });
-        });
-    if (index.partial || index.on_expression || on_generated || index.columns.empty()) {
-      spdlog::warn(
-          "table {}: rows removed by REPLACE through its {} UNIQUE index {} are not captured "
-          "(docs/CAPTURE.md)",
-          t,
-          index.partial  ? "partial"
-          : on_generated ? "generated-column"
-                         : "expression",
-          QuoteIdent(index.name));
-      continue;
-    }
+    if (!CanFollow(index, table)) continue;
     std::string holds;
     for (const UniqueIndex::Column& c : index.columns) {
       std::string col = QuoteIdent(c.name);
       holds += (holds.empty() ? "" : " AND ") + col + " = NEW." + col + " COLLATE " + QuoteIdent(c.collation);
       unique_columns.insert(c.name);
     }
-    note += "INSERT INTO " + noted + "(tbl" + key_list + ") SELECT " + ids + ",";
-    for (size_t i = 0; i < keys.size(); ++i) note += (i ? "," : "") + QuoteIdent(keys[i]);
-    note += " FROM " + t + " WHERE " + holds + " AND NOT (" + not_this_row + ");";
-    conflicts += (conflicts.empty() ? "" : " OR ") + std::string("EXISTS (SELECT 1 FROM ") + t + " WHERE " +
-                 holds + " AND NOT (" + not_this_row + "))";
+    // The INSERT triggers note the row with the new key too (in a BEFORE INSERT trigger NEW's
+    // rowid is -1 when SQLite picks it, which a real row can have); the check after the write
+    // finds that row again and logs nothing for it.
+    std::string select = "SELECT " + ids;
+    for (const std::string& k : keys) select += "," + QuoteIdent(k);
+    select += " FROM " + t + " WHERE " + holds;
+    note_insert += "INSERT INTO " + noted + "(tbl" + key_list + ") " + select + ";";
+    note_update +=
+        "INSERT INTO " + noted + "(tbl" + key_list + ") " + select + " AND NOT (" + not_this_row + ");";
+    held_insert += (held_insert.empty() ? "" : " OR ") + std::string("EXISTS (SELECT 1 FROM ") + t +
+                   " WHERE " + holds + ")";
+    held_update += (held_update.empty() ? "" : " OR ") + std::string("EXISTS (SELECT 1 FROM ") + t +
+                   " WHERE " + holds + " AND NOT (" + not_this_row + "))";
     followed = true;
   }
   if (!followed) return std::string();
   std::string changed;
   for (const std::string& c : unique_columns)
     changed += (changed.empty() ? "" : " OR ") + std::string("NEW.") + QuoteIdent(c) + " IS NOT OLD." +
-               QuoteIdent(c);
+               QuoteIdent(c) + " COLLATE BINARY";  // not the column's collation: 'a' -> 'A' is a change
   const std::string has_notes = "EXISTS (SELECT 1 FROM " + noted + " WHERE tbl = " + ids + ")";
   const std::string log_removed =
       "INSERT INTO " + QuoteIdent(kChangeLogTable) + "(tbl" + key_list + ") SELECT DISTINCT tbl" + key_list +
@@ -190,12 +211,12 @@ Result<std::string> ReplaceTriggersSql(Database& db, int64_t id, const TableSche
       same_key + "); DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
   const std::string on = " ON " + t;
   return "CREATE TRIGGER " + TriggerName(id, "replace_insert") + " BEFORE INSERT" + on + " WHEN " +
-         conflicts + " BEGIN " + note + " END;" + "CREATE TRIGGER " + TriggerName(id, "replace_update") +
-         " BEFORE UPDATE" + on + " WHEN (" + changed + ") AND (" + conflicts + ") BEGIN " + note + " END;" +
-         "CREATE TRIGGER " + TriggerName(id, "replaced_insert") + " AFTER INSERT" + on + " WHEN " +
-         has_notes + " BEGIN " + log_removed + " END;" + "CREATE TRIGGER " +
-         TriggerName(id, "replaced_update") + " AFTER UPDATE" + on + " WHEN (" + changed + ") AND " +
-         has_notes + " BEGIN " + log_removed + " END;";
+         held_insert + " BEGIN " + note_insert + " END;" + "CREATE TRIGGER " +
+         TriggerName(id, "replace_update") + " BEFORE UPDATE" + on + " WHEN (" + changed + ") AND (" +
+         held_update + ") BEGIN " + note_update + " END;" + "CREATE TRIGGER " +
+         TriggerName(id, "replaced_insert") + " AFTER INSERT" + on + " WHEN " + has_notes + " BEGIN " +
+         log_removed + " END;" + "CREATE TRIGGER " + TriggerName(id, "replaced_update") + " AFTER UPDATE" +
+         on + " WHEN (" + changed + ") AND " + has_notes + " BEGIN " + log_removed + " END;";
 }
 
 Status CreateTriggers(Database& db, int64_t id, const TableSchema& table) {
@@ -344,6 +365,9 @@ Status InstallCaptureInTransaction(Database& db, const std::vector<TableSchema>&
   }
   MARMOT_RETURN_IF_ERROR(
       DropMarmotObjects(db, MarmotObjects::kTriggers).WithContext("removing old capture triggers"));
+  // Notes of the REPLACE triggers may name rows of tables changed since (see ReplaceTriggersSql).
+  MARMOT_RETURN_IF_ERROR(db.Exec("DELETE FROM " + QuoteIdent(kReplacedRowsTable) + " WHERE tbl IS NOT NULL")
+                             .WithContext("clearing capture's notes"));
   for (const TableSchema& table : tables) {
     std::string what = "installing capture on table " + QuoteIdent(table.name);
     bool is_new = false;

@@ -225,7 +225,8 @@ Result<std::vector<std::string>> UniqueIndexesBesidesKey(Database& db, const std
 Result<std::vector<UniqueIndex>> DescribeUniqueIndexesBesidesKey(Database& db, const std::string& table) {
   const std::string what = "describing the UNIQUE indexes of table " + QuoteIdent(table);
   Result<Statement> list = db.Prepare(
-      "SELECT name, partial FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk' ORDER BY name");
+      "SELECT name, origin = 'c' FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk' ORDER BY "
+      "name");
   if (!list.ok()) return list.status().WithContext(what);
   list->BindText(1, table);
   std::vector<UniqueIndex> indexes;
@@ -235,7 +236,7 @@ Result<std::vector<UniqueIndex>> DescribeUniqueIndexesBesidesKey(Database& db, c
     if (!*row) break;
     UniqueIndex index;
     index.name = list->ColumnText(0);
-    index.partial = list->ColumnInt(1) != 0;
+    index.created_apart = list->ColumnInt(1) != 0;
     indexes.push_back(std::move(index));
   }
   Result<Statement> columns = db.Prepare(
@@ -249,10 +250,7 @@ Result<std::vector<UniqueIndex>> DescribeUniqueIndexesBesidesKey(Database& db, c
       Result<bool> row = columns->Step();
       if (!row.ok()) return row.status().WithContext(what);
       if (!*row) break;
-      if (columns->ColumnInt(0) < 0) {  // -2: an expression (-1, the rowid, is never a key column)
-        index.on_expression = true;
-        continue;
-      }
+      if (columns->ColumnInt(0) < 0) continue;  // -2: an expression (-1, the rowid, is never a key column)
       index.columns.push_back(UniqueIndex::Column{columns->ColumnText(1), columns->ColumnText(2)});
     }
   }

@@ -90,9 +90,9 @@ struct UniqueIndex {
     std::string collation;  // the index's, e.g. "BINARY", "NOCASE"
   };
   std::string name;
-  std::vector<Column> columns;  // the indexed columns, in index order
-  bool partial = false;         // CREATE UNIQUE INDEX ... WHERE ...
-  bool on_expression = false;   // indexes an expression: `columns` is then incomplete
+  std::vector<Column> columns;  // the indexed columns, in index order (not expressions)
+  bool created_apart = false;   // CREATE UNIQUE INDEX (maybe partial or on expressions), not a
+                                // UNIQUE constraint of the table
 };
 Result<std::vector<UniqueIndex>> DescribeUniqueIndexesBesidesKey(Database& db, const std::string& table);
 

@@ -395,9 +395,7 @@ TEST_F(CaptureTest, NotesAnIgnoredInsertLeftDoNotClaimARowTheApplierRemoved) {
 
 // The same for a composite key and an index with its own collation.
 TEST_F(CaptureTest, ReplaceRemovalsFollowCompositeKeysAndTheIndexCollation) {
-  Exec(db_,
-       "CREATE TABLE c(a INT, b INT, label TEXT, PRIMARY KEY (a, b));"
-       "CREATE UNIQUE INDEX c_label ON c(label COLLATE NOCASE)");
+  Exec(db_, "CREATE TABLE c(a INT, b INT, label TEXT, PRIMARY KEY (a, b), UNIQUE (label COLLATE NOCASE))");
   Install();
   Exec(db_, "INSERT INTO c VALUES (1, 1, 'X'), (1, 2, 'Y')");
   Read();
@@ -409,6 +407,41 @@ TEST_F(CaptureTest, ReplaceRemovalsFollowCompositeKeysAndTheIndexCollation) {
   }
   std::sort(seen.begin(), seen.end());
   EXPECT_EQ(seen, (std::vector<std::string>{"delete 1,1", "upsert 2,2"}));
+}
+
+// Cases the review of the REPLACE triggers found: a removed row whose key is -1 (NEW's rowid in a
+// BEFORE INSERT trigger when SQLite picks it), and a unique value changed only in case in a
+// column whose own collation ignores case.
+TEST_F(CaptureTest, ReplaceRemovalsOfKeyMinusOneAndOfCaseOnlyChangesAreLogged) {
+  Exec(db_,
+       "CREATE TABLE t(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);"
+       "CREATE TABLE n(id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE, UNIQUE (email COLLATE BINARY))");
+  Install();
+  Exec(db_, "INSERT INTO t VALUES (-1, 'unknown', 'placeholder'); INSERT INTO n VALUES (1, 'a'), (2, 'A')");
+  Read();
+  Exec(db_,
+       "INSERT OR REPLACE INTO t(email, name) VALUES ('unknown', 'z'); UPDATE OR REPLACE n SET email = 'A' "
+       "WHERE id = 1");
+  std::vector<std::string> seen;
+  for (const RowChange& c : Read().changes) {
+    seen.push_back(c.table + (c.op == RowChange::Op::kDelete ? " delete " : " upsert ") +
+                   c.values[0].ToDebugString());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"n delete 2", "n upsert 1", "t delete -1", "t upsert 0"}));
+}
+
+// The application's migrations keep working: the REPLACE triggers name no column of an index made
+// by CREATE UNIQUE INDEX, so that index and then its column can be dropped in one transaction
+// (a trigger naming the column would make DROP COLUMN fail until capture is installed again).
+TEST_F(CaptureTest, AUniqueIndexAndItsColumnCanBeDroppedInOneMigration) {
+  Exec(db_,
+       "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, name TEXT);"
+       "CREATE UNIQUE INDEX users_email ON users(email)");
+  Install();
+  Status migrated = db_.Exec("BEGIN; DROP INDEX users_email; ALTER TABLE users DROP COLUMN email; COMMIT");
+  EXPECT_TRUE(migrated.ok()) << migrated.message();
+  if (!migrated.ok()) (void)db_.Exec("ROLLBACK");
 }
 
 TEST_F(CaptureTest, InstallIsIdempotentAndFollowsDroppedTables) {
