@@ -163,13 +163,15 @@ Result<std::string> ReplaceTriggersSql(Database& db, int64_t id, const TableSche
   const std::string ids = std::to_string(id);
   const std::string t = QuoteIdent(table.name);
   const std::string noted = QuoteIdent(kReplacedRowsTable);
+  // A name no application table has: an alias "r" would bind to a table r's own column k1.
+  const std::string note_alias = QuoteIdent(std::string(kMarmotPrefix) + "note");
   std::string key_list, not_this_row, same_key;
   for (size_t i = 0; i < keys.size(); ++i) {
     std::string k = QuoteIdent(keys[i]);
     std::string kn = "k" + std::to_string(i + 1);
     key_list += "," + kn;
     not_this_row += (i ? " AND " : "") + k + " IS NEW." + k;
-    same_key += (i ? " AND " : "") + k + " IS r." + kn;
+    same_key += (i ? " AND " : "") + k + " IS " + note_alias + "." + kn;
   }
   // Notes (the rows holding one of the new unique values) and the condition that there are any.
   std::string note_insert = "DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
@@ -207,8 +209,8 @@ Result<std::string> ReplaceTriggersSql(Database& db, int64_t id, const TableSche
   const std::string has_notes = "EXISTS (SELECT 1 FROM " + noted + " WHERE tbl = " + ids + ")";
   const std::string log_removed =
       "INSERT INTO " + QuoteIdent(kChangeLogTable) + "(tbl" + key_list + ") SELECT DISTINCT tbl" + key_list +
-      " FROM " + noted + " AS r WHERE tbl = " + ids + " AND NOT EXISTS (SELECT 1 FROM " + t + " WHERE " +
-      same_key + "); DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
+      " FROM " + noted + " AS " + note_alias + " WHERE tbl = " + ids + " AND NOT EXISTS (SELECT 1 FROM " + t +
+      " WHERE " + same_key + "); DELETE FROM " + noted + " WHERE tbl = " + ids + ";";
   const std::string on = " ON " + t;
   return "CREATE TRIGGER " + TriggerName(id, "replace_insert") + " BEFORE INSERT" + on + " WHEN " +
          held_insert + " BEGIN " + note_insert + " END;" + "CREATE TRIGGER " +

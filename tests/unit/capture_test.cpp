@@ -431,6 +431,22 @@ TEST_F(CaptureTest, ReplaceRemovalsOfKeyMinusOneAndOfCaseOnlyChangesAreLogged) {
   EXPECT_EQ(seen, (std::vector<std::string>{"n delete 2", "n upsert 1", "t delete -1", "t upsert 0"}));
 }
 
+// The trigger's name for its notes cannot be taken by an application table: a table "r" with a
+// column "k1" once caught an alias "r".
+TEST_F(CaptureTest, ReplaceRemovalsInATableNamedLikeTheTriggersAliasAreLogged) {
+  Exec(db_, "CREATE TABLE r(id INTEGER PRIMARY KEY, u TEXT UNIQUE, k1)");
+  Install();
+  Exec(db_, "INSERT INTO r VALUES (1, 'a', 100), (2, 'b', 200)");
+  Read();
+  Exec(db_, "INSERT OR REPLACE INTO r VALUES (3, 'a', 3)");
+  std::vector<std::string> seen;
+  for (const RowChange& c : Read().changes) {
+    seen.push_back((c.op == RowChange::Op::kDelete ? "delete " : "upsert ") + c.values[0].ToDebugString());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"delete 1", "upsert 3"}));
+}
+
 // The application's migrations keep working: the REPLACE triggers name no column of an index made
 // by CREATE UNIQUE INDEX, so that index and then its column can be dropped in one transaction
 // (a trigger naming the column would make DROP COLUMN fail until capture is installed again).
